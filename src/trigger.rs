@@ -1,0 +1,1 @@
+//! Segment subscription triggers (placeholder: being written).
