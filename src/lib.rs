@@ -1,9 +1,44 @@
-//! rokt-capi: send Segment-shaped analytics events to Rokt's Conversions API.
+//! rokt-capi: send Segment-shaped analytics events to Rokt's Conversions API, exactly as
+//! Segment's own Rokt CAPI destination builds them.
+//!
+//! The pipeline, one module per stage:
+//!
+//! ```text
+//! segment ─▶ trigger ─▶ mapping ─▶ payload (coercion + validation) ─▶ rokt (batch) ─▶ request ─▶ client
+//! ```
+//!
+//! Everything up to [`request`] is pure and synchronous; only the client does I/O.
+//!
+//! ```
+//! use rokt_capi::{Pipeline, mapping::Preset};
+//!
+//! let pipeline = Pipeline::new(Preset::Send);
+//! let event = serde_json::json!({
+//!     "type": "track", "event": "Order Completed", "messageId": "m-1",
+//!     "timestamp": "2026-03-04T05:06:07.891Z",
+//!     "context": {"traits": {"email": " Jane@Example.com "}},
+//!     "properties": {"order_id": "o-1", "revenue": 20}
+//! });
+//! let batch = pipeline.batch(&event).unwrap();
+//! assert_eq!(batch.user_identities.email.as_deref(), Some("jane@example.com"));
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod credentials;
+pub mod error;
+pub mod hashing;
+mod json;
+pub mod mapping;
+pub mod payload;
+pub mod pipeline;
+pub mod request;
+pub mod rokt;
+pub mod rtid;
+pub mod segment;
 pub mod trigger;
 
-/// The borrowed JSON document the pipeline reads events from: strings point into the input
-/// buffer, objects are small vectors of pairs, so parsing an event allocates little.
-pub type Json<'a> = serde_json_borrow::Value<'a>;
+pub use credentials::Credentials;
+pub use error::{ConfigError, Error, EventError};
+pub use json::Json;
+pub use pipeline::{BulkPlan, Pipeline, PipelineBuilder};

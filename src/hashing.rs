@@ -1,0 +1,125 @@
+//! SHA-256 of personal data, with the reference's cleaning and already-hashed detection.
+//!
+//! Every function here is pure. A value that is already a SHA-256 hex digest (64 hex digits,
+//! any case) is passed through untouched, hashing switch or not, so callers that hash on their
+//! side are never hashed twice.
+
+use sha2::{Digest, Sha256};
+
+/// What one value becomes: the plain key gets the cleaned value, or the hashed key gets a digest.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Hashed {
+    /// Sent in the clear (hashing off), cleaned.
+    Plain(String),
+    /// Sent as a lowercase hex SHA-256 digest, or a digest the caller supplied as is.
+    Digest(String),
+}
+
+impl std::fmt::Debug for Hashed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hashed::Plain(_) => f.write_str("Plain(<redacted>)"),
+            Hashed::Digest(d) => write!(f, "Digest({d})"),
+        }
+    }
+}
+
+/// Whether `value` is already a SHA-256 hex digest: exactly 64 characters of `[0-9a-fA-F]`.
+///
+/// ```
+/// use rokt_capi::hashing::is_sha256_hex;
+/// assert!(is_sha256_hex(&"ab".repeat(32)));
+/// assert!(!is_sha256_hex("jane@example.com"));
+/// ```
+pub fn is_sha256_hex(value: &str) -> bool {
+    value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Lowercase hex SHA-256 of the UTF-8 bytes of `value`.
+///
+/// ```
+/// assert_eq!(
+///     rokt_capi::hashing::sha256_hex("abc"),
+///     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+/// );
+/// ```
+pub fn sha256_hex(value: &str) -> String {
+    hex::encode(Sha256::digest(value.as_bytes()))
+}
+
+/// The email cleaning: Unicode lowercase, then trimmed.
+pub fn clean_email(email: &str) -> String {
+    email.to_lowercase().trim().to_owned()
+}
+
+/// The cleaning of names, mobile numbers and zip codes: trimmed.
+pub fn clean_trimmed(value: &str) -> String {
+    value.trim().to_owned()
+}
+
+/// Applies the reference's `maybeHash`: an already-hashed value is kept as a digest; otherwise
+/// the cleaned value is hashed when `hash` is on, or sent plain.
+pub fn maybe_hash(value: &str, hash: bool, clean: fn(&str) -> String) -> Hashed {
+    if is_sha256_hex(value) {
+        return Hashed::Digest(value.to_owned());
+    }
+    let cleaned = clean(value);
+    if hash {
+        Hashed::Digest(sha256_hex(&cleaned))
+    } else {
+        Hashed::Plain(cleaned)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_digests() {
+        assert_eq!(
+            sha256_hex(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        // From the conformance corpus: " Jane " trimmed, and the cleaned email.
+        assert_eq!(
+            sha256_hex("Jane"),
+            "4f23798d92708359b734a18172c9c864f1d48044a754115a0d4b843bca3a5332"
+        );
+        assert_eq!(
+            sha256_hex(&clean_email("  Jane.Doe@Example.COM ")),
+            "86e0b9e56c17cc4d12387e1949b85053fbe73bc3ce5a1188713a9d300cc6133d"
+        );
+    }
+
+    #[test]
+    fn unicode_lowercase() {
+        assert_eq!(clean_email(" ÉLODIE@Exämple.FR "), "élodie@exämple.fr");
+    }
+
+    #[test]
+    fn already_hashed_passes_through_either_way() {
+        let d = "F660AB912EC121D1B1E928A0BB4BC61B15F5AD44D5EFDC4E1C92A25E99B8E44A";
+        assert_eq!(maybe_hash(d, false, clean_email), Hashed::Digest(d.into()));
+        assert_eq!(maybe_hash(d, true, clean_email), Hashed::Digest(d.into()));
+        assert!(!is_sha256_hex(&d[1..]));
+        assert!(!is_sha256_hex(&format!("{}g", &d[1..])));
+    }
+
+    #[test]
+    fn plain_when_off() {
+        assert_eq!(
+            maybe_hash(" A@B.co ", false, clean_email),
+            Hashed::Plain("a@b.co".into())
+        );
+        assert_eq!(
+            maybe_hash(" Jane ", false, clean_trimmed),
+            Hashed::Plain("Jane".into())
+        );
+    }
+
+    #[test]
+    fn debug_hides_plain_values() {
+        assert!(!format!("{:?}", maybe_hash("jane@x.co", false, clean_email)).contains("jane"));
+    }
+}

@@ -1,0 +1,865 @@
+//! Coercion and validation (SPEC §4): the mapped values of one event become a typed
+//! [`SendPayload`], or the event is rejected with every violation named.
+//!
+//! This mirrors what Segment's runtime does between mapping and the action: empty values are
+//! removed, scalars are coerced to the field's declared type (`12345` → `"12345"`, `"12.50"` →
+//! `12.5`), the field schema is checked, and finally the action's own identifier rule runs.
+
+use crate::Json;
+use crate::mapping::{Field, Node, Resolved, SendMapping, js};
+use crate::rokt::{AttributeMap, AttributeScalar, AttributeValue, DeviceInfo, Gender};
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use std::fmt;
+
+/// The error type Segment reports for a payload that fails validation.
+pub const PAYLOAD_VALIDATION_FAILED: &str = "PAYLOAD_VALIDATION_FAILED";
+
+/// The message of the identifier rule, word for word as the reference has it.
+pub const IDENTIFIER_REQUIRED: &str = "At least one of the following is required: iOS Advertising ID, Android Advertising ID, iOS ID for Vendor, Android UUID, Email, Customer ID, RTID.";
+
+/// Every field violation of one event. Its message never contains the offending value, only
+/// the field and the rule, so it is safe to log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub struct ValidationError {
+    /// The violations, in field order.
+    pub violations: Vec<Violation>,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, v) in self.violations.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(&v.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl ValidationError {
+    /// Segment's error type for this kind of failure.
+    pub fn error_type(&self) -> &'static str {
+        PAYLOAD_VALIDATION_FAILED
+    }
+}
+
+/// One broken rule on one field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Violation {
+    /// The field, as a dotted path of the action's keys (`user_attributes.gender`).
+    pub field: String,
+    /// The rule it breaks.
+    pub rule: Rule,
+    /// A sentence naming the field by its label and the rule, as Segment words it.
+    pub message: String,
+}
+
+/// The rules a field can break.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rule {
+    /// A required field is missing or blank.
+    Required,
+    /// The value is of a type that cannot be coerced to the field's type.
+    Type {
+        /// The field's type.
+        expected: &'static str,
+        /// The value's type.
+        got: &'static str,
+    },
+    /// The value is not one of the allowed choices.
+    OneOf(&'static [&'static str]),
+    /// The value is not a `YYYY-MM-DD` calendar date.
+    Date,
+    /// The timestamp is neither an ISO 8601 date-time nor Unix milliseconds (D3).
+    Timestamp,
+    /// None of the identifiers is present.
+    Identifier,
+}
+
+/// Hashing switches (`hashingConfiguration`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HashingConfiguration {
+    /// Hash the email into `user_identities.other`.
+    pub email: bool,
+    /// Hash the first name into `firstnamesha256`.
+    pub first_name: bool,
+    /// Hash the last name into `lastnamesha256`.
+    pub last_name: bool,
+    /// Hash the mobile number into `mobilesha256`.
+    pub mobile: bool,
+    /// Hash the billing zip code into `billingzipsha256`.
+    pub billing_zipcode: bool,
+}
+
+impl HashingConfiguration {
+    /// Every switch on.
+    pub fn all() -> Self {
+        Self {
+            email: true,
+            first_name: true,
+            last_name: true,
+            mobile: true,
+            billing_zipcode: true,
+        }
+    }
+}
+
+/// The conversion details (`eventDetails`).
+#[derive(Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct EventDetails {
+    /// The conversion's name; without it no conversion event is sent.
+    pub conversiontype: Option<String>,
+    /// The order id.
+    pub confirmationref: Option<String>,
+    /// The revenue.
+    pub amount: Option<f64>,
+    /// The currency code.
+    pub currency: Option<String>,
+    /// The Segment `messageId`.
+    pub source_message_id: String,
+    /// When the event happened, Unix milliseconds.
+    pub timestamp_unixtime_ms: i64,
+}
+
+/// An audience membership change, from Engage or named by the event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AudienceUpdate {
+    /// The audience's key, e.g. `high_value_buyers`.
+    pub name: String,
+    /// Whether the user is now in it.
+    pub member: bool,
+}
+
+/// One event's values, coerced and validated: everything the Rokt batch is built from.
+#[derive(Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct SendPayload {
+    /// Conversion details.
+    pub event_details: EventDetails,
+    /// Extra conversion attributes (strings, numbers and booleans only).
+    pub event_properties: AttributeMap,
+    /// Hashing switches.
+    pub hashing: HashingConfiguration,
+    /// Device identifiers.
+    pub device_info: DeviceInfo,
+    /// The email address, trimmed (cleaned and hashed when the batch is built).
+    pub email: Option<String>,
+    /// The customer id (Segment `userId`).
+    pub customerid: Option<String>,
+    /// First name.
+    pub firstname: Option<String>,
+    /// Last name.
+    pub lastname: Option<String>,
+    /// Mobile number.
+    pub mobile: Option<String>,
+    /// Billing zip code.
+    pub billingzipcode: Option<String>,
+    /// Date of birth.
+    pub dob: Option<NaiveDate>,
+    /// Gender.
+    pub gender: Option<Gender>,
+    /// Extra user attributes (primitives and arrays of primitives).
+    pub extra_user_attributes: AttributeMap,
+    /// The user's IP address.
+    pub ip: Option<String>,
+    /// The audience change this event carries, if any.
+    pub audience: Option<AudienceUpdate>,
+    /// The Rokt click id.
+    pub rtid: Option<String>,
+}
+
+impl fmt::Debug for SendPayload {
+    /// Shows which fields are present, never their values.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendPayload")
+            .field("conversion", &self.event_details.conversiontype.is_some())
+            .field("has_email", &self.email.is_some())
+            .field("has_customerid", &self.customerid.is_some())
+            .field("has_rtid", &self.rtid.is_some())
+            .field("audience", &self.audience.as_ref().map(|a| a.member))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SendPayload {
+    /// Maps one event with `mapping`, coerces and validates the result.
+    pub fn from_event(
+        mapping: &SendMapping,
+        event: &Json<'_>,
+    ) -> Result<SendPayload, ValidationError> {
+        let mut v = Validator {
+            violations: Vec::new(),
+        };
+        let payload = v.payload(mapping, event);
+        if !v.violations.is_empty() {
+            return Err(ValidationError {
+                violations: v.violations,
+            });
+        }
+        let has_identifier = payload.email.is_some()
+            || payload.customerid.is_some()
+            || payload.rtid.is_some()
+            || payload.device_info.ios_advertising_id.is_some()
+            || payload.device_info.android_advertising_id.is_some()
+            || payload.device_info.ios_idfv.is_some()
+            || payload.device_info.android_uuid.is_some();
+        if !has_identifier {
+            return Err(ValidationError {
+                violations: vec![Violation {
+                    field: "user_identities".into(),
+                    rule: Rule::Identifier,
+                    message: IDENTIFIER_REQUIRED.into(),
+                }],
+            });
+        }
+        Ok(payload)
+    }
+}
+
+/// A top-level object field's value: its literal members (no object is built), or a value.
+enum ObjectSource<'r, 'a> {
+    Absent,
+    Literal(&'r [(String, Node)]),
+    Value(Resolved<'r, 'a>),
+}
+
+impl<'r, 'a> ObjectSource<'r, 'a> {
+    fn member<'s>(&'s self, key: &str, event: &'r Json<'a>) -> Resolved<'s, 'a> {
+        match self {
+            ObjectSource::Absent => Resolved::Undefined,
+            ObjectSource::Literal(members) => match members.iter().rev().find(|(k, _)| k == key) {
+                Some((_, node)) => node.eval(event),
+                None => Resolved::Undefined,
+            },
+            ObjectSource::Value(r) => match r.as_json().and_then(|o| o.get(key)) {
+                Some(v) => Resolved::Ref(v),
+                None => Resolved::Undefined,
+            },
+        }
+    }
+}
+
+struct Validator {
+    violations: Vec<Violation>,
+}
+
+const STRING: &str = "string";
+const NUMBER: &str = "number";
+const BOOLEAN: &str = "boolean";
+const OBJECT: &str = "object";
+
+impl Validator {
+    fn payload<'r, 'a>(&mut self, mapping: &'r SendMapping, event: &'r Json<'a>) -> SendPayload {
+        let mut p = SendPayload::default();
+
+        let details = self.object(
+            mapping,
+            Field::EventDetails,
+            "eventDetails",
+            "Event Details",
+            event,
+        );
+        if matches!(details, ObjectSource::Absent) {
+            self.push(
+                "eventDetails",
+                Rule::Required,
+                "The root value is missing the required field 'eventDetails'.".into(),
+            );
+        } else {
+            let d = &mut p.event_details;
+            d.conversiontype = self.string(
+                details.member("conversiontype", event),
+                "eventDetails.conversiontype",
+                "Conversion Type",
+            );
+            d.confirmationref = self.string(
+                details.member("confirmationref", event),
+                "eventDetails.confirmationref",
+                "Confirmation Reference",
+            );
+            d.amount = self.number(
+                details.member("amount", event),
+                "eventDetails.amount",
+                "Amount",
+            );
+            d.currency = self.string(
+                details.member("currency", event),
+                "eventDetails.currency",
+                "Currency",
+            );
+            match self.string(
+                details.member("source_message_id", event),
+                "eventDetails.source_message_id",
+                "Source Message ID",
+            ) {
+                Some(id) => d.source_message_id = id,
+                None => self.missing(
+                    "eventDetails.source_message_id",
+                    "Event Details",
+                    "source_message_id",
+                ),
+            }
+            match self.timestamp(details.member("timestamp_unixtime_ms", event)) {
+                Some(Some(ms)) => d.timestamp_unixtime_ms = ms,
+                Some(None) => {}
+                None => self.missing(
+                    "eventDetails.timestamp_unixtime_ms",
+                    "Event Details",
+                    "timestamp_unixtime_ms",
+                ),
+            }
+        }
+
+        let props = self.object(
+            mapping,
+            Field::EventProperties,
+            "eventProperties",
+            "Additional Custom Attributes",
+            event,
+        );
+        p.event_properties = open_attributes(&props, event, &[], false);
+
+        let hashing = self.object(
+            mapping,
+            Field::HashingConfiguration,
+            "hashingConfiguration",
+            "Hashing Configuration",
+            event,
+        );
+        let flag = |v: &mut Self, key: &str, label: &str| {
+            v.boolean(
+                hashing.member(key, event),
+                &format!("hashingConfiguration.{key}"),
+                label,
+            )
+            .unwrap_or(false)
+        };
+        p.hashing = HashingConfiguration {
+            email: flag(self, "hashEmail", "Hash Email"),
+            first_name: flag(self, "hashFirstName", "Hash First Name"),
+            last_name: flag(self, "hashLastName", "Hash Last Name"),
+            mobile: flag(self, "hashMobile", "Hash Mobile Number"),
+            billing_zipcode: flag(self, "hashBillingZipcode", "Hash Billing Zip Code"),
+        };
+
+        let device = self.object(
+            mapping,
+            Field::DeviceInfo,
+            "device_info",
+            "Device Information",
+            event,
+        );
+        p.device_info = DeviceInfo {
+            http_header_user_agent: self.string(
+                device.member("http_header_user_agent", event),
+                "device_info.http_header_user_agent",
+                "User Agent",
+            ),
+            ios_advertising_id: self.string(
+                device.member("ios_advertising_id", event),
+                "device_info.ios_advertising_id",
+                "iOS Advertising ID",
+            ),
+            android_advertising_id: self.string(
+                device.member("android_advertising_id", event),
+                "device_info.android_advertising_id",
+                "Android Advertising ID",
+            ),
+            ios_idfv: self.string(
+                device.member("ios_idfv", event),
+                "device_info.ios_idfv",
+                "iOS ID for Vendor",
+            ),
+            android_uuid: self.string(
+                device.member("android_uuid", event),
+                "device_info.android_uuid",
+                "Android UUID",
+            ),
+        };
+
+        let ids = self.object(
+            mapping,
+            Field::UserIdentities,
+            "user_identities",
+            "User Identities",
+            event,
+        );
+        p.email = self.string(ids.member("email", event), "user_identities.email", "Email");
+        p.customerid = self.string(
+            ids.member("customerid", event),
+            "user_identities.customerid",
+            "Customer ID",
+        );
+
+        let user = self.object(
+            mapping,
+            Field::UserAttributes,
+            "user_attributes",
+            "User Attributes",
+            event,
+        );
+        p.firstname = self.string(
+            user.member("firstname", event),
+            "user_attributes.firstname",
+            "First Name",
+        );
+        p.lastname = self.string(
+            user.member("lastname", event),
+            "user_attributes.lastname",
+            "Last Name",
+        );
+        p.mobile = self.string(
+            user.member("mobile", event),
+            "user_attributes.mobile",
+            "Mobile Number",
+        );
+        p.billingzipcode = self.string(
+            user.member("billingzipcode", event),
+            "user_attributes.billingzipcode",
+            "Billing Zip Code",
+        );
+        if let Some(dob) = self.string(
+            user.member("dob", event),
+            "user_attributes.dob",
+            "Date of Birth",
+        ) {
+            match parse_date(&dob) {
+                Some(d) => p.dob = Some(d),
+                None => self.push(
+                    "user_attributes.dob",
+                    Rule::Date,
+                    "Date of Birth must be a valid date string but it was not.".into(),
+                ),
+            }
+        }
+        if let Some(g) = self.string(
+            user.member("gender", event),
+            "user_attributes.gender",
+            "Gender",
+        ) {
+            match g.as_str() {
+                "m" => p.gender = Some(Gender::Male),
+                "f" => p.gender = Some(Gender::Female),
+                _ => self.push(
+                    "user_attributes.gender",
+                    Rule::OneOf(&["m", "f"]),
+                    "Gender must be one of: \"m\" or \"f\".".into(),
+                ),
+            }
+        }
+        p.extra_user_attributes = open_attributes(
+            &user,
+            event,
+            &[
+                "firstname",
+                "lastname",
+                "mobile",
+                "billingzipcode",
+                "dob",
+                "gender",
+            ],
+            true,
+        );
+
+        p.ip = self.root_string(mapping, Field::Ip, event, "ip", "IP Address");
+        p.rtid = self.root_string(mapping, Field::Rtid, event, "rtid", "RTID");
+
+        let audience = self.object(
+            mapping,
+            Field::AudienceDetails,
+            "audienceDetails",
+            "Audience Details",
+            event,
+        );
+        let custom_name = self.string(
+            audience.member("customAudienceName", event),
+            "audienceDetails.customAudienceName",
+            "Audience Name",
+        );
+        let custom_member = self.boolean(
+            audience.member("customAudienceMembership", event),
+            "audienceDetails.customAudienceMembership",
+            "Audience Membership",
+        );
+        let engage_name = self.root_string(
+            mapping,
+            Field::EngageAudienceName,
+            event,
+            "engageAudienceName",
+            "Audience Name",
+        );
+        let action = self.root_string(
+            mapping,
+            Field::ComputationAction,
+            event,
+            "computationAction",
+            "Segment Computation Action",
+        );
+        if let Some(a) = &action {
+            if a != "audience" && a != "journey_step" {
+                self.push(
+                    "computationAction",
+                    Rule::OneOf(&["audience", "journey_step"]),
+                    "Segment Computation Action must be one of: \"audience\" or \"journey_step\"."
+                        .into(),
+                );
+            }
+        }
+        let traits = self.object(
+            mapping,
+            Field::TraitsOrProps,
+            "traitsOrProps",
+            "Traits or properties object",
+            event,
+        );
+        p.audience = match (&engage_name, &action) {
+            (Some(name), Some(_)) if !matches!(traits, ObjectSource::Absent) => {
+                match traits.member(name, event).as_json() {
+                    Some(Json::Bool(member)) => Some(AudienceUpdate {
+                        name: name.clone(),
+                        member: *member,
+                    }),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if p.audience.is_none() {
+            if let (Some(name), Some(member)) = (custom_name, custom_member) {
+                p.audience = Some(AudienceUpdate { name, member });
+            }
+        }
+        p
+    }
+
+    fn push(&mut self, field: &str, rule: Rule, message: String) {
+        self.violations.push(Violation {
+            field: field.into(),
+            rule,
+            message,
+        });
+    }
+
+    fn missing(&mut self, field: &str, parent_label: &str, key: &str) {
+        self.push(
+            field,
+            Rule::Required,
+            format!("{parent_label} is missing the required field '{key}'."),
+        );
+    }
+
+    fn type_error(&mut self, field: &str, label: &str, expected: &'static str, got: &Json<'_>) {
+        let got = got.kind();
+        let article = if expected == OBJECT { "an" } else { "a" };
+        self.push(
+            field,
+            Rule::Type { expected, got },
+            format!(
+                "{label} must be {article} {expected} but it was {}.",
+                with_article(got)
+            ),
+        );
+    }
+
+    /// A top-level object field, checked to be an object.
+    fn object<'r, 'a>(
+        &mut self,
+        mapping: &'r SendMapping,
+        field: Field,
+        key: &str,
+        label: &str,
+        event: &'r Json<'a>,
+    ) -> ObjectSource<'r, 'a> {
+        match mapping.field(field) {
+            None => ObjectSource::Absent,
+            Some(Node::Object(members)) => ObjectSource::Literal(members),
+            Some(node) => {
+                let r = node.eval(event);
+                match r.as_json() {
+                    None | Some(Json::Null) => ObjectSource::Absent,
+                    Some(Json::Object(_)) => ObjectSource::Value(r),
+                    Some(other) => {
+                        self.type_error(key, label, OBJECT, other);
+                        ObjectSource::Absent
+                    }
+                }
+            }
+        }
+    }
+
+    fn root_string(
+        &mut self,
+        mapping: &SendMapping,
+        field: Field,
+        event: &Json<'_>,
+        key: &str,
+        label: &str,
+    ) -> Option<String> {
+        let node = mapping.field(field)?;
+        self.string(node.eval(event), key, label)
+    }
+
+    /// A string field: scalars become their text, a one-item array its item; trimmed, and
+    /// absent when blank.
+    fn string(&mut self, value: Resolved<'_, '_>, field: &str, label: &str) -> Option<String> {
+        let v = value.as_json()?;
+        let v = unwrap_single(v);
+        let text = match v {
+            Json::Null => return None,
+            Json::Str(s) => {
+                let t = s.trim();
+                if t.len() == s.len() {
+                    s.to_string()
+                } else {
+                    t.to_owned()
+                }
+            }
+            Json::Number(n) => js::number_to_string(n),
+            Json::Bool(b) => b.to_string(),
+            other => {
+                self.type_error(field, label, STRING, other);
+                return None;
+            }
+        };
+        (!text.is_empty()).then_some(text)
+    }
+
+    fn number(&mut self, value: Resolved<'_, '_>, field: &str, label: &str) -> Option<f64> {
+        let v = value.as_json()?;
+        match unwrap_single(v) {
+            Json::Null => None,
+            Json::Number(n) => n.as_f64(),
+            Json::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+            // An empty string is removed before validation, as the reference does.
+            Json::Str(s) if s.is_empty() => None,
+            Json::Str(s) => match parse_js_number(s) {
+                Some(n) => Some(n),
+                None => {
+                    self.type_error(field, label, NUMBER, v);
+                    None
+                }
+            },
+            other => {
+                self.type_error(field, label, NUMBER, other);
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, value: Resolved<'_, '_>, field: &str, label: &str) -> Option<bool> {
+        let v = value.as_json()?;
+        match unwrap_single(v) {
+            Json::Null => None,
+            Json::Bool(b) => Some(*b),
+            Json::Str(s) if s == "true" => Some(true),
+            Json::Str(s) if s == "false" => Some(false),
+            Json::Str(s) if s.is_empty() => None,
+            Json::Number(n) if n.as_f64() == Some(1.0) => Some(true),
+            Json::Number(n) if n.as_f64() == Some(0.0) => Some(false),
+            other => {
+                self.type_error(field, label, BOOLEAN, other);
+                None
+            }
+        }
+    }
+
+    /// `Some(Some(ms))` for a valid timestamp, `Some(None)` after reporting a bad one, `None`
+    /// when there is none.
+    fn timestamp(&mut self, value: Resolved<'_, '_>) -> Option<Option<i64>> {
+        let field = "eventDetails.timestamp_unixtime_ms";
+        let v = value.as_json()?;
+        let ms = match unwrap_single(v) {
+            Json::Null => return None,
+            Json::Number(n) => n
+                .as_f64()
+                .filter(|f| f.is_finite())
+                .map(|f| f.trunc() as i64),
+            Json::Str(s) if s.trim().is_empty() => return None,
+            Json::Str(s) => parse_timestamp(s.trim()),
+            other => {
+                self.type_error(field, "Event Timestamp", STRING, other);
+                return Some(None);
+            }
+        };
+        if ms.is_none() {
+            self.push(field, Rule::Timestamp, "Event Timestamp must be an ISO 8601 date-time or Unix milliseconds but it was not.".into());
+        }
+        Some(ms)
+    }
+}
+
+fn with_article(kind: &str) -> String {
+    match kind {
+        "null" => "null".into(),
+        "object" | "array" => format!("an {kind}"),
+        other => format!("a {other}"),
+    }
+}
+
+/// ajv's array coercion: a one-item array stands for its item.
+fn unwrap_single<'v, 'a>(v: &'v Json<'a>) -> &'v Json<'a> {
+    match v {
+        Json::Array(items) if items.len() == 1 => &items[0],
+        other => other,
+    }
+}
+
+/// The members of an open object field, minus the known keys, keeping strings, numbers and
+/// booleans (and, where `arrays`, arrays of them with at least one such item).
+fn open_attributes(
+    source: &ObjectSource<'_, '_>,
+    event: &Json<'_>,
+    known: &[&str],
+    arrays: bool,
+) -> AttributeMap {
+    let mut out = AttributeMap::new();
+    let mut keep = |key: &str, value: &Json<'_>| {
+        if known.contains(&key) {
+            return;
+        }
+        match value {
+            Json::Str(s) => out.insert(key, AttributeValue::String(s.to_string())),
+            Json::Number(n) => out.insert(key, AttributeValue::Number(n.clone())),
+            Json::Bool(b) => out.insert(key, AttributeValue::Bool(*b)),
+            Json::Array(items) if arrays => {
+                let kept: Vec<AttributeScalar> = items
+                    .iter()
+                    .filter_map(|i| match i {
+                        Json::Str(s) => Some(AttributeScalar::String(s.to_string())),
+                        Json::Number(n) => Some(AttributeScalar::Number(n.clone())),
+                        Json::Bool(b) => Some(AttributeScalar::Bool(*b)),
+                        _ => None,
+                    })
+                    .collect();
+                if !kept.is_empty() {
+                    out.insert(key, AttributeValue::List(kept));
+                }
+            }
+            _ => {}
+        }
+    };
+    match source {
+        ObjectSource::Absent => {}
+        ObjectSource::Literal(members) => {
+            for (k, node) in members.iter() {
+                if let Some(v) = node.eval(event).as_json() {
+                    keep(k, v);
+                }
+            }
+        }
+        ObjectSource::Value(r) => {
+            if let Some(pairs) = r.as_json().and_then(Json::as_object) {
+                for (k, v) in pairs {
+                    keep(k, v);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A string JavaScript's loose equality treats as a number (`x == +x`), as ajv coerces it.
+fn parse_js_number(s: &str) -> Option<f64> {
+    let t = s.trim();
+    if t.is_empty() {
+        return None;
+    }
+    // Rust also accepts "inf" and "nan", which JavaScript does not.
+    if t.bytes()
+        .any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E')
+    {
+        return None;
+    }
+    t.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+/// `YYYY-MM-DD`, a real calendar date (ajv's `date` format).
+pub fn parse_date(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if b.len() != 10
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !digits(0..4)
+        || !digits(5..7)
+        || !digits(8..10)
+    {
+        return None;
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+}
+
+/// An event timestamp as Unix milliseconds: RFC 3339 / ISO 8601 (an offset-less time is UTC,
+/// as on Segment's servers), a bare date (midnight UTC), RFC 2822, or digits meaning Unix ms.
+pub fn parse_timestamp(s: &str) -> Option<i64> {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().ok();
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_millis());
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S%.f",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
+            return Some(t.and_utc().timestamp_millis());
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return d
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp_millis());
+    }
+    DateTime::parse_from_rfc2822(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_must_be_calendar_days() {
+        assert!(parse_date("2024-02-29").is_some());
+        assert!(parse_date("2023-02-29").is_none());
+        assert!(parse_date("1990-5-17").is_none());
+        assert!(parse_date("05/17/1990").is_none());
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(
+            parse_timestamp("2026-03-04T05:06:07.891Z"),
+            Some(1772600767891)
+        );
+        assert_eq!(
+            parse_timestamp("2026-03-04T07:06:07.891+02:00"),
+            Some(1772600767891)
+        );
+        assert_eq!(
+            parse_timestamp("2026-03-04T05:06:07.891"),
+            Some(1772600767891)
+        );
+        assert_eq!(parse_timestamp("1772600767891"), Some(1772600767891));
+        assert_eq!(parse_timestamp("2026-03-04"), Some(1772582400000));
+        assert_eq!(parse_timestamp("yesterday"), None);
+    }
+
+    #[test]
+    fn js_numbers() {
+        assert_eq!(parse_js_number(" 12.50 "), Some(12.5));
+        assert_eq!(parse_js_number("1e3"), Some(1000.0));
+        assert_eq!(parse_js_number("inf"), None);
+        assert_eq!(parse_js_number("12abc"), None);
+    }
+}

@@ -1,0 +1,265 @@
+//! The whole sans-I/O path: Segment event → mapping → validation → Rokt batch → request.
+
+use crate::credentials::Credentials;
+use crate::error::{ConfigError, Error};
+use crate::mapping::{Preset, SendMapping};
+use crate::payload::SendPayload;
+use crate::request::{Endpoint, Limits, Request, RequestKind, plan_bulk};
+use crate::rokt::Batch;
+use crate::segment::{AsEvent, check_event};
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// Turns Segment events into the exact requests Rokt receives. Pure and synchronous; cheap to
+/// clone and share between threads, so building can be spread over every core.
+///
+/// ```
+/// use rokt_capi::{Pipeline, mapping::Preset};
+/// let pipeline = Pipeline::builder()
+///     .preset(Preset::Send)
+///     .credentials(rokt_capi::Credentials::new("key", "secret"))
+///     .build()
+///     .unwrap();
+/// let event = serde_json::json!({
+///     "type": "track", "event": "Order Completed", "userId": "u-1",
+///     "messageId": "m-1", "timestamp": "2026-03-04T05:06:07.891Z",
+///     "properties": {"order_id": "o-1", "revenue": 12.5, "currency": "USD"}
+/// });
+/// let request = pipeline.request(&event).unwrap();
+/// assert_eq!(request.path, "/s2s/v2/events");
+/// let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+/// assert_eq!(body["events"][0]["data"]["custom_attributes"]["amount"], 12.5);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    mapping: SendMapping,
+    credentials: Option<Credentials>,
+    endpoint: Endpoint,
+    limits: Limits,
+}
+
+/// Configures a [`Pipeline`]; [`build`](PipelineBuilder::build) checks the configuration.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct PipelineBuilder {
+    preset: Option<Preset>,
+    overrides: Option<serde_json::Value>,
+    mapping: Option<SendMapping>,
+    credentials: Option<Credentials>,
+    endpoint: Option<Endpoint>,
+    limits: Option<Limits>,
+}
+
+impl PipelineBuilder {
+    /// The preset to start from (default: [`Preset::Send`]).
+    pub fn preset(mut self, preset: Preset) -> Self {
+        self.preset = Some(preset);
+        self
+    }
+
+    /// Overrides in Segment's mapping JSON, applied over the preset: each top-level key replaces
+    /// that whole field. Compiled (and checked) by `build`.
+    pub fn overrides(mut self, overrides: serde_json::Value) -> Self {
+        self.overrides = Some(overrides);
+        self
+    }
+
+    /// An already compiled mapping (replaces `preset` and `overrides`).
+    pub fn mapping(mut self, mapping: SendMapping) -> Self {
+        self.mapping = Some(mapping);
+        self
+    }
+
+    /// The API key and secret. Optional for building requests offline; without them requests
+    /// carry no `Authorization` header.
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// Where requests go (default: Rokt's inbound host).
+    pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.endpoint = Some(endpoint);
+        self
+    }
+
+    /// Size limits for bulk requests (default: mParticle's).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// Compiles the mapping and checks the settings.
+    pub fn build(self) -> Result<Pipeline, Error> {
+        let mapping = match self.mapping {
+            Some(m) => m,
+            None => {
+                let preset = self.preset.unwrap_or(Preset::Send);
+                match &self.overrides {
+                    Some(o) => SendMapping::new(preset, o)?,
+                    None => SendMapping::preset_defaults(preset),
+                }
+            }
+        };
+        if let Some(c) = &self.credentials {
+            if !c.is_complete() {
+                return Err(ConfigError::new(
+                    "credentials",
+                    "both the API key and the API secret are required",
+                )
+                .into());
+            }
+        }
+        let limits = self.limits.unwrap_or_default();
+        if limits.max_items == 0
+            || limits.max_item_bytes == 0
+            || limits.max_request_bytes < limits.max_item_bytes + 2
+        {
+            return Err(ConfigError::new(
+                "limits",
+                "limits must be positive and a request must hold at least one item",
+            )
+            .into());
+        }
+        Ok(Pipeline {
+            inner: Arc::new(Inner {
+                mapping,
+                credentials: self.credentials,
+                endpoint: self.endpoint.unwrap_or_default(),
+                limits,
+            }),
+        })
+    }
+}
+
+/// The requests for a list of events, and what became of each event.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct BulkPlan {
+    /// The requests to send, in order.
+    pub requests: Vec<Request>,
+    /// One entry per input event, by index: the request that carries it, or why it was rejected.
+    pub items: Vec<Result<usize, Error>>,
+}
+
+impl Pipeline {
+    /// A builder.
+    pub fn builder() -> PipelineBuilder {
+        PipelineBuilder::default()
+    }
+
+    /// A pipeline for a preset with no overrides and no credentials (offline use).
+    pub fn new(preset: Preset) -> Pipeline {
+        Pipeline {
+            inner: Arc::new(Inner {
+                mapping: SendMapping::preset_defaults(preset),
+                credentials: None,
+                endpoint: Endpoint::default(),
+                limits: Limits::default(),
+            }),
+        }
+    }
+
+    /// The compiled mapping.
+    pub fn mapping(&self) -> &SendMapping {
+        &self.inner.mapping
+    }
+
+    /// The endpoint requests go to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+
+    /// The credentials, if any.
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.inner.credentials.as_ref()
+    }
+
+    /// The bulk limits.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// Maps, coerces and validates one event.
+    pub fn payload(&self, event: impl AsEvent) -> Result<SendPayload, Error> {
+        event.with_json(|doc| {
+            check_event(doc)?;
+            Ok(SendPayload::from_event(&self.inner.mapping, doc)?)
+        })
+    }
+
+    /// The Rokt batch for one event.
+    pub fn batch(&self, event: impl AsEvent) -> Result<Batch, Error> {
+        self.payload(event).map(crate::rokt::build)
+    }
+
+    /// The batch for one event, encoded as JSON and checked against the per-batch size limit.
+    pub fn encode(&self, event: impl AsEvent) -> Result<Bytes, Error> {
+        let batch = self.batch(event)?;
+        let bytes = batch.to_json_bytes();
+        let limit = self.inner.limits.max_item_bytes;
+        if bytes.len() > limit {
+            return Err(Error::TooLarge {
+                bytes: bytes.len(),
+                limit,
+            });
+        }
+        Ok(bytes.into())
+    }
+
+    /// `POST /events` for one event, as the reference sends an event alone.
+    pub fn request(&self, event: impl AsEvent) -> Result<Request, Error> {
+        let body = self.encode(event)?;
+        Ok(self.request_for(RequestKind::Single, body, 1))
+    }
+
+    /// A request of `kind` for an already-encoded body.
+    pub fn request_for(&self, kind: RequestKind, body: Bytes, items: usize) -> Request {
+        Request::new(
+            &self.inner.endpoint,
+            self.inner.credentials.as_ref(),
+            kind,
+            body,
+            items,
+        )
+    }
+
+    /// Bulk requests for many events, as the reference's batch mode: rejected events get their
+    /// error and are not sent, the rest go in order to `/bulkevents` (even a single one),
+    /// split by the limits. When every event is rejected there is no request.
+    pub fn bulk<E: AsEvent>(&self, events: impl IntoIterator<Item = E>) -> BulkPlan {
+        let encoded: Vec<Result<Bytes, Error>> =
+            events.into_iter().map(|e| self.encode(e)).collect();
+        self.bulk_encoded(RequestKind::Bulk, encoded)
+    }
+
+    /// Bulk requests from already-encoded items (see [`encode`](Self::encode)).
+    pub fn bulk_encoded(&self, kind: RequestKind, encoded: Vec<Result<Bytes, Error>>) -> BulkPlan {
+        let good: Vec<usize> = (0..encoded.len()).filter(|&i| encoded[i].is_ok()).collect();
+        let sizes: Vec<usize> = good
+            .iter()
+            .map(|&i| encoded[i].as_ref().map_or(0, Bytes::len))
+            .collect();
+        let mut items: Vec<Result<usize, Error>> = Vec::with_capacity(encoded.len());
+        let mut requests = Vec::new();
+        let mut owner = vec![0usize; encoded.len()];
+        for range in plan_bulk(&sizes, &self.inner.limits) {
+            let members = &good[range];
+            let bodies = members.iter().filter_map(|&i| encoded[i].as_deref().ok());
+            let (body, n) = crate::request::join_array(bodies);
+            for &i in members {
+                owner[i] = requests.len();
+            }
+            requests.push(self.request_for(kind, body.into(), n));
+        }
+        for (i, e) in encoded.into_iter().enumerate() {
+            items.push(e.map(|_| owner[i]));
+        }
+        BulkPlan { requests, items }
+    }
+}

@@ -1,0 +1,101 @@
+//! Building one Rokt batch from a validated payload (SPEC §5): pure, no I/O.
+
+use super::{
+    AUDIENCE_ID_PREFIX, AttributeValue, Batch, CustomEvent, CustomEventData, CustomEventType,
+    IntegrationAttributes, RoktIntegration, UserAttributes, UserIdentities,
+};
+use crate::hashing::{Hashed, clean_email, clean_trimmed, maybe_hash};
+use crate::payload::SendPayload;
+
+impl From<SendPayload> for Batch {
+    fn from(p: SendPayload) -> Batch {
+        build(p)
+    }
+}
+
+/// Builds the batch object Rokt receives for one validated payload.
+pub fn build(p: SendPayload) -> Batch {
+    let h = p.hashing;
+    let mut ids = UserIdentities {
+        customerid: p.customerid,
+        other2: p.rtid.clone(),
+        ..Default::default()
+    };
+    if let Some(email) = &p.email {
+        match maybe_hash(email, h.email, clean_email) {
+            Hashed::Plain(v) => ids.email = Some(v),
+            Hashed::Digest(v) => ids.other = Some(v),
+        }
+    }
+
+    let mut user = UserAttributes::default();
+    let split =
+        |value: Option<String>, on: bool| match value.map(|v| maybe_hash(&v, on, clean_trimmed)) {
+            Some(Hashed::Plain(v)) => (Some(v), None),
+            Some(Hashed::Digest(v)) => (None, Some(v)),
+            None => (None, None),
+        };
+    (user.firstname, user.firstnamesha256) = split(p.firstname, h.first_name);
+    (user.lastname, user.lastnamesha256) = split(p.lastname, h.last_name);
+    (user.mobile, user.mobilesha256) = split(p.mobile, h.mobile);
+    (user.billingzipcode, user.billingzipsha256) = split(p.billingzipcode, h.billing_zipcode);
+    user.dob = p.dob.map(|d| d.format("%Y%m%d").to_string());
+    user.gender = p.gender;
+    user.extra = p.extra_user_attributes;
+
+    let details = p.event_details;
+    let ms = details.timestamp_unixtime_ms;
+    let mut events = Vec::with_capacity(2);
+    if let Some(audience) = &p.audience {
+        let mut attrs = super::AttributeMap::new();
+        attrs.insert("audience_name", audience.name.as_str());
+        attrs.insert("status", if audience.member { "add" } else { "drop" });
+        events.push(CustomEvent::new(CustomEventData {
+            custom_event_type: CustomEventType::Other,
+            source_message_id: format!("{AUDIENCE_ID_PREFIX}{}", details.source_message_id),
+            timestamp_unixtime_ms: ms,
+            event_name: "audiencemembershipupdate".into(),
+            custom_attributes: attrs,
+        }));
+        user.extra
+            .insert(format!("segment_{}", audience.name), audience.member);
+    }
+    if let Some(conversiontype) = details.conversiontype {
+        let mut attrs = super::AttributeMap::new();
+        attrs.insert("conversiontype", conversiontype);
+        if let Some(r) = details.confirmationref {
+            attrs.insert("confirmationref", r);
+        }
+        // The reference keeps the amount only when truthy: an amount of 0 is left out.
+        if let Some(a) = details.amount.filter(|a| *a != 0.0) {
+            attrs.insert("amount", AttributeValue::from(a));
+        }
+        if let Some(c) = details.currency {
+            attrs.insert("currency", c);
+        }
+        for (k, v) in p.event_properties.iter() {
+            attrs.insert(k, v.clone());
+        }
+        events.push(CustomEvent::new(CustomEventData {
+            custom_event_type: CustomEventType::Transaction,
+            source_message_id: details.source_message_id,
+            timestamp_unixtime_ms: ms,
+            event_name: "conversion".into(),
+            custom_attributes: attrs,
+        }));
+    }
+
+    Batch {
+        environment: Default::default(),
+        device_info: p.device_info,
+        user_attributes: user,
+        integration_attributes: p.rtid.map(|rtid| IntegrationAttributes {
+            rokt: RoktIntegration {
+                passbackconversiontrackingid: rtid,
+            },
+        }),
+        user_identities: ids,
+        events,
+        ip: p.ip,
+    }
+}

@@ -1,0 +1,271 @@
+//! Rokt's inbound model: the mParticle server-to-server batch (SPEC §5).
+//!
+//! Every type here serializes to exactly the keys Rokt expects; none of them is built by hand as
+//! JSON. Keys appear only when they carry a value, except `environment`, `device_info`,
+//! `user_attributes` and `user_identities`, which the reference always sends.
+
+mod attributes;
+mod build;
+
+pub use build::build;
+
+pub use attributes::{AttributeMap, AttributeScalar, AttributeValue};
+
+use serde::{Deserialize, Serialize};
+
+/// Rokt's integration id under `integration_attributes`, which carries the click id (rtid).
+pub const ROKT_INTEGRATION_ID: &str = "1277";
+
+/// Prefix of an audience event's `source_message_id`, so it never collides with the conversion's.
+pub const AUDIENCE_ID_PREFIX: &str = "aud_";
+
+/// One batch object: everything Rokt learns from one Segment event.
+#[derive(Clone, PartialEq, Serialize, Deserialize, Default)]
+#[non_exhaustive]
+pub struct Batch {
+    /// Always `production` in the reference.
+    pub environment: Environment,
+    /// Browser and mobile device identifiers.
+    pub device_info: DeviceInfo,
+    /// Profile attributes, plain or hashed, plus open extras and `segment_<audience>` flags.
+    pub user_attributes: UserAttributes,
+    /// Identities Rokt matches users by.
+    pub user_identities: UserIdentities,
+    /// Present only when an rtid is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_attributes: Option<IntegrationAttributes>,
+    /// The audience event (first) and the conversion event, when there are any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<CustomEvent>,
+    /// The end user's IP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+}
+
+/// Keeps personal data out of logs: only the shape of a batch is printed.
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("environment", &self.environment)
+            .field("events", &self.events.len())
+            .field("has_ip", &self.ip.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Batch {
+    /// The Segment `messageId` this batch was built from, as carried by its events: the id
+    /// Rokt de-duplicates on. `None` for a batch without events (an identify call that only
+    /// updates the profile).
+    pub fn source_message_id(&self) -> Option<&str> {
+        let conversion = self
+            .events
+            .iter()
+            .find(|e| e.data.custom_event_type == CustomEventType::Transaction);
+        match conversion {
+            Some(e) => Some(&e.data.source_message_id),
+            None => self.events.first().map(|e| {
+                let id = e.data.source_message_id.as_str();
+                id.strip_prefix(AUDIENCE_ID_PREFIX).unwrap_or(id)
+            }),
+        }
+    }
+
+    /// The batch as the JSON bytes sent on the wire.
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        // Serializing plain data structs to a Vec cannot fail: no maps with non-string keys.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// The mParticle environment a batch is recorded in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Live data; what the reference always sends.
+    #[default]
+    Production,
+    /// Test data kept apart from production.
+    Development,
+}
+
+/// Device identifiers (`device_info`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[non_exhaustive]
+pub struct DeviceInfo {
+    /// The browser's `User-Agent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_header_user_agent: Option<String>,
+    /// IDFA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ios_advertising_id: Option<String>,
+    /// Google advertising id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub android_advertising_id: Option<String>,
+    /// iOS identifier for vendor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ios_idfv: Option<String>,
+    /// Android device id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub android_uuid: Option<String>,
+}
+
+/// Identities (`user_identities`): email in the clear or hashed, customer id, and the rtid.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[non_exhaustive]
+pub struct UserIdentities {
+    /// Cleaned email address (hashing off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// SHA-256 hex of the cleaned email (hashing on, or already hashed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other: Option<String>,
+    /// The Segment `userId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customerid: Option<String>,
+    /// The Rokt click id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other2: Option<String>,
+}
+
+impl std::fmt::Debug for UserIdentities {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserIdentities")
+            .field("email", &self.email.as_ref().map(|_| "<redacted>"))
+            .field("other", &self.other.as_ref().map(|_| "<sha256>"))
+            .field(
+                "customerid",
+                &self.customerid.as_ref().map(|_| "<redacted>"),
+            )
+            .field("other2", &self.other2)
+            .finish()
+    }
+}
+
+/// Profile attributes (`user_attributes`): the six known ones and any extras.
+#[derive(Clone, PartialEq, Serialize, Deserialize, Default)]
+#[non_exhaustive]
+pub struct UserAttributes {
+    /// First name, trimmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firstname: Option<String>,
+    /// SHA-256 hex of the first name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firstnamesha256: Option<String>,
+    /// Last name, trimmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lastname: Option<String>,
+    /// SHA-256 hex of the last name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lastnamesha256: Option<String>,
+    /// Mobile number, trimmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mobile: Option<String>,
+    /// SHA-256 hex of the mobile number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mobilesha256: Option<String>,
+    /// Billing zip code, trimmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billingzipcode: Option<String>,
+    /// SHA-256 hex of the billing zip code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billingzipsha256: Option<String>,
+    /// Date of birth as `YYYYMMDD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dob: Option<String>,
+    /// `m` or `f`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gender: Option<Gender>,
+    /// Extra attributes the mapping adds, then `segment_<audience>` membership flags.
+    #[serde(flatten)]
+    pub extra: AttributeMap,
+}
+
+impl std::fmt::Debug for UserAttributes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self.extra.keys().collect();
+        f.debug_struct("UserAttributes")
+            .field("extra_keys", &keys)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Gender as Rokt takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Gender {
+    /// Male.
+    #[serde(rename = "m")]
+    Male,
+    /// Female.
+    #[serde(rename = "f")]
+    Female,
+}
+
+/// `integration_attributes`, keyed by integration id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct IntegrationAttributes {
+    /// Rokt's own integration (id 1277).
+    #[serde(rename = "1277")]
+    pub rokt: RoktIntegration,
+}
+
+/// What Rokt's integration carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RoktIntegration {
+    /// The rtid, for conversion attribution.
+    pub passbackconversiontrackingid: String,
+}
+
+/// One event in a batch. Rokt's CAPI takes only custom events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CustomEvent {
+    /// Always `custom_event`.
+    pub event_type: EventType,
+    /// The event's content.
+    pub data: CustomEventData,
+}
+
+impl CustomEvent {
+    /// Wraps event data as a custom event.
+    pub fn new(data: CustomEventData) -> Self {
+        Self {
+            event_type: EventType::CustomEvent,
+            data,
+        }
+    }
+}
+
+/// mParticle's event type: only `custom_event` is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    /// A custom event.
+    CustomEvent,
+}
+
+/// The body of a custom event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CustomEventData {
+    /// `transaction` for conversions, `other` for audience updates.
+    pub custom_event_type: CustomEventType,
+    /// The Segment `messageId` (prefixed `aud_` for audience events): Rokt de-duplicates on it.
+    pub source_message_id: String,
+    /// When the event happened, in Unix milliseconds.
+    pub timestamp_unixtime_ms: i64,
+    /// `conversion` or `audiencemembershipupdate`.
+    pub event_name: String,
+    /// The event's attributes.
+    pub custom_attributes: AttributeMap,
+}
+
+/// mParticle's custom event category.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomEventType {
+    /// A conversion.
+    Transaction,
+    /// Anything else (audience membership updates).
+    Other,
+}

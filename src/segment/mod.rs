@@ -1,0 +1,508 @@
+//! Segment's event model: track, identify, page, screen, group and alias calls.
+//!
+//! The types name the fields Segment defines and keep every other field in `extra`, so parsing
+//! an event and serializing it again loses nothing.
+//!
+//! ```
+//! use rokt_capi::segment::Event;
+//! let text = r#"{"type":"track","event":"Order Completed","userId":"u1","messageId":"m1",
+//!               "properties":{"revenue":9.5},"custom":{"kept":true}}"#;
+//! let event = Event::from_json(text).unwrap();
+//! assert!(matches!(event, Event::Track(ref t) if t.event == "Order Completed"));
+//! let back = serde_json::to_value(&event).unwrap();
+//! assert_eq!(back, serde_json::from_str::<serde_json::Value>(text).unwrap());
+//! ```
+
+use crate::Json;
+use crate::error::EventError;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Any JSON object, for open members such as `properties` and `traits`.
+pub type Object = Map<String, Value>;
+
+/// A Segment call, tagged by its `type`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Event {
+    /// A user action.
+    Track(Track),
+    /// Who the user is.
+    Identify(Identify),
+    /// A web page view.
+    Page(Page),
+    /// A mobile screen view.
+    Screen(Screen),
+    /// Membership of a group or account.
+    Group(Group),
+    /// A new id for a known user.
+    Alias(Alias),
+}
+
+impl std::fmt::Debug for Event {
+    /// Prints the call type and message id only: events carry personal data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Event::{:?}(messageId: {:?})",
+            self.kind(),
+            self.common().message_id
+        )
+    }
+}
+
+/// The six call types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    /// `track`
+    Track,
+    /// `identify`
+    Identify,
+    /// `page`
+    Page,
+    /// `screen`
+    Screen,
+    /// `group`
+    Group,
+    /// `alias`
+    Alias,
+}
+
+impl EventType {
+    /// From the `type` field's text.
+    pub fn from_name(name: &str) -> Option<EventType> {
+        Some(match name {
+            "track" => EventType::Track,
+            "identify" => EventType::Identify,
+            "page" => EventType::Page,
+            "screen" => EventType::Screen,
+            "group" => EventType::Group,
+            "alias" => EventType::Alias,
+            _ => return None,
+        })
+    }
+}
+
+/// A user or anonymous id: Segment takes strings, and numbers appear in the wild.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Id {
+    /// A string id.
+    String(String),
+    /// A numeric id.
+    Number(serde_json::Number),
+}
+
+impl std::fmt::Debug for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Id(<redacted>)")
+    }
+}
+
+impl From<&str> for Id {
+    fn from(s: &str) -> Self {
+        Id::String(s.to_owned())
+    }
+}
+
+/// Fields every call has.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Common {
+    /// The known user's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<Id>,
+    /// The device or browser's anonymous id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymous_id: Option<Id>,
+    /// Unique per call; Rokt de-duplicates on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// When the call happened, as sent (ISO 8601, or a number of milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Value>,
+    /// Context about the user and device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Context>,
+    /// Per-destination settings, e.g. `{"Rokt Conversions API": {"rtid": "…"}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrations: Option<Object>,
+    /// Every other field, kept as is.
+    #[serde(flatten)]
+    pub extra: Object,
+}
+
+/// A track call.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Track {
+    /// The action, e.g. `Order Completed`.
+    pub event: String,
+    /// The action's properties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<Object>,
+    /// The shared fields.
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+/// An identify call.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Identify {
+    /// The user's traits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traits: Option<Object>,
+    /// The shared fields.
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+/// A page call.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Page {
+    /// The page's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The page's properties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<Object>,
+    /// The shared fields.
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+/// A screen call.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Screen {
+    /// The screen's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The screen's properties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<Object>,
+    /// The shared fields.
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+/// A group call.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Group {
+    /// The group's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<Id>,
+    /// The group's traits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traits: Option<Object>,
+    /// The shared fields.
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+/// An alias call.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Alias {
+    /// The user's previous id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_id: Option<Id>,
+    /// The shared fields.
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+/// `context`: what Segment knows about the user's environment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Context {
+    /// The user's IP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// The browser's user agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The user's traits at the time of the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traits: Option<Object>,
+    /// The mobile device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<Device>,
+    /// The web page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<PageContext>,
+    /// Engage (Personas) audience and journey details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personas: Option<Personas>,
+    /// Every other context field.
+    #[serde(flatten)]
+    pub extra: Object,
+}
+
+/// `context.device`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Device {
+    /// The device id (IDFV on iOS, the device UUID on Android).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The advertising id (IDFA or AAID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertising_id: Option<String>,
+    /// `ios` or `android`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub device_type: Option<String>,
+    /// Every other device field.
+    #[serde(flatten)]
+    pub extra: Object,
+}
+
+/// `context.page`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PageContext {
+    /// The full URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The query string, with its `?`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<String>,
+    /// Every other page field.
+    #[serde(flatten)]
+    pub extra: Object,
+}
+
+/// `context.personas`: set by Segment Engage on audience and journey calls.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Personas {
+    /// The audience or journey step key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computation_key: Option<String>,
+    /// `audience` or `journey_step`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computation_class: Option<String>,
+    /// Every other field.
+    #[serde(flatten)]
+    pub extra: Object,
+}
+
+impl Event {
+    /// Parses one event; an error names the JSON path that failed, never the value.
+    pub fn from_json(text: &str) -> Result<Event, EventError> {
+        let value: Value = serde_json::from_str(text).map_err(|e| EventError::syntax(&e))?;
+        Event::from_value(value)
+    }
+
+    /// Reads an event from JSON; an error names the JSON path that failed.
+    pub fn from_value(value: Value) -> Result<Event, EventError> {
+        check_event(&Json::from(&value))?;
+        check_shape(&value)?;
+        serde_json::from_value(value).map_err(|_| EventError::new("$", "not a valid Segment event"))
+    }
+
+    /// The call type.
+    pub fn kind(&self) -> EventType {
+        match self {
+            Event::Track(_) => EventType::Track,
+            Event::Identify(_) => EventType::Identify,
+            Event::Page(_) => EventType::Page,
+            Event::Screen(_) => EventType::Screen,
+            Event::Group(_) => EventType::Group,
+            Event::Alias(_) => EventType::Alias,
+        }
+    }
+
+    /// The fields every call has.
+    pub fn common(&self) -> &Common {
+        match self {
+            Event::Track(e) => &e.common,
+            Event::Identify(e) => &e.common,
+            Event::Page(e) => &e.common,
+            Event::Screen(e) => &e.common,
+            Event::Group(e) => &e.common,
+            Event::Alias(e) => &e.common,
+        }
+    }
+
+    /// The event as JSON, the form mappings read.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+/// Checks that a parsed document is a Segment call: an object whose `type` is one of the six.
+pub fn check_event(doc: &Json<'_>) -> Result<EventType, EventError> {
+    if !matches!(doc, Json::Object(_)) {
+        return Err(EventError::new(
+            "$",
+            format!("an event must be a JSON object, not {}", doc.kind()),
+        ));
+    }
+    match doc.get("type") {
+        Some(Json::Str(t)) => EventType::from_name(t).ok_or_else(|| {
+            EventError::new(
+                "$.type",
+                "`type` must be one of track, identify, page, screen, group, alias",
+            )
+        }),
+        Some(other) => Err(EventError::new(
+            "$.type",
+            format!("`type` must be a string, not {}", other.kind()),
+        )),
+        None => Err(EventError::new("$.type", "the event has no `type`")),
+    }
+}
+
+/// The JSON type each typed member must have, by path: where parsing into [`Event`] fails,
+/// this says where (serde loses the path inside flattened and tagged types).
+const SHAPE: &[(&[&str], Kind)] = &[
+    (&["event"], Kind::String),
+    (&["name"], Kind::String),
+    (&["messageId"], Kind::String),
+    (&["userId"], Kind::Id),
+    (&["anonymousId"], Kind::Id),
+    (&["groupId"], Kind::Id),
+    (&["previousId"], Kind::Id),
+    (&["properties"], Kind::Object),
+    (&["traits"], Kind::Object),
+    (&["integrations"], Kind::Object),
+    (&["context"], Kind::Object),
+    (&["context", "ip"], Kind::String),
+    (&["context", "userAgent"], Kind::String),
+    (&["context", "traits"], Kind::Object),
+    (&["context", "device"], Kind::Object),
+    (&["context", "device", "id"], Kind::String),
+    (&["context", "device", "advertisingId"], Kind::String),
+    (&["context", "device", "type"], Kind::String),
+    (&["context", "page"], Kind::Object),
+    (&["context", "page", "url"], Kind::String),
+    (&["context", "page", "search"], Kind::String),
+    (&["context", "personas"], Kind::Object),
+    (&["context", "personas", "computation_key"], Kind::String),
+    (&["context", "personas", "computation_class"], Kind::String),
+];
+
+#[derive(Clone, Copy)]
+enum Kind {
+    String,
+    Id,
+    Object,
+}
+
+fn check_shape(value: &Value) -> Result<(), EventError> {
+    for (path, kind) in SHAPE {
+        let mut v = Some(value);
+        for key in *path {
+            v = v.and_then(|x| x.get(key));
+        }
+        let Some(v) = v else { continue };
+        let ok = match kind {
+            Kind::String => v.is_string(),
+            Kind::Id => v.is_string() || v.is_number(),
+            Kind::Object => v.is_object(),
+        };
+        // A null member is the same as an absent one.
+        if !ok && !v.is_null() {
+            let at = format!("$.{}", path.join("."));
+            let want = match kind {
+                Kind::String => "a string",
+                Kind::Id => "a string or a number",
+                Kind::Object => "an object",
+            };
+            return Err(EventError::new(at.clone(), format!("{at} must be {want}")));
+        }
+    }
+    if let Value::Object(map) = value {
+        if map.get("type").and_then(Value::as_str) == Some("track")
+            && !map.get("event").is_some_and(Value::is_string)
+        {
+            return Err(EventError::new(
+                "$.event",
+                "a track call needs an `event` name",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Anything the pipeline can read an event from.
+pub trait AsEvent {
+    /// Calls `f` with the event as a borrowed JSON document.
+    fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> R) -> R;
+}
+
+impl AsEvent for Json<'_> {
+    fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> R) -> R {
+        f(self)
+    }
+}
+
+impl AsEvent for Value {
+    fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> R) -> R {
+        f(&Json::from(self))
+    }
+}
+
+impl AsEvent for Event {
+    fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> R) -> R {
+        let value = self.to_value();
+        f(&Json::from(&value))
+    }
+}
+
+impl<T: AsEvent + ?Sized> AsEvent for &T {
+    fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> R) -> R {
+        (**self).with_json(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_survive_a_round_trip() {
+        let text = r#"{"type":"identify","userId":12345,"traits":{"a":1},"context":{"ip":"1.2.3.4","device":{"type":"ios","model":"x"},"page":{"search":"?a","title":"t"},"library":{"name":"n"}},"sentAt":"s","version":2}"#;
+        let event = Event::from_json(text).unwrap();
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(event.to_value(), v);
+    }
+
+    #[test]
+    fn errors_name_the_path_not_the_value() {
+        let err = Event::from_json(
+            r#"{"type":"track","event":"x","context":{"ip":["jane@example.com"]}}"#,
+        )
+        .unwrap_err();
+        assert!(err.path.contains("context"), "{err:?}");
+        assert!(!err.to_string().contains("jane"));
+    }
+
+    #[test]
+    fn check_event_wants_a_known_type() {
+        assert!(check_event(&Json::parse(r#"{"type":"track"}"#).unwrap()).is_ok());
+        assert_eq!(
+            check_event(&Json::parse(r#"{"type":"nope"}"#).unwrap())
+                .unwrap_err()
+                .path,
+            "$.type"
+        );
+        assert_eq!(
+            check_event(&Json::parse(r#"[1]"#).unwrap())
+                .unwrap_err()
+                .path,
+            "$"
+        );
+    }
+}

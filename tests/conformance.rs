@@ -1,0 +1,207 @@
+//! Runs the conformance corpus produced by the reference (tests/conformance, or the folder in
+//! `ROKT_CONFORMANCE_DIR`): one summary line per family, a readable diff per failure, and a
+//! failing test if any case fails.
+
+use rokt_capi::mapping::Preset;
+use rokt_capi::{Credentials, Pipeline};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+fn corpus_dir() -> PathBuf {
+    match std::env::var_os("ROKT_CONFORMANCE_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance"),
+    }
+}
+
+/// Equality of JSON values with numbers compared as numbers (`10` equals `10.0`), key order free.
+fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// A line-by-line diff of two pretty-printed values.
+fn diff(expected: &Value, actual: &Value) -> String {
+    let e = serde_json::to_string_pretty(expected).unwrap_or_default();
+    let a = serde_json::to_string_pretty(actual).unwrap_or_default();
+    let (el, al): (Vec<&str>, Vec<&str>) = (e.lines().collect(), a.lines().collect());
+    let mut out = String::new();
+    for i in 0..el.len().max(al.len()) {
+        match (el.get(i), al.get(i)) {
+            (Some(x), Some(y)) if x == y => out.push_str(&format!("    {x}\n")),
+            (x, y) => {
+                if let Some(x) = x {
+                    out.push_str(&format!("  - {x}\n"));
+                }
+                if let Some(y) = y {
+                    out.push_str(&format!("  + {y}\n"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The label a reference message opens with (`Gender must be…` → `Gender`).
+fn message_subject(message: &str) -> &str {
+    for cut in [" must be", " is missing"] {
+        if let Some(i) = message.find(cut) {
+            return &message[..i];
+        }
+    }
+    message
+}
+
+/// What the library produces for one send case, in the corpus's `expected` shape.
+fn run_send_case(case: &Value) -> Result<Value, String> {
+    let preset =
+        Preset::from_key(case["preset"].as_str().unwrap_or("send")).ok_or("unknown preset")?;
+    let settings = &case["settings"];
+    let pipeline = Pipeline::builder()
+        .preset(preset)
+        .overrides(case["mapping"].clone())
+        .credentials(Credentials::new(
+            settings["apiKey"].as_str().unwrap_or_default(),
+            settings["apiSecret"].as_str().unwrap_or_default(),
+        ))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let events = case["events"].as_array().ok_or("no events")?;
+    let request_json = |r: &rokt_capi::request::Request| {
+        json!({
+            "method": r.method,
+            "path": r.path,
+            "authorization": r.header("authorization"),
+            "body": serde_json::from_slice::<Value>(&r.body).unwrap_or(Value::Null),
+        })
+    };
+    let failure = |index: usize, e: &rokt_capi::Error| json!({"index": index, "status": e.status(), "errortype": e.error_type(), "message": e.to_string()});
+    let mut requests = Vec::new();
+    let mut results = Vec::new();
+    if case["batch"].as_bool().unwrap_or(false) {
+        let plan = pipeline.bulk(events);
+        requests.extend(plan.requests.iter().map(request_json));
+        for (i, item) in plan.items.iter().enumerate() {
+            results.push(match item {
+                Ok(_) => json!({"index": i, "status": 200}),
+                Err(e) => failure(i, e),
+            });
+        }
+    } else {
+        for (i, event) in events.iter().enumerate() {
+            match pipeline.request(event) {
+                Ok(r) => {
+                    requests.push(request_json(&r));
+                    results.push(json!({"index": i, "status": 200}));
+                }
+                Err(e) => results.push(failure(i, &e)),
+            }
+        }
+    }
+    Ok(json!({"requests": requests, "results": results}))
+}
+
+/// Judges a send case as the corpus README says.
+fn judge_send(expected: &Value, actual: &Value) -> Result<(), String> {
+    let (er, ar) = (&expected["requests"], &actual["requests"]);
+    if !json_eq(er, ar) {
+        return Err(format!("requests differ:\n{}", diff(er, ar)));
+    }
+    let (ex, ac) = (
+        expected["results"].as_array().cloned().unwrap_or_default(),
+        actual["results"].as_array().cloned().unwrap_or_default(),
+    );
+    if ex.len() != ac.len() {
+        return Err(format!(
+            "results differ:\n{}",
+            diff(&expected["results"], &actual["results"])
+        ));
+    }
+    for (e, a) in ex.iter().zip(&ac) {
+        let same = e["index"] == a["index"]
+            && e["status"] == a["status"]
+            && (e.get("errortype").is_none() || e["errortype"] == a["errortype"])
+            && match (e["message"].as_str(), a["message"].as_str()) {
+                (Some(em), Some(am)) => em == am || am.contains(message_subject(em)),
+                (Some(_), None) => false,
+                _ => true,
+            };
+        if !same {
+            return Err(format!("result differs:\n{}", diff(e, a)));
+        }
+    }
+    Ok(())
+}
+
+/// Runs one family; prints `conformance FAMILY: N passed, M failed` and the failures.
+fn report(family: &str, outcomes: Vec<(String, Result<(), String>)>) -> usize {
+    let failed: Vec<_> = outcomes.iter().filter(|(_, r)| r.is_err()).collect();
+    for (name, r) in &failed {
+        if let Err(why) = r {
+            println!("--- {family}/{name} FAILED\n{why}");
+        }
+    }
+    println!(
+        "conformance {family}: {} passed, {} failed",
+        outcomes.len() - failed.len(),
+        failed.len()
+    );
+    failed.len()
+}
+
+fn send_family(dir: &Path) -> Option<Vec<(String, Result<(), String>)>> {
+    let dir = dir.join("send");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    Some(
+        files
+            .iter()
+            .map(|path| {
+                let name = path
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                let outcome = std::fs::read_to_string(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
+                    .and_then(|case| {
+                        let actual = run_send_case(&case)?;
+                        judge_send(&case["expected"], &actual)
+                    });
+                (name, outcome)
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn conformance() {
+    let dir = corpus_dir();
+    let mut failed = 0;
+    let mut families = 0;
+    if let Some(outcomes) = send_family(&dir) {
+        families += 1;
+        failed += report("send", outcomes);
+    }
+    assert!(
+        families > 0,
+        "no conformance family found in {}",
+        dir.display()
+    );
+    assert_eq!(failed, 0, "{failed} conformance case(s) failed");
+}
