@@ -28,7 +28,14 @@ struct Args {
 const USAGE: &str = "usage: preview [--preset send|sync_engage_audience] [--mapping FILE] [--trigger CONDITION] [--batch N] [--quiet] [FILE]";
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { preset: Preset::Send, mapping: None, trigger: None, batch: 1, quiet: false, file: None };
+    let mut args = Args {
+        preset: Preset::Send,
+        mapping: None,
+        trigger: None,
+        batch: 1,
+        quiet: false,
+        file: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
@@ -41,7 +48,11 @@ fn parse_args() -> Result<Args, String> {
             "--trigger" => args.trigger = Some(value("--trigger")?),
             "--batch" => {
                 let n = value("--batch")?;
-                args.batch = n.parse().ok().filter(|n| (1..=100).contains(n)).ok_or("--batch takes 1 to 100")?;
+                args.batch = n
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or("--batch takes 1 to 100")?;
             }
             "--quiet" => args.quiet = true,
             "-h" | "--help" => return Err(USAGE.into()),
@@ -85,14 +96,22 @@ impl<W: Write> Preview<W> {
             Ok(None) => {
                 self.tally.skipped += 1;
                 if !self.quiet {
-                    writeln!(self.out, r#"{{"index":{index},"status":"skipped","reason":"the event does not match the trigger"}}"#)?;
+                    writeln!(
+                        self.out,
+                        r#"{{"index":{index},"status":"skipped","reason":"the event does not match the trigger"}}"#
+                    )?;
                 }
             }
             Err(e) => {
                 self.tally.rejected += 1;
                 if !self.quiet {
                     let error = serde_json::to_string(&e.to_string()).unwrap_or_default();
-                    writeln!(self.out, r#"{{"index":{index},"status":{},"errortype":"{}","error":{error}}}"#, e.status(), e.error_type())?;
+                    writeln!(
+                        self.out,
+                        r#"{{"index":{index},"status":{},"errortype":"{}","error":{error}}}"#,
+                        e.status(),
+                        e.error_type()
+                    )?;
                 }
             }
         }
@@ -115,15 +134,25 @@ impl<W: Write> Preview<W> {
         }
         let items: Vec<Result<bytes::Bytes, Error>> = self.pending.drain(..).map(Ok).collect();
         let requests: Vec<Request> = if self.batch == 1 {
-            items.into_iter().flatten().map(|b| self.pipeline.request_for(RequestKind::Single, b, 1)).collect()
+            items
+                .into_iter()
+                .flatten()
+                .map(|b| self.pipeline.request_for(RequestKind::Single, b, 1))
+                .collect()
         } else {
-            self.pipeline.bulk_encoded(RequestKind::Bulk, items).requests
+            self.pipeline
+                .bulk_encoded(RequestKind::Bulk, items)
+                .requests
         };
         for r in requests {
             self.tally.requests += 1;
             self.tally.sent += r.items as u64;
             if !self.quiet {
-                write!(self.out, r#"{{"method":"{}","path":"{}","body":"#, r.method, r.path)?;
+                write!(
+                    self.out,
+                    r#"{{"method":"{}","path":"{}","body":"#,
+                    r.method, r.path
+                )?;
                 self.out.write_all(&r.body)?;
                 self.out.write_all(b"}\n")?;
             }
@@ -134,10 +163,13 @@ impl<W: Write> Preview<W> {
 
 fn run() -> Result<(), String> {
     let args = parse_args()?;
-    let mut builder = Pipeline::builder().preset(args.preset).limits(Limits::default().with_max_items(args.batch));
+    let mut builder = Pipeline::builder()
+        .preset(args.preset)
+        .limits(Limits::default().with_max_items(args.batch));
     if let Some(path) = &args.mapping {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
         builder = builder.overrides(json);
     }
     let pipeline = builder.build().map_err(|e| e.to_string())?;
@@ -165,7 +197,9 @@ fn run() -> Result<(), String> {
     let mut index = 0u64;
     loop {
         line.clear();
-        let n = reader.read_until(b'\n', &mut line).map_err(|e| format!("read error: {e}"))?;
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("read error: {e}"))?;
         if n == 0 {
             break;
         }
@@ -182,7 +216,13 @@ fn run() -> Result<(), String> {
     if args.quiet {
         eprintln!(
             "events: {}, sent: {}, rejected: {}, skipped: {}, requests: {}, {:.3} s, {:.0} events/s",
-            t.events, t.sent, t.rejected, t.skipped, t.requests, secs, t.events as f64 / secs.max(1e-9)
+            t.events,
+            t.sent,
+            t.rejected,
+            t.skipped,
+            t.requests,
+            secs,
+            t.events as f64 / secs.max(1e-9)
         );
     }
     Ok(())

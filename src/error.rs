@@ -77,7 +77,10 @@ impl EventError {
 
     /// Input that is not UTF-8 text.
     pub fn new_utf8(valid_up_to: usize) -> Self {
-        EventError::new("$", format!("the input is not UTF-8 (invalid byte at offset {valid_up_to})"))
+        EventError::new(
+            "$",
+            format!("the input is not UTF-8 (invalid byte at offset {valid_up_to})"),
+        )
     }
 
     /// From a JSON parse error, keeping only its position and category (never the text).

@@ -42,3 +42,8 @@ pub use credentials::Credentials;
 pub use error::{ConfigError, Error, EventError};
 pub use json::Json;
 pub use pipeline::{BulkPlan, Pipeline, PipelineBuilder};
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
