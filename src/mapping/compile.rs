@@ -308,27 +308,22 @@ impl<'p, 'j> Args<'p, 'j> {
         runtime: &str,
         skip: &[&str],
     ) -> Result<Self, MappingError> {
-        let Json::Object(raw_pairs) = arg else {
-            return Err(match cx.mode {
-                Mode::Strict => err(
-                    here,
-                    format!(
-                        "should be an object but it is {}",
-                        a_type(type_or_directive(Some(arg)))
+        let kind = type_or_directive(Some(arg));
+        let raw_pairs = match arg {
+            Json::Object(pairs) if cx.mode == Mode::Loose || kind == "object" => pairs,
+            _ => {
+                return Err(match cx.mode {
+                    Mode::Strict => err(
+                        here,
+                        format!("should be an object but it is {}", a_type(kind)),
                     ),
-                ),
-                Mode::Loose => err(here, runtime),
-            });
+                    Mode::Loose => err(here, runtime),
+                });
+            }
         };
         let pairs = js::js_order(raw_pairs.iter().map(|(k, v)| (k.as_ref(), v)));
         let mut nodes = Vec::new();
         if cx.mode == Mode::Strict {
-            if let Some((k, _)) = pairs.iter().find(|(k, _)| k.starts_with('@')) {
-                return Err(err(
-                    here,
-                    format!("shouldn't have directive (@-prefixed) keys but it has \"{k}\""),
-                ));
-            }
             for (k, v) in &pairs {
                 nodes.push(if skip.contains(k) {
                     None
@@ -487,11 +482,16 @@ fn path_or_template(name: &str, arg: &Json<'_>, here: &str, cx: Cx) -> Result<No
         Mode::Loose => node(arg, here, cx)?,
     };
     if let Node::Const(v) = &argument {
-        // A constant that is not a string fails on every event.
-        return Err(err(
-            here,
-            format!("{name}: expected string, got {}", v.kind()),
-        ));
+        // A constant argument is known now: a string compiles as if written directly, and
+        // anything else fails on every event.
+        return match v {
+            Json::Str(s) if template => Ok(Node::Template(Template::compile(s))),
+            Json::Str(s) => Ok(Node::Path(Path::parse(s))),
+            other => Err(err(
+                here,
+                format!("{name}: expected string, got {}", other.kind()),
+            )),
+        };
     }
     Ok(Node::Computed(Box::new(Computed {
         template,
@@ -822,5 +822,207 @@ fn compile_liquid(arg: &Json<'_>, here: &str, cx: Cx) -> Result<Node, MappingErr
     #[cfg(not(feature = "liquid"))]
     {
         Err(err(here, "the liquid feature is disabled"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Mapping;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    fn error(mapping: Value) -> (String, String) {
+        let e = Mapping::compile(&mapping).unwrap_err();
+        (e.location, e.message)
+    }
+
+    #[test]
+    fn errors_name_the_location_as_a_json_pointer() {
+        assert_eq!(
+            error(json!({"v": {"@nope": 1}})),
+            ("/v".into(), "has an invalid directive: @nope".into())
+        );
+        assert_eq!(
+            error(json!({"v": [1, {"@nope": 1}]})),
+            (
+                "/v/1/@nope".into(),
+                "@nope is not a valid directive, got undefined".into()
+            )
+        );
+        assert_eq!(
+            error(json!({"a/b~": {"@if": "x"}})),
+            (
+                "/a~1b~0/@if".into(),
+                "should be an object but it is a string".into()
+            )
+        );
+        assert_eq!(
+            error(json!({"v": {"@replace": {"pattern": "abcdefghijk", "value": "x"}}})),
+            (
+                "/v/@replace/pattern".into(),
+                "should be a string of length 10 or less".into()
+            )
+        );
+        assert_eq!(
+            error(json!({"v": {"@merge": {"direction": "right", "objects": ["x"]}}})),
+            (
+                "/v/@merge/objects/0".into(),
+                "should be a object or a mapping directive but it is a string".into()
+            )
+        );
+        assert_eq!(
+            error(json!({"v": {"@path": "x", "k": 1}})).1,
+            "should only have one @-prefixed key but it has 2 keys"
+        );
+    }
+
+    #[test]
+    fn liquid_is_checked_when_loaded() {
+        let long = "x".repeat(1001);
+        assert_eq!(
+            error(json!({"v": {"@liquid": long}})).1,
+            "liquid template values are limited to 1000 characters"
+        );
+        #[cfg(feature = "liquid")]
+        assert!(Mapping::compile(&json!({"v": {"@liquid": "x".repeat(1000)}})).is_ok());
+        assert_eq!(
+            Mapping::compile(&json!({"v": {"@liquid": ""}}))
+                .unwrap()
+                .apply(&json!({}))
+                .unwrap(),
+            json!({"v": ""})
+        );
+        #[cfg(feature = "liquid")]
+        {
+            let (at, message) = error(json!({"v": {"@liquid": "{% for p in a %}{% endfor %}"}}));
+            assert_eq!(
+                (at.as_str(), message.as_str()),
+                ("/v/@liquid", "tag \"for\" is disabled")
+            );
+            assert_eq!(
+                error(json!({"v": {"@liquid": "{{ a | map: 'b' }}"}})).1,
+                "filter \"map\" is disabled"
+            );
+            assert!(Mapping::compile(&json!({"v": {"@liquid": "{% if a %}"}})).is_err());
+        }
+        #[cfg(not(feature = "liquid"))]
+        assert_eq!(
+            error(json!({"v": {"@liquid": "{{ a }}"}})).1,
+            "the liquid feature is disabled"
+        );
+    }
+
+    #[test]
+    fn the_reference_liquid_defaults_need_no_engine() {
+        // The presets' device defaults compile to builtins, with or without the feature.
+        let mapping = Mapping::compile(&json!({
+            "id": {"@liquid": "{% if context.device.advertisingId and context.device.type == 'ios' %}{{ context.device.advertisingId }}{% endif %}"}
+        }))
+        .unwrap();
+        let event = json!({"context": {"device": {"type": "ios", "advertisingId": "A"}}});
+        assert_eq!(mapping.apply(&event).unwrap(), json!({"id": "A"}));
+    }
+
+    #[test]
+    fn deep_mappings_are_refused_not_overflowed() {
+        let mut v = json!(1);
+        for _ in 0..200 {
+            v = json!({"a": v});
+        }
+        assert_eq!(
+            Mapping::compile(&v).unwrap_err().message,
+            "the mapping is nested too deeply"
+        );
+    }
+
+    #[test]
+    fn events_must_be_objects() {
+        let m = Mapping::compile(&json!({"a": 1})).unwrap();
+        assert_eq!(
+            m.apply(&json!([1])).unwrap_err().message,
+            "data must be an object, got array"
+        );
+    }
+
+    fn arb_json(keys: bool) -> impl Strategy<Value = Value> {
+        let text = prop_oneof![
+            Just("$.a".to_owned()),
+            Just("$.a.b".to_owned()),
+            Just("$.".to_owned()),
+            Just("encode".to_owned()),
+            Just("decode".to_owned()),
+            Just("left".to_owned()),
+            Just("upper".to_owned()),
+            Just("{{a}}{{{b}}}".to_owned()),
+            Just("{% if a == 1 %}{{ a | plus: 1 }}{% endif %}".to_owned()),
+            Just("{{ a | append: a | size }}".to_owned()),
+            "[a-z$.{}@% |]{0,12}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            (-1e6f64..1e6).prop_map(|n| json!(n)),
+            text.prop_map(Value::String),
+        ];
+        leaf.prop_recursive(5, 48, 5, move |inner| {
+            let key = prop_oneof![
+                Just("@path".to_owned()),
+                Just("@if".to_owned()),
+                Just("@template".to_owned()),
+                Just("@literal".to_owned()),
+                Just("@case".to_owned()),
+                Just("@replace".to_owned()),
+                Just("@arrayPath".to_owned()),
+                Just("@json".to_owned()),
+                Just("@flatten".to_owned()),
+                Just("@merge".to_owned()),
+                Just("@transform".to_owned()),
+                Just("@excludeWhenNull".to_owned()),
+                Just("@liquid".to_owned()),
+                Just("exists".to_owned()),
+                Just("blank".to_owned()),
+                Just("then".to_owned()),
+                Just("else".to_owned()),
+                Just("value".to_owned()),
+                Just("mode".to_owned()),
+                Just("operator".to_owned()),
+                Just("pattern".to_owned()),
+                Just("pattern2".to_owned()),
+                Just("separator".to_owned()),
+                Just("objects".to_owned()),
+                Just("direction".to_owned()),
+                Just("apply".to_owned()),
+                Just("mapping".to_owned()),
+                "[a-b]{1,2}",
+            ];
+            let key = if keys {
+                key.boxed()
+            } else {
+                "[a-b0-9]{1,2}".boxed()
+            };
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(key, inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn any_mapping_on_any_event_returns_ok_or_err(
+            mapping in arb_json(true),
+            event in arb_json(false),
+        ) {
+            if let Ok(m) = Mapping::compile(&mapping) {
+                let event = match event {
+                    Value::Object(_) => event,
+                    other => json!({"a": other, "b": 1}),
+                };
+                let _ = m.apply(&event);
+            }
+        }
     }
 }

@@ -226,10 +226,18 @@ impl<'p, 'a> Iterator for Entries<'p, 'a> {
     }
 }
 
-/// A JSON value as `JSON.parse` would have built it: repeated keys merged and index keys
-/// first, at every level.
+/// A JSON value as `JSON.parse` would have built it: repeated keys merged, index keys first,
+/// and integers beyond 2^53 rounded to the double JavaScript holds, at every level.
 pub(crate) fn normalize(value: Json<'_>) -> Json<'_> {
     match value {
+        Json::Number(n)
+            if !n.is_f64() && n.as_i64().is_none_or(|i| i.unsigned_abs() > MAX_SAFE) =>
+        {
+            match n.as_f64().and_then(serde_json::Number::from_f64) {
+                Some(f) => Json::Number(f),
+                None => Json::Number(n),
+            }
+        }
         Json::Object(pairs) => {
             let pairs = if is_js_ordered(&pairs) {
                 pairs

@@ -32,6 +32,7 @@
 //! }));
 //! ```
 
+mod builder;
 mod compile;
 pub(crate) mod js;
 #[cfg(feature = "liquid")]
@@ -44,6 +45,10 @@ mod template;
 mod text;
 mod value;
 
+#[cfg(test)]
+mod reference_tests;
+
+pub use builder::{ChainLinks, SendMappingBuilder, Source};
 pub use path::Path;
 pub use presets::{Preset, trait_chain};
 pub(crate) use send::Field;

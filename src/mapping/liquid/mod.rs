@@ -159,3 +159,54 @@ fn parse_message(e: &liquid_core::Error) -> String {
         .unwrap_or(text.trim())
         .to_owned()
 }
+
+#[cfg(test)]
+mod reference_tests;
+
+#[cfg(test)]
+mod tests {
+    use crate::mapping::Mapping;
+    use serde_json::json;
+
+    fn render(template: &str, event: serde_json::Value) -> Result<String, String> {
+        Mapping::compile(&json!({"v": {"@liquid": template}}))
+            .map_err(|e| e.message)?
+            .apply(&event)
+            .map(|v| v["v"].as_str().unwrap_or_default().to_owned())
+            .map_err(|e| e.message)
+    }
+
+    #[test]
+    fn render_errors_do_not_quote_event_data() {
+        let e = render("{{ s | url_decode }}", json!({"s": "secret%E2"})).unwrap_err();
+        assert_eq!(e, "URI malformed");
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        // node: succeeds (a 4 MB string, captured, not printed).
+        let step = "{% capture s %}{{s}}{{s}}{% endcapture %}";
+        let template = format!("{{% assign s = 'xxxxxxxxxxxxxxxx' %}}{}", step.repeat(18));
+        assert_eq!(render(&template, json!({})).unwrap(), "");
+        // node: "memory alloc limit exceeded" (filters are charged).
+        let appends = format!(
+            "{{% assign s = 'xxxxxxxxxxxxxxxx' %}}{}",
+            "{% assign s = s | append: s %}".repeat(28)
+        );
+        assert_eq!(
+            render(&appends, json!({})).unwrap_err(),
+            "memory alloc limit exceeded"
+        );
+    }
+
+    #[test]
+    fn templates_are_parsed_once() {
+        let m = Mapping::compile(&json!({"v": {"@liquid": "{{ a | plus: 1 }}"}})).unwrap();
+        for i in 0..3 {
+            assert_eq!(
+                m.apply(&json!({"a": i})).unwrap(),
+                json!({"v": (i + 1).to_string()})
+            );
+        }
+    }
+}

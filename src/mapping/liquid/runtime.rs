@@ -14,11 +14,17 @@ const RENDER_LIMIT: Duration = Duration::from_millis(500);
 /// liquidjs's `memoryLimit` in the reference, in the units its filters charge (string lengths,
 /// array sizes).
 const MEMORY_LIMIT: u64 = 100_000_000;
+/// What variable lookups may print or copy in one render. liquidjs does not count these, but
+/// JavaScript cannot hold a string longer than V8's maximum, so a template that doubles a
+/// string with `capture` fails there; this budget stops it at about the same point instead of
+/// exhausting memory.
+const LOOKUP_LIMIT: u64 = 536_870_888;
 
 /// What one render has used so far, kept in the runtime's registers so filters see it too.
 #[derive(Default)]
 pub(super) struct Budget {
     used: u64,
+    looked_up: u64,
     started: Option<Instant>,
 }
 
@@ -29,6 +35,20 @@ pub(super) fn charge(runtime: &dyn Runtime, units: usize) -> Result<()> {
     if budget.used > MEMORY_LIMIT {
         return Err(Error::with_msg("memory alloc limit exceeded"));
     }
+    check_time(&budget)
+}
+
+/// Charges a variable lookup of `bytes`.
+fn charge_lookup(runtime: &dyn Runtime, bytes: usize) -> Result<()> {
+    let mut budget = runtime.registers().get_mut::<Budget>();
+    budget.looked_up = budget.looked_up.saturating_add(bytes as u64);
+    if budget.looked_up > LOOKUP_LIMIT {
+        return Err(Error::with_msg("Invalid string length"));
+    }
+    check_time(&budget)
+}
+
+fn check_time(budget: &Budget) -> Result<()> {
     if budget
         .started
         .is_some_and(|start| start.elapsed() > RENDER_LIMIT)
@@ -82,14 +102,12 @@ impl<'g, 'a, R: Runtime> JsRuntime<'g, 'a, R> {
                 },
             };
         }
-        // Charged by size, so that printing a value over and over is bounded like the
-        // reference's filters are.
         let size = match js_of(current.as_view()) {
             Js::Str(s) => s.len(),
             Js::Array(a) => a.size().max(0) as usize,
             _ => 1,
         };
-        charge(self, size)?;
+        charge_lookup(self, size)?;
         Ok(current)
     }
 }
