@@ -11,9 +11,10 @@
 //! outcome. No credentials, no network.
 
 use rokt_capi::mapping::Preset;
+use rokt_capi::ndjson::Lines;
 use rokt_capi::request::{Limits, Request, RequestKind};
 use rokt_capi::{Error, EventError, Json, Pipeline};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::time::Instant;
 
 struct Args {
@@ -84,9 +85,9 @@ struct Preview<W: Write> {
 }
 
 impl<W: Write> Preview<W> {
-    fn line(&mut self, index: u64, line: &[u8]) -> std::io::Result<()> {
+    fn line(&mut self, index: u64, line: Result<&str, Error>) -> std::io::Result<()> {
         self.tally.events += 1;
-        match self.encode(line) {
+        match line.and_then(|l| self.encode(l)) {
             Ok(Some(item)) => {
                 self.pending.push(item);
                 if self.pending.len() >= self.batch {
@@ -119,8 +120,7 @@ impl<W: Write> Preview<W> {
     }
 
     /// The encoded batch for one line, `None` when the trigger skips it.
-    fn encode(&self, line: &[u8]) -> Result<Option<bytes::Bytes>, Error> {
-        let text = std::str::from_utf8(line).map_err(|e| EventError::new_utf8(e.valid_up_to()))?;
+    fn encode(&self, text: &str) -> Result<Option<bytes::Bytes>, Error> {
         let doc = Json::parse(text).map_err(|e| Error::from(EventError::from_json(&e)))?;
         if self.trigger.is_some() {
             rokt_capi::segment::check_event(&doc)?;
@@ -181,7 +181,7 @@ fn run() -> Result<(), String> {
         Some(f) => Box::new(std::fs::File::open(f).map_err(|e| format!("cannot open {f}: {e}"))?),
         None => Box::new(std::io::stdin()),
     };
-    let mut reader = BufReader::with_capacity(1 << 20, input);
+    let mut lines = Lines::new(BufReader::with_capacity(1 << 20, input));
     let stdout = std::io::stdout();
     let mut preview = Preview {
         pipeline,
@@ -193,21 +193,10 @@ fn run() -> Result<(), String> {
         pending: Vec::with_capacity(args.batch),
     };
     let started = Instant::now();
-    let mut line = Vec::with_capacity(4096);
-    let mut index = 0u64;
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| format!("read error: {e}"))?;
-        if n == 0 {
-            break;
-        }
-        let trimmed = line.trim_ascii();
-        if !trimmed.is_empty() {
-            preview.line(index, trimmed).map_err(|e| e.to_string())?;
-            index += 1;
-        }
+    while let Some(line) = lines.next_line().map_err(|e| format!("read error: {e}"))? {
+        preview
+            .line(line.index, line.text)
+            .map_err(|e| e.to_string())?;
     }
     preview.flush_batch().map_err(|e| e.to_string())?;
     preview.out.flush().map_err(|e| e.to_string())?;

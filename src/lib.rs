@@ -30,6 +30,7 @@ pub mod error;
 pub mod hashing;
 mod json;
 pub mod mapping;
+pub mod ndjson;
 pub mod payload;
 pub mod pipeline;
 pub mod request;
