@@ -609,18 +609,23 @@ impl Validator {
     /// A string field: scalars become their text, a one-item array its item; trimmed, and
     /// absent when blank.
     fn string(&mut self, value: Resolved<'_, '_>, field: &str, label: &str) -> Option<String> {
+        // A string made for this event (a built-in default, a template) is moved, not copied.
+        if let Resolved::Owned(Json::Str(s)) = value {
+            let trimmed = js::trim(&s);
+            if trimmed.is_empty() {
+                return None;
+            }
+            return Some(if trimmed.len() == s.len() {
+                s.into_owned()
+            } else {
+                trimmed.to_owned()
+            });
+        }
         let v = value.as_json()?;
         let v = unwrap_single(v);
         let text = match v {
             Json::Null => return None,
-            Json::Str(s) => {
-                let t = s.trim();
-                if t.len() == s.len() {
-                    s.to_string()
-                } else {
-                    t.to_owned()
-                }
-            }
+            Json::Str(s) => js::trim(s).to_owned(),
             Json::Number(n) => js::number_to_string(n),
             Json::Bool(b) => b.to_string(),
             other => {
@@ -681,8 +686,8 @@ impl Validator {
                 .as_f64()
                 .filter(|f| f.is_finite())
                 .map(|f| f.trunc() as i64),
-            Json::Str(s) if s.trim().is_empty() => return None,
-            Json::Str(s) => parse_timestamp(s.trim()),
+            Json::Str(s) if js::trim(s).is_empty() => return None,
+            Json::Str(s) => parse_timestamp(js::trim(s)),
             other => {
                 self.type_error(field, "Event Timestamp", STRING, other);
                 return Some(None);
@@ -725,9 +730,9 @@ fn open_attributes(
             return;
         }
         match value {
-            Json::Str(s) => out.insert(key, AttributeValue::String(s.to_string())),
-            Json::Number(n) => out.insert(key, AttributeValue::Number(n.clone())),
-            Json::Bool(b) => out.insert(key, AttributeValue::Bool(*b)),
+            Json::Str(s) => out.insert(key.to_owned(), AttributeValue::String(s.to_string())),
+            Json::Number(n) => out.insert(key.to_owned(), AttributeValue::Number(n.clone())),
+            Json::Bool(b) => out.insert(key.to_owned(), AttributeValue::Bool(*b)),
             Json::Array(items) if arrays => {
                 let kept: Vec<AttributeScalar> = items
                     .iter()
@@ -739,7 +744,7 @@ fn open_attributes(
                     })
                     .collect();
                 if !kept.is_empty() {
-                    out.insert(key, AttributeValue::List(kept));
+                    out.insert(key.to_owned(), AttributeValue::List(kept));
                 }
             }
             _ => {}
@@ -767,7 +772,7 @@ fn open_attributes(
 
 /// A string JavaScript's loose equality treats as a number (`x == +x`), as ajv coerces it.
 fn parse_js_number(s: &str) -> Option<f64> {
-    let t = s.trim();
+    let t = js::trim(s);
     if t.is_empty() {
         return None;
     }
