@@ -333,20 +333,41 @@ impl Validator {
             "Hashing Configuration",
             event,
         );
-        let flag = |v: &mut Self, key: &str, label: &str| {
-            v.boolean(
-                hashing.member(key, event),
-                &format!("hashingConfiguration.{key}"),
-                label,
-            )
-            .unwrap_or(false)
+        let flag = |v: &mut Self, key: &str, field: &str, label: &str| {
+            v.boolean(hashing.member(key, event), field, label)
+                .unwrap_or(false)
         };
         p.hashing = HashingConfiguration {
-            email: flag(self, "hashEmail", "Hash Email"),
-            first_name: flag(self, "hashFirstName", "Hash First Name"),
-            last_name: flag(self, "hashLastName", "Hash Last Name"),
-            mobile: flag(self, "hashMobile", "Hash Mobile Number"),
-            billing_zipcode: flag(self, "hashBillingZipcode", "Hash Billing Zip Code"),
+            email: flag(
+                self,
+                "hashEmail",
+                "hashingConfiguration.hashEmail",
+                "Hash Email",
+            ),
+            first_name: flag(
+                self,
+                "hashFirstName",
+                "hashingConfiguration.hashFirstName",
+                "Hash First Name",
+            ),
+            last_name: flag(
+                self,
+                "hashLastName",
+                "hashingConfiguration.hashLastName",
+                "Hash Last Name",
+            ),
+            mobile: flag(
+                self,
+                "hashMobile",
+                "hashingConfiguration.hashMobile",
+                "Hash Mobile Number",
+            ),
+            billing_zipcode: flag(
+                self,
+                "hashBillingZipcode",
+                "hashingConfiguration.hashBillingZipcode",
+                "Hash Billing Zip Code",
+            ),
         };
 
         let device = self.object(
@@ -753,7 +774,8 @@ fn open_attributes(
     match source {
         ObjectSource::Absent => {}
         ObjectSource::Literal(members) => {
-            for (k, node) in members.iter() {
+            // Known members were read already; evaluating them again would be wasted work.
+            for (k, node) in members.iter().filter(|(k, _)| !known.contains(&k.as_str())) {
                 if let Some(v) = node.eval(event).as_json() {
                     keep(k, v);
                 }
