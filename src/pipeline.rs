@@ -225,10 +225,15 @@ impl Pipeline {
 
     /// Maps, coerces and validates one event.
     pub fn payload(&self, event: impl AsEvent) -> Result<SendPayload, Error> {
-        event.with_json(|doc| {
+        let result: Result<SendPayload, Error> = event.with_json(|doc| {
             check_event(doc)?;
             Ok(SendPayload::from_event(&self.inner.mapping, doc)?)
-        })
+        });
+        if let Err(e) = &result {
+            // Error messages name fields and rules only, never values, so they are safe to log.
+            tracing::debug!(error_type = e.error_type(), reason = %e, "event rejected");
+        }
+        result
     }
 
     /// The Rokt batch for one event.
