@@ -78,15 +78,27 @@ fn is_terminator(c: Option<u16>) -> bool {
     c.is_none() || is_whitespace(c) || is(c, b',') || is(c, b']') || is(c, b')')
 }
 
-/// Renders a code unit for an error message.
-fn show(c: Option<u16>) -> String {
-    match c {
-        None => "end of input".to_owned(),
-        Some(c) => {
-            let s =
-                char::from_u32(u32::from(c)).map_or_else(|| format!("\\u{{{c:x}}}"), String::from);
-            format!("`{s}`")
-        }
+/// Renders the character at `pos` for an error message. A position on the second half of a
+/// surrogate pair shows the whole character.
+fn show(units: &[u16], pos: usize) -> String {
+    let is_low = |u: u16| (0xdc00..0xe000).contains(&u);
+    let is_high = |u: u16| (0xd800..0xdc00).contains(&u);
+    let start = match (
+        pos.checked_sub(1).and_then(|p| units.get(p)),
+        units.get(pos),
+    ) {
+        (Some(&high), Some(&low)) if is_high(high) && is_low(low) => pos - 1,
+        _ => pos,
+    };
+    let Some(first) =
+        char::decode_utf16(units.get(start..).unwrap_or_default().iter().copied()).next()
+    else {
+        return "end of input".to_owned();
+    };
+    match first {
+        Ok('`') => "`` ` ``".to_owned(),
+        Ok(c) => format!("`{c}`"),
+        Err(e) => format!("`\\u{{{:x}}}`", e.unpaired_surrogate()),
     }
 }
 
@@ -197,7 +209,11 @@ impl Lexer<'_> {
             };
             match simple {
                 Some((kind, value)) => tokens.push(Token::new(kind, value, at)),
-                None => return Err(self.error(format!("unexpected character {}", show(cu)), at)),
+                None => {
+                    return Err(
+                        self.error(format!("unexpected character {}", show(self.units, at)), at)
+                    );
+                }
             }
         }
     }
@@ -215,7 +231,11 @@ impl Lexer<'_> {
         }
         // Only eats the closing quote when a terminator follows; otherwise that quote opens
         // the next string (`"a"b"` lexes as `"a"` then `"b"`).
-        self.accept(&[quote as u8]);
+        self.accept(if quote == u16::from(b'"') {
+            b"\""
+        } else {
+            b"'"
+        });
         let mut value = Vec::with_capacity(content.len() + 2);
         value.push(quote);
         value.extend_from_slice(&content);
@@ -260,7 +280,7 @@ impl Lexer<'_> {
                     Err(self.error(
                         format!(
                             "expected `=` and then a space after `!`, found {}",
-                            show(self.peek())
+                            show(self.units, self.pos)
                         ),
                         at,
                     ))
@@ -310,7 +330,7 @@ impl Lexer<'_> {
             return Err(self.error(
                 format!(
                     "unexpected {} after `{}`; put a space or an operator after a field name",
-                    show(coming),
+                    show(self.units, self.pos),
                     Self::text(&value)
                 ),
                 self.pos,

@@ -185,11 +185,12 @@ impl TriggerError {
         let mut units = 0;
         let mut offset = source.len();
         for (byte, c) in source.char_indices() {
-            if units >= unit_offset {
+            units += c.len_utf16();
+            // An offset inside a surrogate pair points at the whole character.
+            if units > unit_offset {
                 offset = byte;
                 break;
             }
-            units += c.len_utf16();
         }
         let before = &source[..offset];
         let line = before.matches('\n').count() + 1;
@@ -210,6 +211,10 @@ const ALL: &str = "userId = null or userId != null";
 
 impl Trigger {
     /// Parses a trigger, accepting exactly what Segment accepts.
+    ///
+    /// # Errors
+    ///
+    /// A [`TriggerError`] saying what is wrong and where, for any text Segment rejects.
     pub fn parse(source: &str) -> Result<Trigger, TriggerError> {
         let units: Vec<u16> = source.encode_utf16().collect();
         let tokens =
@@ -234,21 +239,25 @@ impl Trigger {
     }
 
     /// Whether the event matches.
+    #[must_use]
     pub fn matches(&self, event: &crate::Json<'_>) -> bool {
         eval::eval(&self.inner.condition, event).unwrap_or(false)
     }
 
     /// Convenience for callers holding a [`serde_json::Value`].
+    #[must_use]
     pub fn matches_value(&self, event: &serde_json::Value) -> bool {
         self.matches(&crate::Json::from(event))
     }
 
     /// The source text it was parsed from.
+    #[must_use]
     pub fn as_str(&self) -> &str {
         &self.inner.source
     }
 
     /// What the trigger tests.
+    #[must_use]
     pub fn condition(&self) -> &Condition {
         &self.inner.condition
     }
@@ -258,6 +267,7 @@ impl Trigger {
     /// Segment has no "all" keyword (`Trigger::parse("all")` fails, as in Segment), so this is
     /// `userId = null or userId != null`, which Segment also accepts and which every event
     /// satisfies.
+    #[must_use]
     pub fn all() -> Trigger {
         Trigger {
             inner: Arc::new(Inner {

@@ -43,7 +43,8 @@ fn conformance_cases_all_pass() {
 }
 
 /// A corpus of random and mutated triggers with the reference's verdict on a fixed set of
-/// events, produced by running `@segment/destination-subscriptions` 3.37 under Node 20:
+/// events, produced by running `@segment/destination-subscriptions` 3.37 under Node 20 with
+/// `gen_reference_corpus.js` (next to this file):
 /// `E` is a parse error, otherwise one letter per event: `t` match, `f` no match, `x` the
 /// reference threw (which drops the event, so it must not match).
 #[derive(serde::Deserialize)]
@@ -111,6 +112,12 @@ fn quirks_match_reference() {
     let cases: &[(&str, &str, Option<bool>)] = &[
         (r#"!(type = "page")"#, r#"{"type":"page"}"#, Some(true)),
         (r"userId = a\", r#"{"userId":"a"}"#, Some(true)),
+        (
+            r"properties.\é = 1",
+            r#"{"properties":{"é":1}}"#,
+            Some(true),
+        ),
+        (r#"event = "😀""#, r#"{"event":"😀"}"#, Some(true)),
         (r#"!(type = "page")"#, r#"{"type":"track"}"#, Some(false)),
         (r"type =", r#"{"type":"eos"}"#, Some(true)),
         (r#"type = "a" and ()"#, r#"{"type":"a"}"#, Some(false)), // reference throws
@@ -536,6 +543,14 @@ fn parse_errors_say_what_and_where() {
         ("type = \"a\"\nand é", "unexpected character `é`", 15, 2, 5),
         ("contains(", "contains() is missing a 2nd argument", 0, 1, 1),
         ("match", "match() is missing a 1st argument", 0, 1, 1),
+        (
+            "properties.`a b` = 1",
+            "unexpected character `` ` ``",
+            11,
+            1,
+            12,
+        ),
+        ("properties.\\😀 = 1", "unexpected `😀` after `", 12, 1, 13),
     ];
     for &(source, message, offset, line, column) in cases {
         let err = Trigger::parse(source).expect_err(source);
