@@ -20,8 +20,8 @@
 //! - `type`, `event` and `name` compare as strings only (`event = null` looks for the string
 //!   `"null"`); `name` and `userId` also know `= null`/`!= null`, and `userId` `= true`/`= false`.
 //!   `properties.*`, `traits.*` and `context.*` know all of these and compare `= 5` as a number.
-//! - `!=` on a string matches when the field is missing or not a string; on a number it
-//!   requires the field to be a number.
+//! - `f != "x"` holds whenever `f` is not the string `"x"`, including when it is missing or
+//!   not a string; `properties.n != 5` instead requires `n` to be a number.
 //! - `match(f, "pre*")` is "starts with" and anything else is "ends with" minus the first
 //!   character: `match(f, "abc")` tests the suffix `"bc"`.
 //! - `contains(type, ...)` and `match(type, ...)` are dropped without error.
