@@ -6,10 +6,11 @@
 //! strings and arrays have `length` and numeric indexes, and every object inherits
 //! `Object.prototype` members such as `constructor`.
 
+use std::borrow::Cow;
+
 use super::js::{ARRAY_PROTO, BOOLEAN_PROTO, NUMBER_PROTO, OBJECT_PROTO, STRING_PROTO};
 use super::{Condition, Field, Test};
 use crate::Json;
-use serde_json_borrow::ObjectAsVec;
 
 /// The reference threw a `TypeError` (reading a field of a `null` event, an empty `()` group,
 /// a path made only of separators). `validate` does not catch it, so the event fails.
@@ -32,7 +33,8 @@ enum JsVal<'a, 'j> {
     Num(f64),
     Str(JsStr<'a>),
     Array(&'a [Json<'j>]),
-    Object(&'a ObjectAsVec<'j>),
+    /// A JSON object (the value itself, so that only [`object_member`] reads its entries).
+    Object(&'a Json<'j>),
     /// A built-in method or prototype object: present, but not a string, number or boolean.
     /// Looking further inside one is not modelled and yields `undefined`.
     Builtin,
@@ -45,7 +47,48 @@ fn from_json<'a, 'j>(value: &'a Json<'j>) -> JsVal<'a, 'j> {
         Json::Number(n) => JsVal::Num(n.as_f64().unwrap_or(f64::NAN)),
         Json::Str(s) => JsVal::Str(JsStr::Text(s)),
         Json::Array(items) => JsVal::Array(items),
-        Json::Object(object) => JsVal::Object(object),
+        Json::Object(_) => JsVal::Object(value),
+    }
+}
+
+/// One entry of a JSON object, whichever way `crate::Json` stores objects: pairs of borrowed
+/// keys and values (`serde_json_borrow`) or a vector of `(key, value)` tuples. Reading
+/// entries through this keeps the evaluator independent of that choice.
+trait Entry<'a, 'j> {
+    fn key(&self) -> &str;
+    fn value(self) -> &'a Json<'j>;
+}
+
+impl<'a, 'j> Entry<'a, 'j> for (&'a str, &'a Json<'j>) {
+    fn key(&self) -> &str {
+        self.0
+    }
+    fn value(self) -> &'a Json<'j> {
+        self.1
+    }
+}
+
+impl<'a, 'j> Entry<'a, 'j> for &'a (Cow<'j, str>, Json<'j>) {
+    fn key(&self) -> &str {
+        &self.0
+    }
+    fn value(self) -> &'a Json<'j> {
+        &self.1
+    }
+}
+
+/// `object[key]` for an own member. `JSON.parse` keeps the last of duplicate keys.
+fn object_member<'a, 'j>(object: &'a Json<'j>, key: &str) -> Option<&'a Json<'j>> {
+    match object {
+        // A fold rather than `rev().find()`: not every object representation iterates backwards.
+        Json::Object(entries) => entries.iter().fold(None, |last, entry| {
+            if entry.key() == key {
+                Some(entry.value())
+            } else {
+                last
+            }
+        }),
+        _ => None,
     }
 }
 
@@ -97,13 +140,10 @@ fn member<'a, 'j>(base: JsVal<'a, 'j>, key: &str) -> Result<JsVal<'a, 'j>, Throw
                 builtin_or_undefined(inherited(key, ARRAY_PROTO))
             }
         }
-        JsVal::Object(object) => {
-            // JSON.parse keeps the last of duplicate keys.
-            match object.iter().filter(|(k, _)| *k == key).last() {
-                Some((_, value)) => from_json(value),
-                None => builtin_or_undefined(OBJECT_PROTO.contains(&key)),
-            }
-        }
+        JsVal::Object(object) => match object_member(object, key) {
+            Some(value) => from_json(value),
+            None => builtin_or_undefined(OBJECT_PROTO.contains(&key)),
+        },
         JsVal::Builtin => JsVal::Undefined,
     })
 }
