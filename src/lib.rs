@@ -37,6 +37,7 @@ pub mod request;
 pub mod rokt;
 pub mod rtid;
 pub mod segment;
+pub mod subscription;
 pub mod trigger;
 
 pub use credentials::Credentials;
