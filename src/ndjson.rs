@@ -43,7 +43,8 @@ impl<R: BufRead> Lines<R> {
         Self::with_max_line(reader, DEFAULT_MAX_LINE)
     }
 
-    /// Lines of at most `max_line` bytes; longer lines are reported as too large.
+    /// Lines of at most `max_line` bytes, not counting the `\n` that ends them (a `\r` before
+    /// it counts); longer lines are reported as too large. `usize::MAX` means no limit.
     pub fn with_max_line(reader: R, max_line: usize) -> Self {
         Lines {
             reader,
@@ -103,7 +104,10 @@ impl<R: BufRead> Lines<R> {
             };
             let n = chunk.len();
             if !overflow {
-                if self.buf.len() + n > self.max_line + 1 {
+                // The limit counts the line's bytes without its newline, however the line ends
+                // (and `usize::MAX` means no limit, without overflowing).
+                let kept = self.buf.len().saturating_add(n - usize::from(done));
+                if kept > self.max_line {
                     overflow = true;
                     self.buf.clear();
                 } else {
