@@ -10,12 +10,27 @@ pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 
 /// One non-blank input line: its index among the non-blank lines and its bytes, or why it
 /// cannot be an event (too long, not UTF-8).
-#[derive(Debug)]
 pub struct Line<'b> {
     /// Position among the non-blank lines, from 0.
     pub index: u64,
     /// The trimmed line, or the reason it was refused.
     pub text: Result<&'b str, Error>,
+}
+
+impl std::fmt::Debug for Line<'_> {
+    /// Shows the line's length, never its text: events carry personal data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        struct Len(usize);
+        impl std::fmt::Debug for Len {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "<{} bytes>", self.0)
+            }
+        }
+        f.debug_struct("Line")
+            .field("index", &self.index)
+            .field("text", &self.text.as_ref().map(|t| Len(t.len())))
+            .finish()
+    }
 }
 
 /// Reads NDJSON lines from any buffered reader, reusing one buffer.
@@ -43,7 +58,8 @@ impl<R: BufRead> Lines<R> {
         Self::with_max_line(reader, DEFAULT_MAX_LINE)
     }
 
-    /// Lines of at most `max_line` bytes; longer lines are reported as too large.
+    /// Lines of at most `max_line` bytes, not counting the `\n` that ends them (a `\r` before
+    /// it counts); longer lines are reported as too large. `usize::MAX` means no limit.
     pub fn with_max_line(reader: R, max_line: usize) -> Self {
         Lines {
             reader,
@@ -103,7 +119,10 @@ impl<R: BufRead> Lines<R> {
             };
             let n = chunk.len();
             if !overflow {
-                if self.buf.len() + n > self.max_line + 1 {
+                // The limit counts the line's bytes without its newline, however the line ends
+                // (and `usize::MAX` means no limit, without overflowing).
+                let kept = self.buf.len().saturating_add(n - usize::from(done));
+                if kept > self.max_line {
                     overflow = true;
                     self.buf.clear();
                 } else {
@@ -157,6 +176,15 @@ mod tests {
         let got = collect(b"\xff\xfe\n{}\n", 100);
         assert!(got[0].1.as_ref().is_err_and(|e| e.contains("UTF-8")));
         assert_eq!(got[1].1.as_deref(), Ok("{}"));
+    }
+
+    #[test]
+    fn debug_hides_the_text() {
+        let mut lines = Lines::new(&b"{\"email\":\"jane@example.com\"}\n"[..]);
+        let line = lines.next_line().unwrap().unwrap();
+        let printed = format!("{line:?}");
+        assert!(!printed.contains("jane"), "{printed}");
+        assert!(printed.contains("28 bytes"), "{printed}");
     }
 
     #[test]
