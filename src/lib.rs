@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod hashing;
@@ -38,6 +39,9 @@ pub mod rtid;
 pub mod segment;
 pub mod trigger;
 
+pub use client::{
+    Client, ClientBuilder, Dispatcher, DispatcherBuilder, Outcome, RetryPolicy, Verdict,
+};
 pub use credentials::Credentials;
 pub use error::{ConfigError, Error, EventError};
 pub use json::Json;
