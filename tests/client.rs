@@ -586,3 +586,36 @@ fn the_builder_checks_its_settings() {
     fn assert_send_sync<T: Send + Sync + Clone>() {}
     assert_send_sync::<Client>();
 }
+
+/// `cargo run --example event_tester` works offline: it prints the payload and `202`.
+/// (`cargo test` builds the examples; when run alone without them, this test says so and passes.)
+#[test]
+fn the_event_tester_example_runs_offline() {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let tester = dir
+        .join("examples")
+        .join(format!("event_tester{}", std::env::consts::EXE_SUFFIX));
+    if !tester.exists() {
+        println!("skipped: {} is not built", tester.display());
+        return;
+    }
+    let out = std::process::Command::new(tester)
+        .env_remove("ROKT_API_KEY")
+        .env_remove("ROKT_API_SECRET")
+        .env_remove("ROKT_ENDPOINT")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("POST http://127.0.0.1:"), "{stdout}");
+    assert!(
+        stdout.contains("\"source_message_id\": \"event-tester-"),
+        "{stdout}"
+    );
+    assert!(stdout.trim_end().ends_with("HTTP status: 202"), "{stdout}");
+}
