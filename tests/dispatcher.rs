@@ -299,6 +299,32 @@ async fn the_builder_checks_its_settings() {
     }
 }
 
+#[tokio::test]
+async fn a_panicking_callback_loses_no_other_outcome() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let seen = Arc::new(AtomicUsize::new(0));
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .on_outcome({
+            let seen = seen.clone();
+            move |o| {
+                if o.ticket.id() == 0 {
+                    panic!("a careless callback");
+                }
+                seen.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+        .build()
+        .unwrap();
+    for i in 0..10 {
+        dispatcher.enqueue(support::event(i)).await.unwrap();
+    }
+    dispatcher.shutdown().await;
+    assert_eq!(seen.load(Ordering::Relaxed), 9);
+
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Dispatcher>();
+}
+
 #[test]
 fn building_outside_a_runtime_is_a_config_error() {
     let client = rokt_capi::Client::builder()

@@ -108,7 +108,8 @@ impl<E> std::error::Error for EnqueueError<E> {}
 #[derive(Clone)]
 pub enum OutcomeSink {
     /// A function called once per outcome, from the task that settles it (the enqueuing
-    /// task for bad input, a background task otherwise). It must be quick and must not panic.
+    /// task for bad input, a background task otherwise). It must be quick and must not wait
+    /// on the dispatcher; a panic in it is caught and logged.
     Callback(Arc<dyn Fn(Outcome) + Send + Sync>),
     /// A channel; outcomes are dropped once its receiver is gone.
     Channel(mpsc::UnboundedSender<Outcome>),
@@ -137,7 +138,13 @@ impl OutcomeSink {
             );
         }
         match self {
-            OutcomeSink::Callback(f) => f(outcome),
+            OutcomeSink::Callback(f) => {
+                let ticket = outcome.ticket.0;
+                let call = std::panic::AssertUnwindSafe(|| f(outcome));
+                if std::panic::catch_unwind(call).is_err() {
+                    tracing::error!(ticket, "the outcome callback panicked");
+                }
+            }
             OutcomeSink::Channel(tx) => {
                 let _ = tx.send(outcome);
             }
@@ -273,9 +280,14 @@ impl DispatcherBuilder {
 /// the byte limit, or whatever arrived within the flush interval), several requests at once,
 /// optional pacing, retries, and exactly one [`Outcome`] per enqueued event.
 ///
-/// Events are mapped and encoded when they are enqueued, by the client's [`Pipeline`]
-/// (crate::Pipeline), so bad input is reported at once, as a [`Verdict::Rejected`] outcome,
-/// and never queued.
+/// Events are mapped and encoded when they are enqueued, by the client's
+/// [`Pipeline`](crate::Pipeline), so bad input is reported at once, as a
+/// [`Verdict::Rejected`] outcome, and never queued.
+///
+/// Pacing ([`rate_limit`](DispatcherBuilder::rate_limit)) spaces the first attempt of each
+/// request; retries and one-by-one resends are not counted. Outcome callbacks run on the
+/// dispatcher's tasks: they must not wait on the dispatcher (`enqueue`, `flush`,
+/// `shutdown`), which could deadlock.
 ///
 /// Cheap to clone; all clones feed the same queue. Call [`shutdown`](Self::shutdown) before
 /// the program ends: it sends what is queued and waits for every outcome. **Dropping** every
