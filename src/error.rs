@@ -272,6 +272,19 @@ impl EventError {
         }
     }
 
+    /// Input that is not UTF-8 text.
+    pub fn new_utf8(valid_up_to: usize) -> Self {
+        EventError::new(
+            "$",
+            format!("the input is not UTF-8 (invalid byte at offset {valid_up_to})"),
+        )
+    }
+
+    /// From a JSON parse error, keeping only its position and category (never the text).
+    pub fn from_json(e: &serde_json::Error) -> Self {
+        Self::syntax(e)
+    }
+
     /// From a JSON syntax error, keeping only its position and category.
     pub(crate) fn syntax(e: &serde_json::Error) -> Self {
         let what = match e.classify() {

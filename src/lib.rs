@@ -31,6 +31,7 @@ pub mod error;
 pub mod hashing;
 mod json;
 pub mod mapping;
+pub mod ndjson;
 pub mod payload;
 pub mod pipeline;
 pub mod request;
@@ -45,4 +46,9 @@ pub use client::{
 pub use credentials::Credentials;
 pub use error::{ConfigError, Error, EventError};
 pub use json::Json;
-pub use pipeline::{BulkPlan, Pipeline, PipelineBuilder};
+pub use pipeline::{BulkPlan, ParseEvent, Pipeline, PipelineBuilder};
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -70,3 +70,25 @@ pub(crate) fn push_js_string(out: &mut String, value: &Json<'_>) {
         Json::Object(_) => out.push_str("[object Object]"),
     }
 }
+
+/// Whether JavaScript's `String.prototype.trim` removes `c`: its WhiteSpace and
+/// LineTerminator sets, which differ from Rust's `char::is_whitespace` (JavaScript trims
+/// U+FEFF and keeps U+0085).
+pub(crate) fn is_js_whitespace(c: char) -> bool {
+    matches!(
+        c,
+        '\u{9}' | '\u{A}' | '\u{B}' | '\u{C}' | '\u{D}' | ' ' | '\u{A0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200A}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202F}'
+                | '\u{205F}'
+                | '\u{3000}'
+                | '\u{FEFF}'
+    )
+}
+
+/// JavaScript's `trim()`.
+pub(crate) fn trim(s: &str) -> &str {
+    s.trim_matches(is_js_whitespace)
+}
