@@ -33,6 +33,7 @@ async fn groups_events_into_bulk_requests_and_reports_each_once() {
     let server = MockServer::script(vec![Reply::accepted()]).await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let dispatcher = Dispatcher::builder(support::client(&server))
+        .flush_interval(Duration::from_secs(3600)) // only full requests and `flush`
         .outcomes_to(tx)
         .build()
         .unwrap();
@@ -158,8 +159,9 @@ async fn the_flush_interval_sends_a_partial_batch() {
             .unwrap();
         assert!(o.verdict.is_delivered());
     }
-    assert_eq!(server.count(), 1);
-    assert_eq!(server.received()[0].batches().len(), 3);
+    // Usually one request of 3; a slow machine may have split them. Nothing was flushed.
+    let sent: usize = server.received().iter().map(|r| r.batches().len()).sum();
+    assert_eq!(sent, 3);
 }
 
 #[tokio::test]

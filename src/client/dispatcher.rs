@@ -342,7 +342,7 @@ impl DispatcherBuilder {
 ///     dispatcher.enqueue(event).await?;
 /// }
 /// let bad = dispatcher.enqueue(serde_json::json!({"type": "track"})).await?;
-/// dispatcher.shutdown().await; // three bulk requests: 100 + 100 + 50
+/// dispatcher.shutdown().await; // sends what is queued, waits for every outcome
 ///
 /// let mut delivered = 0;
 /// while let Ok(outcome) = outcomes.try_recv() {
