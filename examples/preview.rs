@@ -13,6 +13,7 @@
 use rokt_capi::mapping::Preset;
 use rokt_capi::ndjson::Lines;
 use rokt_capi::request::{Limits, Request, RequestKind};
+use rokt_capi::trigger::Trigger;
 use rokt_capi::{Error, EventError, Json, Pipeline};
 use std::io::{BufReader, Read, Write};
 use std::time::Instant;
@@ -89,7 +90,7 @@ struct Tally {
 
 struct Preview<W: Write> {
     pipeline: Pipeline,
-    trigger: Option<()>,
+    trigger: Option<Trigger>,
     batch: usize,
     quiet: bool,
     out: W,
@@ -183,8 +184,11 @@ impl<W: Write> Preview<W> {
     /// The encoded batch for one line, `None` when the trigger skips it.
     fn encode(&self, text: &str) -> Result<Option<bytes::Bytes>, Error> {
         let doc = Json::parse(text).map_err(|e| Error::from(EventError::from_json(&e)))?;
-        if self.trigger.is_some() {
+        if let Some(t) = &self.trigger {
             rokt_capi::segment::check_event(&doc)?;
+            if !t.matches(&doc) {
+                return Ok(None);
+            }
         }
         self.pipeline.encode(&doc).map(Some)
     }
@@ -234,8 +238,8 @@ fn run() -> Result<(), String> {
         builder = builder.overrides(json);
     }
     let pipeline = builder.build().map_err(|e| e.to_string())?;
-    let trigger: Option<()> = match &args.trigger {
-        Some(_) => return Err("--trigger: triggers are not available in this build yet".into()),
+    let trigger = match &args.trigger {
+        Some(t) => Some(Trigger::parse(t).map_err(|e| format!("--trigger: {e}"))?),
         None => None,
     };
     let input: Box<dyn Read> = match &args.file {

@@ -44,7 +44,7 @@ struct Inner {
 }
 
 /// Configures a [`Pipeline`]; [`build`](PipelineBuilder::build) checks the configuration.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 #[must_use]
 pub struct PipelineBuilder {
     preset: Option<Preset>,
