@@ -54,6 +54,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod hashing;
@@ -69,6 +70,9 @@ pub mod segment;
 pub mod subscription;
 pub mod trigger;
 
+pub use client::{
+    Client, ClientBuilder, Dispatcher, DispatcherBuilder, Outcome, RetryPolicy, Verdict,
+};
 pub use credentials::Credentials;
 pub use error::{ConfigError, Error, EventError};
 pub use json::Json;
