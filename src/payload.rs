@@ -353,20 +353,41 @@ impl<'e> Validator<'e> {
             "Hashing Configuration",
             event,
         );
-        let flag = |v: &mut Self, key: &str, label: &str| {
-            v.boolean(
-                hashing.member(key, event),
-                &format!("hashingConfiguration.{key}"),
-                label,
-            )
-            .unwrap_or(false)
+        let flag = |v: &mut Self, key: &str, field: &str, label: &str| {
+            v.boolean(hashing.member(key, event), field, label)
+                .unwrap_or(false)
         };
         p.hashing = HashingConfiguration {
-            email: flag(self, "hashEmail", "Hash Email"),
-            first_name: flag(self, "hashFirstName", "Hash First Name"),
-            last_name: flag(self, "hashLastName", "Hash Last Name"),
-            mobile: flag(self, "hashMobile", "Hash Mobile Number"),
-            billing_zipcode: flag(self, "hashBillingZipcode", "Hash Billing Zip Code"),
+            email: flag(
+                self,
+                "hashEmail",
+                "hashingConfiguration.hashEmail",
+                "Hash Email",
+            ),
+            first_name: flag(
+                self,
+                "hashFirstName",
+                "hashingConfiguration.hashFirstName",
+                "Hash First Name",
+            ),
+            last_name: flag(
+                self,
+                "hashLastName",
+                "hashingConfiguration.hashLastName",
+                "Hash Last Name",
+            ),
+            mobile: flag(
+                self,
+                "hashMobile",
+                "hashingConfiguration.hashMobile",
+                "Hash Mobile Number",
+            ),
+            billing_zipcode: flag(
+                self,
+                "hashBillingZipcode",
+                "hashingConfiguration.hashBillingZipcode",
+                "Hash Billing Zip Code",
+            ),
         };
 
         let device = self.object(
@@ -657,18 +678,23 @@ impl<'e> Validator<'e> {
     /// A string field: scalars become their text, a one-item array its item; trimmed, and
     /// absent when blank.
     fn string(&mut self, value: Resolved<'_, '_>, field: &str, label: &str) -> Option<String> {
+        // A string made for this event (a built-in default, a template) is moved, not copied.
+        if let Resolved::Owned(Json::Str(s)) = value {
+            let trimmed = js::trim(&s);
+            if trimmed.is_empty() {
+                return None;
+            }
+            return Some(if trimmed.len() == s.len() {
+                s.into_owned()
+            } else {
+                trimmed.to_owned()
+            });
+        }
         let v = value.as_json()?;
         let v = unwrap_single(v);
         let text = match v {
             Json::Null => return None,
-            Json::Str(s) => {
-                let t = s.trim();
-                if t.len() == s.len() {
-                    s.to_string()
-                } else {
-                    t.to_owned()
-                }
-            }
+            Json::Str(s) => js::trim(s).to_owned(),
             Json::Number(n) => js::number_to_string(n),
             Json::Bool(b) => b.to_string(),
             other => {
@@ -729,8 +755,8 @@ impl<'e> Validator<'e> {
                 .as_f64()
                 .filter(|f| f.is_finite())
                 .map(|f| f.trunc() as i64),
-            Json::Str(s) if s.trim().is_empty() => return None,
-            Json::Str(s) => parse_timestamp(s.trim()),
+            Json::Str(s) if js::trim(s).is_empty() => return None,
+            Json::Str(s) => parse_timestamp(js::trim(s)),
             other => {
                 self.type_error(field, "Event Timestamp", STRING, other);
                 return Some(None);
@@ -773,9 +799,9 @@ fn open_attributes(
             return;
         }
         match value {
-            Json::Str(s) => out.insert(key, AttributeValue::String(s.to_string())),
-            Json::Number(n) => out.insert(key, AttributeValue::Number(n.clone())),
-            Json::Bool(b) => out.insert(key, AttributeValue::Bool(*b)),
+            Json::Str(s) => out.insert(key.to_owned(), AttributeValue::String(s.to_string())),
+            Json::Number(n) => out.insert(key.to_owned(), AttributeValue::Number(n.clone())),
+            Json::Bool(b) => out.insert(key.to_owned(), AttributeValue::Bool(*b)),
             Json::Array(items) if arrays => {
                 let kept: Vec<AttributeScalar> = items
                     .iter()
@@ -787,7 +813,7 @@ fn open_attributes(
                     })
                     .collect();
                 if !kept.is_empty() {
-                    out.insert(key, AttributeValue::List(kept));
+                    out.insert(key.to_owned(), AttributeValue::List(kept));
                 }
             }
             _ => {}
@@ -796,10 +822,8 @@ fn open_attributes(
     match source {
         ObjectSource::Absent => {}
         ObjectSource::Literal(members, failures) => {
-            for (k, node) in members.iter() {
-                if known.contains(&k.as_str()) {
-                    continue;
-                }
+            // Known members were read already; evaluating them again would be wasted work.
+            for (k, node) in members.iter().filter(|(k, _)| !known.contains(&k.as_str())) {
                 match node.eval(event) {
                     Ok(r) => {
                         if let Some(v) = r.as_json() {
@@ -823,7 +847,7 @@ fn open_attributes(
 
 /// A string JavaScript's loose equality treats as a number (`x == +x`), as ajv coerces it.
 fn parse_js_number(s: &str) -> Option<f64> {
-    let t = s.trim();
+    let t = js::trim(s);
     if t.is_empty() {
         return None;
     }

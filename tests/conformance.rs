@@ -241,6 +241,38 @@ fn mapping_family(dir: &Path) -> Option<Vec<(String, Result<(), String>)>> {
     )
 }
 
+/// `subscriptions/cases.json`: whether each trigger matches each event, as the reference says.
+fn subscriptions_family(dir: &Path) -> Option<Vec<(String, Result<(), String>)>> {
+    let text = std::fs::read_to_string(dir.join("subscriptions/cases.json")).ok()?;
+    let cases: Vec<Value> = match serde_json::from_str(&text) {
+        Ok(c) => c,
+        Err(e) => return Some(vec![("cases.json".into(), Err(e.to_string()))]),
+    };
+    Some(
+        cases
+            .iter()
+            .enumerate()
+            .map(|(i, case)| {
+                let condition = case["condition"].as_str().unwrap_or_default();
+                let name = format!("{i}: {condition}");
+                let outcome = match rokt_capi::trigger::Trigger::parse(condition) {
+                    Err(e) => Err(format!("parse error: {e}")),
+                    Ok(t) => {
+                        let got = t.matches_value(&case["event"]);
+                        let want = case["expected"].as_bool();
+                        if Some(got) == want {
+                            Ok(())
+                        } else {
+                            Err(format!("expected {want:?}, got {got}"))
+                        }
+                    }
+                };
+                (name, outcome)
+            })
+            .collect(),
+    )
+}
+
 #[test]
 fn conformance() {
     let dir = corpus_dir();
@@ -249,6 +281,10 @@ fn conformance() {
     if let Some(outcomes) = send_family(&dir) {
         families += 1;
         failed += report("send", outcomes);
+    }
+    if let Some(outcomes) = subscriptions_family(&dir) {
+        families += 1;
+        failed += report("subscriptions", outcomes);
     }
     if let Some(outcomes) = mapping_family(&dir) {
         families += 1;

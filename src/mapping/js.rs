@@ -304,16 +304,6 @@ pub(crate) fn push_json(out: &mut String, value: &Json<'_>) {
     }
 }
 
-/// `String.prototype.trim`: JavaScript's white space and line terminators, which differ from
-/// Rust's `trim` in U+0085 (kept) and U+FEFF (removed).
-pub(crate) fn trim(s: &str) -> &str {
-    s.trim_matches(|c: char| match c {
-        '\u{85}' => false,
-        '\u{feff}' => true,
-        c => c.is_whitespace(),
-    })
-}
-
 /// The length of a string in UTF-16 code units, as JavaScript counts it.
 pub(crate) fn utf16_len(s: &str) -> usize {
     s.chars().map(char::len_utf16).sum()
@@ -324,6 +314,28 @@ pub(crate) fn utf16_len(s: &str) -> usize {
 pub(crate) fn utf16_unit_at(s: &str, index: usize) -> Option<String> {
     let unit = s.encode_utf16().nth(index)?;
     Some(String::from_utf16_lossy(&[unit]))
+}
+
+/// Whether JavaScript's `String.prototype.trim` removes `c`: its WhiteSpace and
+/// LineTerminator sets, which differ from Rust's `char::is_whitespace` (JavaScript trims
+/// U+FEFF and keeps U+0085).
+pub(crate) fn is_js_whitespace(c: char) -> bool {
+    matches!(
+        c,
+        '\u{9}' | '\u{A}' | '\u{B}' | '\u{C}' | '\u{D}' | ' ' | '\u{A0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200A}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202F}'
+                | '\u{205F}'
+                | '\u{3000}'
+                | '\u{FEFF}'
+    )
+}
+
+/// JavaScript's `trim()`.
+pub(crate) fn trim(s: &str) -> &str {
+    s.trim_matches(is_js_whitespace)
 }
 
 #[cfg(test)]

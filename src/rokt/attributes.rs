@@ -2,6 +2,7 @@
 
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
 
 /// A scalar attribute value: string, number or boolean.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,7 +64,7 @@ pub(crate) fn js_number(n: f64) -> serde_json::Number {
 /// Attributes in insertion order; inserting an existing key replaces its value in place, as
 /// JavaScript's object spread does.
 #[derive(Clone, Debug, PartialEq, Default)]
-pub struct AttributeMap(Vec<(String, AttributeValue)>);
+pub struct AttributeMap(Vec<(Cow<'static, str>, AttributeValue)>);
 
 impl AttributeMap {
     /// An empty map.
@@ -71,7 +72,7 @@ impl AttributeMap {
         Self(Vec::new())
     }
     /// Sets `key`, replacing an earlier value in its original position.
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<AttributeValue>) {
+    pub fn insert(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<AttributeValue>) {
         let key = key.into();
         let value = value.into();
         match self.0.iter_mut().find(|(k, _)| *k == key) {
@@ -85,11 +86,11 @@ impl AttributeMap {
     }
     /// The keys, in order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|(k, _)| k.as_str())
+        self.0.iter().map(|(k, _)| k.as_ref())
     }
     /// The entries, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &AttributeValue)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v))
+        self.0.iter().map(|(k, v)| (k.as_ref(), v))
     }
     /// How many entries.
     pub fn len(&self) -> usize {
@@ -101,11 +102,19 @@ impl AttributeMap {
     }
 }
 
+impl IntoIterator for AttributeMap {
+    type Item = (Cow<'static, str>, AttributeValue);
+    type IntoIter = std::vec::IntoIter<(Cow<'static, str>, AttributeValue)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 impl Serialize for AttributeMap {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for (k, v) in &self.0 {
-            map.serialize_entry(k, v)?;
+            map.serialize_entry(k.as_ref(), v)?;
         }
         map.end()
     }

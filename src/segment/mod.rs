@@ -108,7 +108,7 @@ impl From<&str> for Id {
 }
 
 /// Fields every call has.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Common {
@@ -136,7 +136,7 @@ pub struct Common {
 }
 
 /// A track call.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Track {
     /// The action, e.g. `Order Completed`.
@@ -150,7 +150,7 @@ pub struct Track {
 }
 
 /// An identify call.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Identify {
     /// The user's traits.
@@ -162,7 +162,7 @@ pub struct Identify {
 }
 
 /// A page call.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Page {
     /// The page's name.
@@ -177,7 +177,7 @@ pub struct Page {
 }
 
 /// A screen call.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Screen {
     /// The screen's name.
@@ -192,7 +192,7 @@ pub struct Screen {
 }
 
 /// A group call.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Group {
@@ -208,7 +208,7 @@ pub struct Group {
 }
 
 /// An alias call.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Alias {
@@ -221,7 +221,7 @@ pub struct Alias {
 }
 
 /// `context`: what Segment knows about the user's environment.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Context {
@@ -249,7 +249,7 @@ pub struct Context {
 }
 
 /// `context.device`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Device {
@@ -268,7 +268,7 @@ pub struct Device {
 }
 
 /// `context.page`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct PageContext {
     /// The full URL.
@@ -283,7 +283,7 @@ pub struct PageContext {
 }
 
 /// `context.personas`: set by Segment Engage on audience and journey calls.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Personas {
     /// The audience or journey step key.
@@ -295,6 +295,160 @@ pub struct Personas {
     /// Every other field.
     #[serde(flatten)]
     pub extra: Object,
+}
+
+/// `Debug` for the event types: their shape, never the personal data they carry. Open objects
+/// (`properties`, `traits`, `extra`) show their keys only; ids, IP address, user agent, device
+/// ids and page URLs show as `<redacted>`.
+mod debug {
+    use super::*;
+    use std::fmt::{self, Debug, Formatter};
+
+    /// An open object's keys.
+    struct Keys<'a>(&'a Object);
+
+    impl Debug for Keys<'_> {
+        fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+            f.debug_set().entries(self.0.keys()).finish()
+        }
+    }
+
+    fn keys(o: &Option<Object>) -> Option<Keys<'_>> {
+        o.as_ref().map(Keys)
+    }
+
+    fn redacted<T>(o: &Option<T>) -> Option<&'static str> {
+        o.as_ref().map(|_| "<redacted>")
+    }
+
+    /// A JSON value's type, not its content.
+    fn kind(v: &Option<Value>) -> Option<&'static str> {
+        v.as_ref().map(|v| match v {
+            Value::Null => "null",
+            Value::Bool(_) => "<boolean>",
+            Value::Number(_) => "<number>",
+            Value::String(_) => "<string>",
+            Value::Array(_) => "<array>",
+            Value::Object(_) => "<object>",
+        })
+    }
+
+    impl Debug for Common {
+        fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Common")
+                .field("user_id", &self.user_id)
+                .field("anonymous_id", &self.anonymous_id)
+                .field("message_id", &self.message_id)
+                .field("timestamp", &kind(&self.timestamp))
+                .field("context", &self.context)
+                .field("integrations", &keys(&self.integrations))
+                .field("extra", &Keys(&self.extra))
+                .finish()
+        }
+    }
+
+    impl Debug for Track {
+        fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Track")
+                .field("event", &self.event)
+                .field("properties", &keys(&self.properties))
+                .field("common", &self.common)
+                .finish()
+        }
+    }
+
+    impl Debug for Identify {
+        fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Identify")
+                .field("traits", &keys(&self.traits))
+                .field("common", &self.common)
+                .finish()
+        }
+    }
+
+    impl Debug for Page {
+        fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Page")
+                .field("name", &self.name)
+                .field("properties", &keys(&self.properties))
+                .field("common", &self.common)
+                .finish()
+        }
+    }
+
+    impl Debug for Screen {
+        fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Screen")
+                .field("name", &self.name)
+                .field("properties", &keys(&self.properties))
+                .field("common", &self.common)
+                .finish()
+        }
+    }
+
+    impl Debug for Group {
+        fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Group")
+                .field("group_id", &self.group_id)
+                .field("traits", &keys(&self.traits))
+                .field("common", &self.common)
+                .finish()
+        }
+    }
+
+    impl Debug for Alias {
+        fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Alias")
+                .field("previous_id", &self.previous_id)
+                .field("common", &self.common)
+                .finish()
+        }
+    }
+
+    impl Debug for Context {
+        fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Context")
+                .field("ip", &redacted(&self.ip))
+                .field("user_agent", &redacted(&self.user_agent))
+                .field("traits", &keys(&self.traits))
+                .field("device", &self.device)
+                .field("page", &self.page)
+                .field("personas", &self.personas)
+                .field("extra", &Keys(&self.extra))
+                .finish()
+        }
+    }
+
+    impl Debug for Device {
+        fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Device")
+                .field("id", &redacted(&self.id))
+                .field("advertising_id", &redacted(&self.advertising_id))
+                .field("device_type", &self.device_type)
+                .field("extra", &Keys(&self.extra))
+                .finish()
+        }
+    }
+
+    impl Debug for PageContext {
+        fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+            f.debug_struct("PageContext")
+                .field("url", &redacted(&self.url))
+                .field("search", &redacted(&self.search))
+                .field("extra", &Keys(&self.extra))
+                .finish()
+        }
+    }
+
+    impl Debug for Personas {
+        fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Personas")
+                .field("computation_key", &self.computation_key)
+                .field("computation_class", &self.computation_class)
+                .field("extra", &Keys(&self.extra))
+                .finish()
+        }
+    }
 }
 
 impl Event {
@@ -487,6 +641,21 @@ mod tests {
         .unwrap_err();
         assert!(err.path.contains("context"), "{err:?}");
         assert!(!err.to_string().contains("jane"));
+    }
+
+    #[test]
+    fn debug_shows_shape_not_personal_data() {
+        let text = r#"{"type":"track","event":"Order Completed","userId":"u-jane","properties":{"email":"jane@example.com"},"context":{"ip":"203.0.113.9","userAgent":"UA-jane","traits":{"first_name":"Jane"},"device":{"id":"dev-jane","advertisingId":"ad-jane","type":"ios"},"page":{"url":"https://x/?email=jane","search":"?email=jane"},"personas":{"computation_key":"vip"}}}"#;
+        let event = Event::from_json(text).unwrap();
+        let Event::Track(track) = &event else {
+            panic!("a track call")
+        };
+        let printed = format!("{event:?} {track:?} {track:#?}");
+        assert!(
+            !printed.contains("jane") && !printed.contains("203.0"),
+            "{printed}"
+        );
+        assert!(printed.contains("Order Completed") && printed.contains("\"email\""));
     }
 
     #[test]

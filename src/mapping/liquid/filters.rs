@@ -437,7 +437,7 @@ pub(super) fn all() -> Vec<JsFilter> {
             let mode = stringify(c.arg(0));
             let cjk = t.chars().filter(|&ch| is_cjk(ch)).count();
             let words = || split_space(t).len();
-            let non_cjk = || t.split(|ch: char| is_cjk(ch) || is_js_space(ch)).filter(|w| !w.is_empty()).count();
+            let non_cjk = || t.split(|ch: char| is_cjk(ch) || js::is_js_whitespace(ch)).filter(|w| !w.is_empty()).count();
             Ok(Value::scalar(match mode.as_ref() {
                 "cjk" => (cjk + non_cjk()) as i64,
                 "auto" if cjk > 0 => (cjk + non_cjk()) as i64,
@@ -737,7 +737,7 @@ fn truncatewords(c: &Call<'_>) -> Result<Value> {
     if words <= 0.0 {
         words = 1.0;
     }
-    let start = s.trim_start_matches(is_js_space);
+    let start = s.trim_start_matches(js::is_js_whitespace);
     let arr = split_space(start);
     let n = clamp_index(words.trunc(), arr.len());
     let mut out = arr[..n].join(" ");
@@ -747,20 +747,15 @@ fn truncatewords(c: &Call<'_>) -> Result<Value> {
     Ok(Value::scalar(out))
 }
 
-/// JavaScript's `\s`.
-fn is_js_space(c: char) -> bool {
-    c.is_whitespace() && c != '\u{85}' || c == '\u{feff}'
-}
-
 /// `str.split(/\s+/)`.
 fn split_space(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut rest = s;
     loop {
-        match rest.find(is_js_space) {
+        match rest.find(js::is_js_whitespace) {
             Some(i) => {
                 out.push(&rest[..i]);
-                rest = rest[i..].trim_start_matches(is_js_space);
+                rest = rest[i..].trim_start_matches(js::is_js_whitespace);
             }
             None => {
                 out.push(rest);
@@ -775,7 +770,7 @@ fn collapse_space(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut in_space = false;
     for c in s.chars() {
-        if is_js_space(c) {
+        if js::is_js_whitespace(c) {
             if !in_space {
                 out.push(' ');
             }
@@ -823,8 +818,8 @@ fn strip(c: &Call<'_>, start: bool, end: bool) -> Result<Value> {
         }
         None => match (start, end) {
             (true, true) => js::trim(&s).to_owned(),
-            (true, false) => s.trim_start_matches(is_js_space).to_owned(),
-            _ => s.trim_end_matches(is_js_space).to_owned(),
+            (true, false) => s.trim_start_matches(js::is_js_whitespace).to_owned(),
+            _ => s.trim_end_matches(js::is_js_whitespace).to_owned(),
         },
     };
     Ok(Value::scalar(out))
@@ -1000,7 +995,7 @@ fn slugify(c: &Call<'_>) -> Result<Value> {
     // \p{L}, \p{M} and \p{Nd}, approximated by Rust's alphanumeric classes.
     let word = |ch: char| ch.is_alphanumeric();
     let keep: Option<Box<dyn Fn(char) -> bool>> = match mode.as_ref() {
-        "raw" => Some(Box::new(|ch| !is_js_space(ch))),
+        "raw" => Some(Box::new(|ch| !js::is_js_whitespace(ch))),
         "default" | "latin" => Some(Box::new(word)),
         "pretty" => Some(Box::new(move |ch| {
             word(ch) || "._~!$&'()+,;=@".contains(ch)

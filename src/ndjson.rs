@@ -1,0 +1,196 @@
+//! Reading NDJSON event streams (one Segment event per line) with bounded memory: a line over
+//! the size limit is skipped to its end and reported, never buffered whole, and a bad line never
+//! stops the lines after it.
+
+use crate::error::{Error, EventError};
+use std::io::BufRead;
+
+/// The longest line accepted by default: 1 MiB (a Rokt batch may not exceed 128 KB anyway).
+pub const DEFAULT_MAX_LINE: usize = 1 << 20;
+
+/// One non-blank input line: its index among the non-blank lines and its bytes, or why it
+/// cannot be an event (too long, not UTF-8).
+pub struct Line<'b> {
+    /// Position among the non-blank lines, from 0.
+    pub index: u64,
+    /// The trimmed line, or the reason it was refused.
+    pub text: Result<&'b str, Error>,
+}
+
+impl std::fmt::Debug for Line<'_> {
+    /// Shows the line's length, never its text: events carry personal data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        struct Len(usize);
+        impl std::fmt::Debug for Len {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "<{} bytes>", self.0)
+            }
+        }
+        f.debug_struct("Line")
+            .field("index", &self.index)
+            .field("text", &self.text.as_ref().map(|t| Len(t.len())))
+            .finish()
+    }
+}
+
+/// Reads NDJSON lines from any buffered reader, reusing one buffer.
+///
+/// ```
+/// use rokt_capi::ndjson::Lines;
+/// let input = "{\"a\":1}\n\n\u{FF}\n{\"b\":2}\n".as_bytes();
+/// let mut lines = Lines::new(input);
+/// let mut seen = Vec::new();
+/// while let Some(line) = lines.next_line().unwrap() {
+///     seen.push((line.index, line.text.is_ok()));
+/// }
+/// assert_eq!(seen, [(0, true), (1, true), (2, true)]);
+/// ```
+pub struct Lines<R> {
+    reader: R,
+    buf: Vec<u8>,
+    max_line: usize,
+    index: u64,
+}
+
+impl<R: BufRead> Lines<R> {
+    /// Lines of at most [`DEFAULT_MAX_LINE`] bytes.
+    pub fn new(reader: R) -> Self {
+        Self::with_max_line(reader, DEFAULT_MAX_LINE)
+    }
+
+    /// Lines of at most `max_line` bytes, not counting the `\n` that ends them (a `\r` before
+    /// it counts); longer lines are reported as too large. `usize::MAX` means no limit.
+    pub fn with_max_line(reader: R, max_line: usize) -> Self {
+        Lines {
+            reader,
+            buf: Vec::with_capacity(4096),
+            max_line,
+            index: 0,
+        }
+    }
+
+    /// The next non-blank line, `None` at the end of input. I/O errors end the stream.
+    pub fn next_line(&mut self) -> std::io::Result<Option<Line<'_>>> {
+        let range = loop {
+            self.buf.clear();
+            let (read, overflow) = self.read_bounded()?;
+            if read == 0 {
+                return Ok(None);
+            }
+            if overflow {
+                let index = self.index;
+                self.index += 1;
+                let limit = self.max_line;
+                return Ok(Some(Line {
+                    index,
+                    text: Err(Error::TooLarge { bytes: read, limit }),
+                }));
+            }
+            let start = self.buf.iter().position(|b| !b.is_ascii_whitespace());
+            let end = self.buf.iter().rposition(|b| !b.is_ascii_whitespace());
+            if let (Some(start), Some(end)) = (start, end) {
+                break start..end + 1;
+            }
+        };
+        let index = self.index;
+        self.index += 1;
+        let text = std::str::from_utf8(&self.buf[range])
+            .map_err(|e| Error::from(EventError::new_utf8(e.valid_up_to())));
+        Ok(Some(Line { index, text }))
+    }
+
+    /// Reads up to the next newline, keeping at most `max_line` bytes. Returns the bytes read
+    /// and whether the line was longer than the limit.
+    fn read_bounded(&mut self) -> std::io::Result<(usize, bool)> {
+        let mut total = 0;
+        let mut overflow = false;
+        loop {
+            let available = match self.reader.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                return Ok((total, overflow));
+            }
+            let (chunk, done) = match memchr::memchr(b'\n', available) {
+                Some(i) => (&available[..=i], true),
+                None => (available, false),
+            };
+            let n = chunk.len();
+            if !overflow {
+                // The limit counts the line's bytes without its newline, however the line ends
+                // (and `usize::MAX` means no limit, without overflowing).
+                let kept = self.buf.len().saturating_add(n - usize::from(done));
+                if kept > self.max_line {
+                    overflow = true;
+                    self.buf.clear();
+                } else {
+                    self.buf.extend_from_slice(chunk);
+                }
+            }
+            total += n;
+            self.reader.consume(n);
+            if done {
+                return Ok((total, overflow));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(input: &[u8], max: usize) -> Vec<(u64, Result<String, String>)> {
+        let mut lines = Lines::with_max_line(input, max);
+        let mut out = Vec::new();
+        while let Some(l) = lines.next_line().unwrap() {
+            out.push((
+                l.index,
+                l.text.map(str::to_owned).map_err(|e| e.to_string()),
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn long_lines_are_reported_and_skipped() {
+        let mut input = b"{\"a\":1}\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 100));
+        input.extend(b"\n{\"b\":2}");
+        let got = collect(&input, 50);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].1.as_deref(), Ok("{\"a\":1}"));
+        assert!(
+            got[1]
+                .1
+                .as_ref()
+                .is_err_and(|e| e.contains("over the limit"))
+        );
+        assert_eq!(got[2].1.as_deref(), Ok("{\"b\":2}"));
+    }
+
+    #[test]
+    fn non_utf8_is_reported() {
+        let got = collect(b"\xff\xfe\n{}\n", 100);
+        assert!(got[0].1.as_ref().is_err_and(|e| e.contains("UTF-8")));
+        assert_eq!(got[1].1.as_deref(), Ok("{}"));
+    }
+
+    #[test]
+    fn debug_hides_the_text() {
+        let mut lines = Lines::new(&b"{\"email\":\"jane@example.com\"}\n"[..]);
+        let line = lines.next_line().unwrap().unwrap();
+        let printed = format!("{line:?}");
+        assert!(!printed.contains("jane"), "{printed}");
+        assert!(printed.contains("28 bytes"), "{printed}");
+    }
+
+    #[test]
+    fn crlf_and_blank_lines() {
+        let got = collect(b"{}\r\n\r\n  \n{}", 100);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].0, 1);
+    }
+}
