@@ -238,7 +238,33 @@ impl Node {
         &'r self,
         event: &'r Json<'a>,
     ) -> Result<Resolved<'r, 'a>, ApplyError> {
-        self.eval_val(event).map(Val::finalize)
+        // The nodes the presets are made of, without the general path's intermediate value.
+        Ok(match self {
+            Node::Const(v) => Resolved::Ref(v),
+            Node::Path(path) => path.lookup(event).finalize(),
+            Node::Coalesce(path, otherwise) => {
+                // Each arm takes what it matched, so a miss (the common case) drops nothing.
+                match path.lookup(event) {
+                    Val::Ref(v) => {
+                        if !v.is_null() {
+                            return Ok(Resolved::Ref(v));
+                        }
+                    }
+                    Val::Undefined => {}
+                    made => {
+                        if made.exists() {
+                            return Ok(made.finalize());
+                        }
+                    }
+                }
+                match otherwise {
+                    Some(node) => return node.eval(event),
+                    None => Resolved::Undefined,
+                }
+            }
+            Node::Builtin(b) => b.eval(event).finalize(),
+            other => other.eval_val(event)?.finalize(),
+        })
     }
 
     /// Evaluates the node against a payload (the event, or what a directive maps into).

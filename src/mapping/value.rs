@@ -84,6 +84,7 @@ impl<'r, 'a> Val<'r, 'a> {
     }
 
     /// Neither undefined nor null: what `@if {exists}` tests.
+    #[inline]
     pub(crate) fn exists(&self) -> bool {
         !matches!(self.kind(), Kind::Undefined | Kind::Null)
     }
@@ -193,10 +194,12 @@ impl<'r, 'a> Val<'r, 'a> {
     }
 
     /// The value as the crate's callers take it: borrowed where it was borrowed.
+    #[inline]
     pub(crate) fn finalize(self) -> Resolved<'r, 'a> {
         match self {
             Val::Undefined => Resolved::Undefined,
             Val::Ref(v) => Resolved::Ref(v),
+            Val::Owned(v) => Resolved::Owned(v),
             other => match other.into_json() {
                 Some(v) => Resolved::Owned(v),
                 None => Resolved::Undefined,
