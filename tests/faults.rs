@@ -11,15 +11,19 @@
 //!    has one outcome, retried bodies are byte-identical (same `source_message_id`s, so Rokt can
 //!    de-duplicate), and every event the server processed twice was retried after a dropped
 //!    answer.
+//! 3. **No leaks on the fault path**: error answers that echo personal data, captured logs at
+//!    TRACE, and the `Display`/`Debug` of every error, outcome, client and dispatcher.
 //!
 //! The tests run one at a time (a lock), so the RSS figures and the log capture are their own.
 //! The figures: `cargo test --release --test faults -- --nocapture --test-threads=1`.
 
 mod support;
 
-use rokt_capi::Error;
-use rokt_capi::client::{Dispatcher, EnqueueError, Outcome, RetryPolicy, Ticket, Verdict};
+use rokt_capi::client::{Client, Dispatcher, EnqueueError, Outcome, RetryPolicy, Ticket, Verdict};
+use rokt_capi::error::Rejection;
 use rokt_capi::request::RequestKind;
+use rokt_capi::{Credentials, Error};
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -760,4 +764,322 @@ fn fault_injection_nothing_lost_nothing_doubled_single() {
     );
     assert!(report.duplicates > 0);
     check_support_events_not_logged(mark);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. No leaks on the fault path.
+// ---------------------------------------------------------------------------------------------
+
+fn assert_error_clean(surface: &str, e: &Error, values: &[String]) {
+    let shown = format!("{e} | {e:?} | {e:#?}");
+    assert_clean(surface, &shown, values);
+}
+
+fn drain(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Outcome>) -> Vec<Outcome> {
+    let mut out = Vec::new();
+    while let Ok(o) = rx.try_recv() {
+        out.push(o);
+    }
+    out
+}
+
+const LEAK_SECRET: &str = "sk-Fault-Secret-31337";
+const LEAK_KEY: &str = "fault-test-key";
+/// In every message the server sends back, so any echo of message text is caught.
+const ECHO_CANARY: &str = "echo-canary-5150";
+/// The verbatim error body of the brief.
+const VERBATIM_400: &str =
+    r#"{"errors":[{"code":"BAD_REQUEST","message":"email jane.doe@example.com is invalid"}]}"#;
+const VERBATIM_MESSAGE: &str = "email jane.doe@example.com is invalid";
+
+fn leak_event(i: usize, now: &str) -> Value {
+    json!({
+        "type": "track",
+        "event": "Order Completed",
+        "messageId": format!("leak-{i}"),
+        "userId": format!("cust-{i:04}-quintero"),
+        "anonymousId": format!("anon-{i:04}-oyelaran"),
+        "timestamp": now,
+        "context": {
+            "ip": format!("198.51.100.{}", 100 + i),
+            "traits": {
+                "email": format!("  Jane.Doe.{i}@Example.com "),
+                "first_name": "Janeth",
+                "last_name": "Quintero-Oyelaran",
+                "phone": format!("+1 415 555 {:04}", 1000 + i),
+                "address": {"postal_code": format!("9{:04}-1234", 4100 + i)},
+                "birthday": "1984-11-23"
+            }
+        },
+        "properties": {"order_id": format!("o-{i}"), "revenue": 12.5, "currency": "USD"}
+    })
+}
+
+/// Every personal value of `event` (under a personal key, at any depth), as sent, trimmed,
+/// lowercased and without dashes.
+fn personal_values(event: &Value) -> Vec<String> {
+    const KEYS: &[&str] = &[
+        "email",
+        "first_name",
+        "last_name",
+        "phone",
+        "postal_code",
+        "ip",
+        "birthday",
+        "userId",
+        "anonymousId",
+    ];
+    fn walk(v: &Value, personal: bool, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) if personal => {
+                let t = s.trim();
+                for form in [
+                    s.clone(),
+                    t.to_owned(),
+                    t.to_lowercase(),
+                    t.replace('-', ""),
+                ] {
+                    if form.chars().count() >= 4 && !out.contains(&form) {
+                        out.push(form);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| walk(i, personal, out)),
+            Value::Object(m) => {
+                for (k, child) in m {
+                    walk(child, personal || KEYS.contains(&k.as_str()), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(event, false, &mut out);
+    out
+}
+
+/// A message that echoes what the server received, as some APIs do in their errors.
+fn echo(batch: &Value) -> String {
+    let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    format!(
+        "email {} is invalid for {} {}, mobile {}, zip {}, ip {}, customerid {} [{ECHO_CANARY}]",
+        s(&batch["user_identities"]["email"]),
+        s(&batch["user_attributes"]["firstname"]),
+        s(&batch["user_attributes"]["lastname"]),
+        s(&batch["user_attributes"]["mobile"]),
+        s(&batch["user_attributes"]["billingzipcode"]),
+        s(&batch["ip"]),
+        s(&batch["user_identities"]["customerid"]),
+    )
+}
+
+fn errors_body(code: &str, messages: &[String]) -> String {
+    let list: Vec<Value> = messages
+        .iter()
+        .map(|m| json!({"code": code, "message": m}))
+        .collect();
+    json!({ "errors": list }).to_string()
+}
+
+/// The replies of the leak server, chosen per request and attempt; all but the first echo
+/// the personal data they received.
+fn leak_reply(kind: usize, first: &Value, echoed: &Mutex<Vec<String>>) -> Reply {
+    let message = echo(first);
+    echoed.lock().unwrap().push(message.clone());
+    let with = |status: u16, code: &str| {
+        Reply::status(status).body(&errors_body(code, std::slice::from_ref(&message)))
+    };
+    match kind {
+        0 => Reply::accepted(),
+        1 => Reply::status(400).body(VERBATIM_400),
+        2 => with(400, "BAD_REQUEST"),
+        3 => with(401, "UNAUTHORIZED"),
+        4 => with(403, "FORBIDDEN"),
+        // Names the first item (a request of one owns every error).
+        5 => Reply::status(202).body(&errors_body(
+            "BAD_REQUEST",
+            &[format!("Path '[0].user_identities.email' {message}")],
+        )),
+        // Names no item: the other items are resent one by one.
+        6 => with(202, "BAD_REQUEST"),
+        7 => with(500, "INTERNAL"),
+        8 => with(503, "UNAVAILABLE").header("Retry-After", "0"),
+        9 => with(429, "TOO_MANY").header("Retry-After", "0"),
+        10 => with(413, "TOO_LARGE"),
+        11 => Reply::status(307)
+            .header(
+                "Location",
+                &format!(
+                    "http://127.0.0.1:9/events?email={}&m={ECHO_CANARY}",
+                    first["user_identities"]["email"].as_str().unwrap_or("")
+                ),
+            )
+            .body(&message),
+        12 => Reply::status(200).body(&format!("<html>{message}</html>")),
+        13 => Reply::Reset,
+        14 => Reply::Close,
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn the_fault_path_leaks_no_personal_data_or_secret() {
+    let _serial = serial();
+    let mark = log_mark();
+    run(async {
+        let echoed: Arc<Mutex<Vec<String>>> = Arc::default();
+        let server = MockServer::start({
+            let echoed = echoed.clone();
+            let attempts: Mutex<HashMap<Vec<u8>, usize>> = Mutex::default();
+            move |r: &Received| {
+                let doc = r.json();
+                let (first, items) = match &doc {
+                    Value::Array(items) => (items[0].clone(), items.len()),
+                    v => (v.clone(), 1),
+                };
+                let first_id = first["events"][0]["data"]["source_message_id"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned();
+                // The reply depends on the request (its first id and size) and the attempt.
+                let attempt = {
+                    let mut a = attempts.lock().unwrap();
+                    let n = a.entry(r.body.clone()).or_insert(0);
+                    *n += 1;
+                    *n - 1
+                };
+                let mut rng = rng_for(0x1ea4, &format!("{first_id}/{items}"), attempt);
+                leak_reply(rng.usize(0..15), &first, &echoed)
+            }
+        })
+        .await;
+        let client = Client::builder()
+            .api_key(LEAK_KEY)
+            .api_secret(LEAK_SECRET)
+            .endpoint_url(&server.url())
+            .retry(support::fast_retry().with_max_attempts(3))
+            .request_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let now = now();
+        let events: Vec<Value> = (0..120).map(|i| leak_event(i, &now)).collect();
+
+        let mut values: Vec<String> = events.iter().flat_map(personal_values).collect();
+        values.extend([
+            LEAK_SECRET.to_owned(),
+            Credentials::new(LEAK_KEY, LEAK_SECRET).authorization(),
+            "jane.doe@example.com".to_owned(),
+            VERBATIM_MESSAGE.to_owned(),
+            ECHO_CANARY.to_owned(),
+            "Quintero".to_owned(),
+            "Janeth".to_owned(),
+        ]);
+        assert!(values.len() > 120 * 8, "personal values were found");
+
+        let mut errors: Vec<Error> = Vec::new();
+        let mut shown = Vec::new();
+
+        // One by one: `Client::send`.
+        for e in &events[..40] {
+            if let Err(err) = client.send(e).await {
+                errors.push(err);
+            }
+        }
+        // In bulk: `Client::send_events` (bulk requests of up to 100, resends one by one).
+        for chunk in events[40..70].chunks(6) {
+            let report = client.send_events(chunk).await;
+            shown.push(format!("{report:?} {report:#?}"));
+            errors.extend(report.errors().map(|(_, e)| e.clone()));
+        }
+        // Through the dispatcher: bulk and one by one.
+        let mut outcomes = Vec::new();
+        for (range, kind) in [(70..100, None), (100..120, Some(RequestKind::Single))] {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let mut b = Dispatcher::builder(client.clone())
+                .max_batch_items(4)
+                .concurrency(2)
+                .flush_interval(Duration::from_secs(3600))
+                .outcomes_to(tx);
+            if let Some(k) = kind {
+                b = b.kind(k);
+            }
+            let dispatcher = b.build().unwrap();
+            for e in &events[range] {
+                dispatcher.enqueue(e).await.unwrap();
+            }
+            shown.push(format!("{dispatcher:?} {dispatcher:#?}"));
+            dispatcher.shutdown().await;
+            shown.push(format!("{dispatcher:?}"));
+            let back = dispatcher.enqueue(&events[0]).await.unwrap_err();
+            shown.push(format!("{back} {back:?}"));
+            outcomes.extend(drain(&mut rx));
+        }
+        for o in &outcomes {
+            shown.push(format!("{o:?} {o:#?} {:?}", o.verdict));
+            if let Verdict::Rejected(e) | Verdict::Failed(e) = &o.verdict {
+                errors.push(e.clone());
+            }
+        }
+        shown.push(format!("{client:?} {client:#?}"));
+
+        // The fault path was exercised: rejections that carry the echoed message, failures.
+        let rejections: Vec<&Rejection> = errors
+            .iter()
+            .filter_map(|e| match e {
+                Error::Rejected(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        let statuses: std::collections::BTreeSet<u16> = errors.iter().map(Error::status).collect();
+        for s in [202, 307, 400, 401, 403, 413] {
+            assert!(statuses.contains(&s), "a {s} rejection: {statuses:?}");
+        }
+        assert!(
+            errors.iter().any(|e| matches!(e, Error::Failed { .. })),
+            "some failures after retries"
+        );
+        assert!(
+            rejections
+                .iter()
+                .any(|r| r.message().is_some_and(|m| m.contains(ECHO_CANARY))),
+            "the echoed message reached the client (only behind Rejection::message)"
+        );
+        assert!(
+            rejections
+                .iter()
+                .any(|r| r.message() == Some(VERBATIM_MESSAGE)),
+            "the verbatim 400 was read"
+        );
+        assert!(echoed.lock().unwrap().len() > 50);
+
+        for e in &errors {
+            assert_error_clean("an error", e, &values);
+        }
+        for (i, s) in shown.iter().enumerate() {
+            assert_clean(&format!("Debug/Display #{i}"), s, &values);
+        }
+        let logs = logs_since(mark);
+        // The capture is not empty: the crate's and its HTTP stack's lines, down to TRACE.
+        assert!(logs.lines().count() > 100, "the fault path logs");
+        assert!(
+            logs.contains("rokt_capi") && logs.contains("TRACE"),
+            "{logs}"
+        );
+        assert_clean("captured logs", &logs, &values);
+        let (delivered, failed) = outcomes.iter().fold((0, 0), |(d, f), o| match o.verdict {
+            Verdict::Delivered(_) => (d + 1, f),
+            Verdict::Failed(_) => (d, f + 1),
+            _ => (d, f),
+        });
+        println!(
+            "no leaks on the fault path: {} errors (statuses {statuses:?}), {} outcomes \
+             ({delivered} delivered, {failed} failed), {} echoing answers, {} log lines, \
+             {} values checked",
+            errors.len(),
+            outcomes.len(),
+            echoed.lock().unwrap().len(),
+            logs.lines().count(),
+            values.len()
+        );
+    });
 }
