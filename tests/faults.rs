@@ -13,6 +13,8 @@
 //!    answer.
 //! 3. **No leaks on the fault path**: error answers that echo personal data, captured logs at
 //!    TRACE, and the `Display`/`Debug` of every error, outcome, client and dispatcher.
+//! 4. **Transport safety**: https only (plain http to loopback), no user info, redirects never
+//!    followed (the target sees no connection), TLS (rustls) by default.
 //!
 //! The tests run one at a time (a lock), so the RSS figures and the log capture are their own.
 //! The figures: `cargo test --release --test faults -- --nocapture --test-threads=1`.
@@ -21,7 +23,7 @@ mod support;
 
 use rokt_capi::client::{Client, Dispatcher, EnqueueError, Outcome, RetryPolicy, Ticket, Verdict};
 use rokt_capi::error::Rejection;
-use rokt_capi::request::RequestKind;
+use rokt_capi::request::{Endpoint, RequestKind};
 use rokt_capi::{Credentials, Error};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -1081,5 +1083,208 @@ fn the_fault_path_leaks_no_personal_data_or_secret() {
             logs.lines().count(),
             values.len()
         );
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Transport safety.
+// ---------------------------------------------------------------------------------------------
+
+fn config_error(url: &str) -> Option<Error> {
+    Client::builder()
+        .api_key("k")
+        .api_secret("s")
+        .endpoint_url(url)
+        .build()
+        .err()
+}
+
+#[test]
+fn only_https_or_loopback_http_without_user_info() {
+    for url in [
+        "http://example.com",
+        "http://example.com:80/s2s/v2",
+        "http://inbound.mparticle.com/s2s/v2",
+        "http://10.0.0.1:8080",
+        "http://192.168.1.10",
+        "http://127.0.0.1.example.com",
+        "http://localhost.example.com",
+        "http://[::ffff:93.184.216.34]",
+        "ftp://example.com",
+        "ws://127.0.0.1:9",
+        "file:///etc/passwd",
+        "https://user:hunter2-pw@example.com",
+        "https://user@example.com",
+        "https://:hunter2-pw@example.com",
+        "http://user:hunter2-pw@127.0.0.1:8080",
+        "https://example.com/?key=1",
+        "https://example.com/#frag",
+        "not a url",
+        "",
+    ] {
+        let err = config_error(url).unwrap_or_else(|| panic!("{url:?} must be refused"));
+        assert!(
+            matches!(&err, Error::Config(c) if c.setting == "endpoint"),
+            "{url}: {err:?}"
+        );
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(Endpoint::custom(url).is_err(), "{url}");
+    }
+    for url in [
+        "https://example.com",
+        "https://inbound.mparticle.com/s2s/v2",
+        "https://127.0.0.1:8443",
+        "http://127.0.0.1:8080",
+        "http://127.1.2.3:8080",
+        "http://localhost:8080/base",
+        "http://[::1]:8080",
+    ] {
+        assert!(config_error(url).is_none(), "{url} is allowed");
+    }
+}
+
+/// A second "host" on loopback: 127.0.0.2 (any of 127.0.0.0/8 works on Linux), or another
+/// port of 127.0.0.1 where that address cannot be bound.
+async fn other_host(handler: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> MockServer {
+    if std::net::TcpListener::bind("127.0.0.2:0").is_ok() {
+        MockServer::start_on("127.0.0.2", handler).await
+    } else {
+        MockServer::start(handler).await
+    }
+}
+
+#[test]
+fn redirects_are_never_followed_and_the_target_sees_nothing() {
+    let _serial = serial();
+    run(async {
+        let target = other_host(|_| Reply::accepted()).await;
+        for status in [301, 302, 303, 307, 308] {
+            for location in [
+                format!("{}/events", target.url()),
+                format!("https://{}/events", target.addr()),
+                "/elsewhere".to_owned(),
+            ] {
+                let server =
+                    MockServer::script(vec![Reply::status(status).header("Location", &location)])
+                        .await;
+                let client = support::client(&server);
+                // One event, alone.
+                let err = client.send(support::event(1)).await.unwrap_err();
+                assert!(
+                    matches!(&err, Error::Rejected(r) if r.status == status),
+                    "{status} {location}: {err:?}"
+                );
+                assert_eq!(err.error_type(), "UNEXPECTED_REDIRECT");
+                // In bulk.
+                let report = client
+                    .send_events([support::event(2), support::event(3)])
+                    .await;
+                assert!(
+                    report
+                        .items
+                        .iter()
+                        .all(|r| matches!(r, Err(Error::Rejected(r)) if r.status == status))
+                );
+                // Through the dispatcher.
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                let dispatcher = Dispatcher::builder(client).outcomes_to(tx).build().unwrap();
+                dispatcher.enqueue(support::event(4)).await.unwrap();
+                dispatcher.shutdown().await;
+                let outcomes = drain(&mut rx);
+                assert!(matches!(
+                    &outcomes[..],
+                    [o] if matches!(&o.verdict, Verdict::Rejected(Error::Rejected(r)) if r.status == status)
+                ));
+                // Each request was sent once, to the server only, never retried or followed.
+                let got = server.received();
+                assert_eq!(got.len(), 3, "{status} {location}");
+                assert!(got.iter().all(|r| r.path != "/elsewhere"));
+                assert!(
+                    got.iter()
+                        .all(|r| r.header("authorization")
+                            == Some(support::expected_auth().as_str()))
+                );
+            }
+        }
+        assert_eq!(target.count(), 0, "the redirect target got no request");
+        assert_eq!(target.connections(), 0, "nor a connection");
+        println!(
+            "redirects: 301/302/303/307/308 to {} (another loopback host), to https and to a \
+             path: not followed, not retried, target saw 0 connections",
+            target.addr()
+        );
+    });
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "rustls"),
+    ignore = "the default build's TLS is rustls; this build has it off"
+)]
+fn the_default_build_speaks_tls_with_rustls() {
+    // The default features pick rustls (and not native-tls); this build has it on.
+    let manifest = include_str!("../Cargo.toml");
+    let default = manifest
+        .lines()
+        .find(|l| l.trim_start().starts_with("default ="))
+        .expect("a default feature list");
+    assert!(default.contains("\"rustls\""), "{default}");
+    assert!(!default.contains("native-tls"), "{default}");
+    let _serial = serial();
+    run(async {
+        // The real endpoints build (TLS set up, nothing sent).
+        for endpoint in [
+            Endpoint::rokt(),
+            Endpoint::pod(rokt_capi::request::Pod::Eu1),
+            Endpoint::custom("https://127.0.0.1:8443/s2s/v2").unwrap(),
+        ] {
+            Client::builder()
+                .api_key(support::KEY)
+                .api_secret(support::SECRET)
+                .endpoint(endpoint)
+                .build()
+                .expect("an https client builds");
+        }
+        // An https endpoint opens with a TLS handshake: the first bytes on the wire are a TLS
+        // handshake record (a ClientHello), and nothing readable (no request line, header or
+        // secret) is ever sent in plain text.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let mut got = Vec::new();
+            while got.len() < 5 {
+                let n = stream.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            got // dropping the stream ends the handshake
+        });
+        let client = Client::builder()
+            .api_key(support::KEY)
+            .api_secret(support::SECRET)
+            .endpoint_url(&format!("https://{addr}"))
+            .retry(RetryPolicy::never())
+            .request_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let err = client.send(support::event(1)).await.unwrap_err();
+        assert!(matches!(err, Error::Failed { attempts: 1, .. }), "{err:?}");
+        let got = seen.await.unwrap();
+        assert!(got.len() >= 5, "the client sent a record");
+        assert_eq!(got[0], 0x16, "a TLS handshake record");
+        assert_eq!(got[1], 0x03, "TLS record version 3.x");
+        let text = String::from_utf8_lossy(&got);
+        for plain in ["POST", "authorization", support::SECRET, "m-1"] {
+            assert!(
+                !text.to_lowercase().contains(&plain.to_lowercase()),
+                "{plain} in clear"
+            );
+        }
     });
 }
