@@ -382,6 +382,70 @@ fn a_server_answering_503_bounds_the_queue_and_everything_is_delivered_after_it_
     check_support_events_not_logged(mark);
 }
 
+/// A server that never answers and never recovers: each request times out, every event ends
+/// `Failed` (timeout) with one outcome, and `shutdown` returns.
+#[test]
+fn a_server_that_never_answers_fails_every_event_once_and_shutdown_returns() {
+    let _serial = serial();
+    let mark = log_mark();
+    run(async {
+        let never = Gate::closed();
+        let server = MockServer::start({
+            let never = never.clone();
+            move |_: &Received| Reply::accepted().when_open(&never)
+        })
+        .await;
+        let client = support::builder(&server)
+            .request_timeout(Duration::from_millis(50))
+            .retry(support::fast_retry().with_max_attempts(2))
+            .build()
+            .unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let dispatcher = Dispatcher::builder(client)
+            .queue_capacity(8)
+            .concurrency(2)
+            .max_batch_items(10)
+            .flush_interval(Duration::from_millis(10))
+            .outcomes_to(tx)
+            .build()
+            .unwrap();
+        let now = now();
+        let events = 100;
+        for i in 0..events {
+            // Waits while the queue is full; room comes only as requests time out.
+            dispatcher
+                .enqueue(support::event_at(i, &now))
+                .await
+                .unwrap();
+        }
+        dispatcher.shutdown().await;
+        let mut outcomes = Vec::new();
+        while let Ok(o) = rx.try_recv() {
+            outcomes.push(o);
+        }
+        assert_eq!(outcomes.len(), events, "one outcome per event");
+        let mut tickets: Vec<Ticket> = outcomes.iter().map(|o| o.ticket).collect();
+        tickets.sort();
+        tickets.dedup();
+        assert_eq!(tickets.len(), events);
+        for o in &outcomes {
+            let Verdict::Failed(e) = &o.verdict else {
+                panic!("{o:?}")
+            };
+            assert!(matches!(e, Error::Failed { attempts: 2, .. }), "{e:?}");
+            assert_eq!((e.status(), e.error_type()), (504, "ETIMEDOUT"));
+        }
+        assert!(!never.is_open());
+        println!(
+            "never answers: {events} events, {} requests (each timed out), {} outcomes, all \
+             Failed (timeout) after 2 attempts; shutdown returned",
+            server.count(),
+            outcomes.len()
+        );
+    });
+    check_support_events_not_logged(mark);
+}
+
 /// The personal values and secret of `support::event` stay out of the logs.
 fn check_support_events_not_logged(mark: usize) {
     let values = vec![
