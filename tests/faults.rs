@@ -3,9 +3,10 @@
 //!
 //! 1. **Bounded resources while Rokt is down**: a stalled server (never answers, or answers 503
 //!    until it recovers); the queue fills, `enqueue` waits, `try_enqueue` gives the event back,
-//!    the events held stay within the queue capacity plus what is in flight, RSS grows by less
-//!    than 50 MiB over 200,000 attempts; after recovery everything queued is delivered with one
-//!    outcome each.
+//!    the events held stay within `queue_capacity + (concurrency + 1) * max_batch_items` (one
+//!    more partly filled request when recent and historical events mix), RSS grows by less than
+//!    50 MiB over 200,000 attempts; after recovery everything queued is delivered with one
+//!    outcome each. A server that never recovers: every event fails once, `shutdown` returns.
 //! 2. **Nothing lost, nothing doubled**: 10,000 events while a seeded 30% of requests fail
 //!    (429, 500, 503, reset before processing, answer dropped after processing); every event
 //!    has one outcome, retried bodies are byte-identical (same `source_message_id`s, so Rokt can
@@ -154,7 +155,9 @@ const STALL_CONCURRENCY: usize = 2;
 const STALL_BATCH: usize = 10;
 const STALL_ATTEMPTS: usize = 200_000;
 
-async fn stall_then_recover(mode: Stall) {
+/// `mixed_routes`: every second event is older than 30 days, so requests of both routes
+/// (`/bulkevents` and `/bulkevents/historical`) fill up side by side.
+async fn stall_then_recover(mode: Stall, mixed_routes: bool) {
     let gate = Gate::closed();
     // Times each messageId was processed (answered 202, or held to be answered 202).
     let processed: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
@@ -205,13 +208,21 @@ async fn stall_then_recover(mode: Stall) {
         .unwrap();
 
     let now = now();
+    let event = |i: usize| {
+        let at = if mixed_routes && i % 2 == 0 {
+            "2020-01-01T00:00:00Z"
+        } else {
+            now.as_str()
+        };
+        support::event_at(i, at)
+    };
     let mut accepted: Vec<(Ticket, usize)> = Vec::new();
     let mut full = 0usize;
     let mut max_held = 0usize;
     let rss_before = support::rss_kib();
     let log_before = log_mark();
     for i in 0..STALL_ATTEMPTS {
-        match dispatcher.try_enqueue(support::event_at(i, &now)) {
+        match dispatcher.try_enqueue(event(i)) {
             Ok(t) => accepted.push((t, i)),
             Err(EnqueueError::Full(event)) => {
                 full += 1;
@@ -233,12 +244,13 @@ async fn stall_then_recover(mode: Stall) {
     // The queue stays full: `try_enqueue` gives the event back and `enqueue` waits. Nothing
     // can drain while the server is stalled, so within (capacity + in flight) more tries the
     // dispatcher must stop taking events, whatever the scheduling.
-    let bound = STALL_QUEUE + (STALL_CONCURRENCY + 1) * STALL_BATCH;
+    // The queue, the requests in flight, one request waiting for a slot and, with two routes,
+    // a partly filled request of the other route.
+    let bound = STALL_QUEUE + (STALL_CONCURRENCY + 1 + usize::from(mixed_routes)) * STALL_BATCH;
     let mut next = STALL_ATTEMPTS;
     let waiting = loop {
         assert!(accepted.len() <= bound, "{} events held", accepted.len());
-        let event = support::event_at(next, &now);
-        match dispatcher.try_enqueue(event) {
+        match dispatcher.try_enqueue(event(next)) {
             Ok(t) => {
                 accepted.push((t, next));
                 next += 1;
@@ -249,7 +261,7 @@ async fn stall_then_recover(mode: Stall) {
             }
             Err(e) => panic!("{e}"),
         }
-        let pending = dispatcher.enqueue(support::event_at(next, &now));
+        let pending = dispatcher.enqueue(event(next));
         match tokio::time::timeout(Duration::from_millis(100), pending).await {
             Ok(Ok(t)) => {
                 // The background task took a few more before blocking; try again.
@@ -299,21 +311,9 @@ async fn stall_then_recover(mode: Stall) {
 
     // Recovery: everything queued is delivered, with one outcome each.
     gate.open();
-    accepted.push((
-        dispatcher
-            .enqueue(support::event_at(waiting, &now))
-            .await
-            .unwrap(),
-        waiting,
-    ));
+    accepted.push((dispatcher.enqueue(event(waiting)).await.unwrap(), waiting));
     for i in waiting + 1..waiting + 100 {
-        accepted.push((
-            dispatcher
-                .enqueue(support::event_at(i, &now))
-                .await
-                .unwrap(),
-            i,
-        ));
+        accepted.push((dispatcher.enqueue(event(i)).await.unwrap(), i));
     }
     dispatcher.shutdown().await;
     let rss_end = support::rss_kib();
@@ -338,17 +338,23 @@ async fn stall_then_recover(mode: Stall) {
 
     let kib = |v: Option<u64>| v.map_or_else(|| "n/a".to_owned(), |k| format!("{k} KiB"));
     println!(
-        "stall ({mode:?}): queue {STALL_QUEUE}, concurrency {STALL_CONCURRENCY}, \
-         {STALL_BATCH} events per request"
+        "stall ({mode:?}, {}): queue {STALL_QUEUE}, concurrency {STALL_CONCURRENCY}, \
+         {STALL_BATCH} events per request",
+        if mixed_routes {
+            "recent and historical events"
+        } else {
+            "recent events"
+        }
     );
     println!(
         "  {STALL_ATTEMPTS} try_enqueue attempts while down: {} taken, {full} given back (Full)",
         taken_while_down
     );
     println!(
-        "  events held at most {max_held} (bound: queue + (concurrency + 1) x batch = {bound}); \
+        "  events held at most {max_held} (bound: queue + (concurrency + {}) x batch = {bound}); \
          requests in flight {in_flight_requests}; requests the server saw while down \
-         {requests_during_stall}"
+         {requests_during_stall}",
+        1 + usize::from(mixed_routes)
     );
     println!(
         "  RSS before {}, after the attempts {}, after recovery and shutdown {} \
@@ -370,7 +376,7 @@ async fn stall_then_recover(mode: Stall) {
 fn a_silent_server_bounds_the_queue_and_everything_is_delivered_after_it_recovers() {
     let _serial = serial();
     let mark = log_mark();
-    run(stall_then_recover(Stall::Silent));
+    run(stall_then_recover(Stall::Silent, false));
     check_support_events_not_logged(mark);
 }
 
@@ -378,7 +384,15 @@ fn a_silent_server_bounds_the_queue_and_everything_is_delivered_after_it_recover
 fn a_server_answering_503_bounds_the_queue_and_everything_is_delivered_after_it_recovers() {
     let _serial = serial();
     let mark = log_mark();
-    run(stall_then_recover(Stall::Unavailable));
+    run(stall_then_recover(Stall::Unavailable, false));
+    check_support_events_not_logged(mark);
+}
+
+#[test]
+fn with_two_routes_a_stall_holds_at_most_one_more_partial_request() {
+    let _serial = serial();
+    let mark = log_mark();
+    run(stall_then_recover(Stall::Silent, true));
     check_support_events_not_logged(mark);
 }
 
