@@ -80,6 +80,40 @@ pub enum Reply {
     Reset,
     /// Close the connection (FIN) instead of answering.
     Close,
+    /// Hold the request (the connection stays open, nothing is sent) until the gate opens,
+    /// then do the inner reply.
+    Hold(Gate, Box<Reply>),
+}
+
+/// A gate that [`Reply::Hold`] waits on: closed when made, opened once for good.
+#[derive(Clone, Debug)]
+pub struct Gate {
+    tx: Arc<tokio::sync::watch::Sender<bool>>,
+    rx: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Gate {
+    pub fn closed() -> Gate {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        Gate {
+            tx: Arc::new(tx),
+            rx,
+        }
+    }
+
+    /// Lets every held request (and every later one) through.
+    pub fn open(&self) {
+        self.tx.send_replace(true);
+    }
+
+    pub fn is_open(&self) -> bool {
+        *self.rx.borrow()
+    }
+
+    async fn wait(&self) {
+        let mut rx = self.rx.clone();
+        let _ = rx.wait_for(|open| *open).await;
+    }
 }
 
 impl Reply {
@@ -137,6 +171,11 @@ impl Reply {
     pub fn after(self, delay: Duration) -> Reply {
         Reply::Delay(delay, Box::new(self))
     }
+
+    /// This reply, once `gate` is open.
+    pub fn when_open(self, gate: &Gate) -> Reply {
+        Reply::Hold(gate.clone(), Box::new(self))
+    }
 }
 
 type Handler = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
@@ -158,7 +197,16 @@ impl Drop for MockServer {
 impl MockServer {
     /// A server that answers every request with `handler(request)`.
     pub async fn start(handler: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> MockServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        MockServer::start_on("127.0.0.1", handler).await
+    }
+
+    /// Like [`start`](Self::start), listening on `ip` (any address of 127.0.0.0/8 works on
+    /// Linux, so a second "host" can be had on loopback).
+    pub async fn start_on(
+        ip: &str,
+        handler: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+    ) -> MockServer {
+        let listener = TcpListener::bind((ip, 0)).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let received = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
@@ -245,6 +293,10 @@ async fn serve(stream: TcpStream, handler: Handler, received: Arc<Mutex<Vec<Rece
                     tokio::time::sleep(d).await;
                     reply = *inner;
                 }
+                Reply::Hold(gate, inner) => {
+                    gate.wait().await;
+                    reply = *inner;
+                }
                 Reply::Reset => {
                     let _ = reader.get_ref().set_zero_linger();
                     return;
@@ -320,7 +372,11 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         202 => "Accepted",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
         307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -380,4 +436,11 @@ pub fn bad_event() -> Value {
 /// The batch for `event(i)`.
 pub fn batch(client: &Client, i: usize) -> Batch {
     client.pipeline().batch(event(i)).expect("valid event")
+}
+
+/// The process's resident set size in KiB (Linux: `VmRSS` of /proc/self/status).
+pub fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
