@@ -20,7 +20,8 @@
 //!
 //! # Tracing
 //!
-//! The client and the dispatcher report through [`tracing`] (target `rokt_capi::client`).
+//! The client and the dispatcher report through [`tracing`] (targets `rokt_capi::client` and
+//! `rokt_capi::client::dispatcher`).
 //! Fields carry routes, counts, statuses, error codes, tickets and Segment message ids, never
 //! bodies, personal values, URLs' hosts or credentials.
 //!
@@ -30,6 +31,7 @@
 //! | one HTTP attempt | DEBUG span | `rokt_attempt`: `attempt`, then `status` or `failure` |
 //! | a retry | DEBUG event | `wait_ms`, `failure`, `retry_after` (whether Rokt set the wait) |
 //! | a rejection, giving up | WARN event | `path`, `items`, `status`, `code`, or `attempts`, `reason`, `last` |
+//! | a 2xx naming items in `errors` | WARN event | `status`, `items`, `named`, `unattributed` |
 //! | a group the dispatcher sends | DEBUG span | `rokt_dispatch`: `kind`, `items`, `queue_depth`, `buffered` |
 //! | enqueue, flush, shutdown | TRACE / DEBUG events | `ticket`, `queue_depth`, `pending` |
 //! | an event not delivered | DEBUG event | `ticket`, `message_id`, `verdict`, `status`, `error_type` |
