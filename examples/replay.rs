@@ -268,8 +268,16 @@ async fn run() -> Result<ExitCode, String> {
             },
         }
     }
-    // Send what is queued, then take the last outcomes.
-    dispatcher.shutdown().await;
+    // Send what is queued, taking outcomes as they come, then the last ones.
+    let shutdown = dispatcher.shutdown();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            Some(outcome) = outcomes.recv() => replay.outcome(outcome)?,
+            () = &mut shutdown => break,
+        }
+    }
     while let Ok(outcome) = outcomes.try_recv() {
         replay.outcome(outcome)?;
     }
@@ -325,7 +333,6 @@ impl Replay {
         trigger: Option<&Trigger>,
     ) -> Result<(), String> {
         self.tally.records += 1;
-        self.bar.inc(1);
         let text = match record.text {
             Ok(text) => text,
             Err(e) => return self.settle(record.number, None, reason("rejected", &e)),
@@ -348,6 +355,7 @@ impl Replay {
             .is_some_and(|t| rokt_capi::segment::check_event(&doc).is_ok() && !t.matches(&doc))
         {
             self.tally.skipped += 1;
+            self.bar.inc(1);
             return Ok(());
         }
         // Bad input is reported (through the outcome channel) before `enqueue` returns, and
@@ -407,10 +415,16 @@ impl Replay {
         Ok(())
     }
 
+    /// Counts one more record done (delivered, rejected, failed) on the bar.
     fn draw(&mut self) {
+        self.bar.inc(1);
         if self.last_draw.elapsed() >= Duration::from_millis(100) {
             self.last_draw = Instant::now();
-            self.bar.set_message(self.tally.progress());
+            let seconds = self.bar.elapsed().as_secs_f64().max(1e-3);
+            #[allow(clippy::cast_precision_loss)]
+            let rate = self.bar.position() as f64 / seconds;
+            self.bar
+                .set_message(format!("{rate:.0} events/s · {}", self.tally.progress()));
         }
     }
 }
@@ -518,10 +532,9 @@ fn progress_bar(quiet: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template(
-        "{spinner} {elapsed_precise} {human_pos} events ({per_sec}) {msg}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let style =
+        ProgressStyle::with_template("{spinner} {elapsed_precise} {human_pos} events done · {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
     bar.set_style(style);
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
