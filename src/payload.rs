@@ -246,10 +246,10 @@ impl<'r, 'a> ObjectSource<'r, 'a> {
             ObjectSource::Absent => Resolved::Undefined,
             ObjectSource::Literal(members, failures) => {
                 match members.iter().rev().find(|(k, _)| k == key) {
-                    Some((_, node)) => node.eval(event).unwrap_or_else(|e| {
-                        failures.borrow_mut().push(e);
-                        Resolved::Undefined
-                    }),
+                    Some((_, node)) => match node.eval(event) {
+                        Ok(r) => r,
+                        Err(e) => record_failure(failures, e),
+                    },
                     None => Resolved::Undefined,
                 }
             }
@@ -259,6 +259,13 @@ impl<'r, 'a> ObjectSource<'r, 'a> {
             },
         }
     }
+}
+
+/// Keeps a mapping failure for the event's rejection; the value is then undefined.
+#[cold]
+fn record_failure<'r, 'a>(failures: &RefCell<Vec<ApplyError>>, e: ApplyError) -> Resolved<'r, 'a> {
+    failures.borrow_mut().push(e);
+    Resolved::Undefined
 }
 
 struct Validator<'e> {

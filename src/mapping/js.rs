@@ -55,6 +55,10 @@ pub(crate) fn number_to_string(n: &serde_json::Number) -> String {
 
 /// JavaScript's `String(x)` for an f64.
 pub(crate) fn f64_to_string(f: f64) -> String {
+    // ryu-js prints -0 as "-0"; JavaScript prints it as "0".
+    if f == 0.0 {
+        return "0".to_owned();
+    }
     let mut buf = ryu_js::Buffer::new();
     buf.format(f).to_owned()
 }

@@ -11,6 +11,32 @@
 //! `@json`, `@flatten`, `@merge`, `@transform`, `@excludeWhenNull` and `@liquid` (with the
 //! `liquid` feature, on by default).
 //!
+//! Checks the reference makes only when a directive runs, but that do not depend on the event
+//! (an unknown directive inside an array, an `@if` without `exists` or `blank`, a disabled
+//! Liquid tag), fail here when the mapping is loaded. Those that depend on the event (a `@case`
+//! operator that is neither `lower` nor `upper` meeting a string, a second `@replace` pattern
+//! over the length limit, a Liquid template over its memory budget) fail when it is applied,
+//! as [`ApplyError`].
+//!
+//! Where this differs from the reference:
+//!
+//! - Key order of a mapping given as `serde_json::Value` is serde_json's (sorted, unless its
+//!   `preserve_order` feature is on); [`Mapping::parse`] keeps the written order.
+//! - Lookups never see JavaScript's prototype: `$.constructor` or `$.toString` are undefined
+//!   here, where the reference finds functions.
+//! - An undefined item of an array the mapping builds is `null` as soon as the array is used
+//!   again as a payload (by `@arrayPath` or `@transform`); the reference keeps it undefined
+//!   until the end. Half of a surrogate pair (a string indexed by `@path`, or assigned by
+//!   `@merge`) becomes U+FFFD, as Rust strings cannot hold it.
+//! - `@liquid` runs on the `liquid` crate's parser with liquidjs's semantics re-created (see
+//!   the Liquid module): the `liquid` tag and `#` comments are not supported, an unknown filter
+//!   is refused when loaded (liquidjs ignores it), number literals such as `1e3` are refused,
+//!   objects that pass through a filter or `assign` lose their key order, dates are read in
+//!   UTC and named time zones other than UTC are refused, and variable lookups count towards a
+//!   budget of about V8's longest string.
+//! - The reference's Liquid defaults for the device ids and the rtid compile to native code;
+//!   the rtid one follows SPEC deviation D2.
+//!
 //! ```
 //! use rokt_capi::mapping::Mapping;
 //! use serde_json::json;
@@ -238,7 +264,33 @@ impl Node {
         &'r self,
         event: &'r Json<'a>,
     ) -> Result<Resolved<'r, 'a>, ApplyError> {
-        self.eval_val(event).map(Val::finalize)
+        // The nodes the presets are made of, without the general path's intermediate value.
+        Ok(match self {
+            Node::Const(v) => Resolved::Ref(v),
+            Node::Path(path) => path.lookup(event).finalize(),
+            Node::Coalesce(path, otherwise) => {
+                // Each arm takes what it matched, so a miss (the common case) drops nothing.
+                match path.lookup(event) {
+                    Val::Ref(v) => {
+                        if !v.is_null() {
+                            return Ok(Resolved::Ref(v));
+                        }
+                    }
+                    Val::Undefined => {}
+                    made => {
+                        if made.exists() {
+                            return Ok(made.finalize());
+                        }
+                    }
+                }
+                match otherwise {
+                    Some(node) => return node.eval(event),
+                    None => Resolved::Undefined,
+                }
+            }
+            Node::Builtin(b) => b.eval(event).finalize(),
+            other => other.eval_val(event)?.finalize(),
+        })
     }
 
     /// Evaluates the node against a payload (the event, or what a directive maps into).

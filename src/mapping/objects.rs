@@ -168,3 +168,88 @@ fn clean_nulls<'r, 'a>(value: Val<'r, 'a>) -> Val<'r, 'a> {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Mapping;
+    use crate::Json;
+    use serde_json::json;
+
+    fn apply(mapping: &str, event: &str) -> serde_json::Value {
+        Mapping::parse(mapping)
+            .unwrap()
+            .apply_json(&Json::parse(event).unwrap())
+            .unwrap()
+            .map(|v| v.to_value())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn flatten_joins_keys_and_keeps_javascript_order() {
+        // node: {"1":"one","2":"two","b.c":1,"b.d.0":true}
+        let out =
+            Mapping::parse(r#"{"v": {"@flatten": {"separator": ".", "value": {"@path": "$.o"}}}}"#)
+                .unwrap()
+                .apply_json(
+                    &Json::parse(r#"{"o": {"b": {"c": 1, "d": [true]}, "2": "two", "1": "one"}}"#)
+                        .unwrap(),
+                )
+                .unwrap()
+                .unwrap();
+        let keys: Vec<&str> = out
+            .get("v")
+            .and_then(Json::as_object)
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.as_ref())
+            .collect();
+        assert_eq!(keys, ["1", "2", "b.c", "b.d.0"]);
+        // An empty key under an empty prefix stands alone (node: {"a": 1}).
+        assert_eq!(
+            apply(
+                r#"{"v": {"@flatten": {"separator": "/", "value": {"@path": "$.o"}}}}"#,
+                r#"{"o": {"": {"a": 1}}}"#
+            ),
+            json!({"v": {"a": 1}})
+        );
+    }
+
+    #[test]
+    fn merge_is_object_assign() {
+        // An undefined member overrides, as Object.assign copies it (node: {"v": {}}).
+        assert_eq!(
+            apply(
+                r#"{"v": {"@merge": {"direction": "right", "objects": [{"@path": "$.o"}, {"a": {"@path": "$.nope"}}]}}}"#,
+                r#"{"o": {"a": 1}}"#
+            ),
+            json!({"v": {}})
+        );
+        // Strings assign their characters, arrays their items (node: {"0":"x","1":"b"}).
+        assert_eq!(
+            apply(
+                r#"{"v": {"@merge": {"direction": "right", "objects": [{"@path": "$.s"}, {"@path": "$.l"}]}}}"#,
+                r#"{"s": "ab", "l": ["x"]}"#
+            ),
+            json!({"v": {"0": "x", "1": "b"}})
+        );
+        // `left` puts the first object last; anything else is `right`.
+        assert_eq!(
+            apply(
+                r#"{"v": {"@merge": {"direction": "left", "objects": [{"a": 1}, {"a": 2}]}}}"#,
+                "{}"
+            ),
+            json!({"v": {"a": 1}})
+        );
+    }
+
+    #[test]
+    fn exclude_when_null_removes_nulls_in_objects_only() {
+        assert_eq!(
+            apply(
+                r#"{"v": {"@excludeWhenNull": {"@path": "$.o"}}, "w": {"@excludeWhenNull": {"@path": "$.n"}}}"#,
+                r#"{"o": {"a": null, "b": {"c": null, "d": 1}, "l": [null]}, "n": null}"#
+            ),
+            json!({"v": {"b": {"d": 1}, "l": [null]}})
+        );
+    }
+}

@@ -84,6 +84,7 @@ impl<'r, 'a> Val<'r, 'a> {
     }
 
     /// Neither undefined nor null: what `@if {exists}` tests.
+    #[inline]
     pub(crate) fn exists(&self) -> bool {
         !matches!(self.kind(), Kind::Undefined | Kind::Null)
     }
@@ -193,10 +194,12 @@ impl<'r, 'a> Val<'r, 'a> {
     }
 
     /// The value as the crate's callers take it: borrowed where it was borrowed.
+    #[inline]
     pub(crate) fn finalize(self) -> Resolved<'r, 'a> {
         match self {
             Val::Undefined => Resolved::Undefined,
             Val::Ref(v) => Resolved::Ref(v),
+            Val::Owned(v) => Resolved::Owned(v),
             other => match other.into_json() {
                 Some(v) => Resolved::Owned(v),
                 None => Resolved::Undefined,
@@ -286,5 +289,39 @@ fn json_kind(v: &Json<'_>) -> Kind {
         Json::Str(_) => Kind::String,
         Json::Array(_) => Kind::Array,
         Json::Object(_) => Kind::Object,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn undefined_members_vanish_and_undefined_items_become_null() {
+        let v = Val::Object(vec![
+            (Cow::Borrowed("a"), Val::Undefined),
+            (
+                Cow::Borrowed("b"),
+                Val::Array(vec![Val::Undefined, Val::string("x".into())]),
+            ),
+        ]);
+        assert_eq!(v.to_json_string().as_deref(), Some(r#"{"b":[null,"x"]}"#));
+        assert_eq!(
+            v.into_json().map(|j| j.to_value()),
+            Some(serde_json::json!({"b": [null, "x"]}))
+        );
+        assert_eq!(Val::Undefined.to_json_string(), None);
+    }
+
+    #[test]
+    fn blankness_is_loose_inequality_with_the_empty_string() {
+        let n = |v: serde_json::Value| Val::Owned(Json::from(&v).into_owned()).not_blank();
+        assert!(!n(serde_json::json!(0)));
+        assert!(!n(serde_json::json!(false)));
+        assert!(!n(serde_json::json!([])));
+        assert!(!n(serde_json::json!([[]])));
+        assert!(n(serde_json::json!("0")));
+        assert!(n(serde_json::json!({})));
+        assert!(!Val::Array(vec![Val::Undefined]).not_blank());
     }
 }

@@ -32,31 +32,12 @@ impl Prim {
 
 /// `String(n)` for a JS number.
 pub(super) fn number_to_string(n: f64) -> String {
-    // ryu-js prints -0 as "-0"; JS prints it as "0".
-    if n == 0.0 {
-        return "0".to_owned();
-    }
-    ryu_js::Buffer::new().format(n).to_owned()
-}
-
-/// JS `WhiteSpace` and `LineTerminator` code points, which `Number()` trims.
-fn is_js_space(c: char) -> bool {
-    matches!(
-        c,
-        '\u{9}' | '\u{a}' | '\u{b}' | '\u{c}' | '\u{d}' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
-            ..='\u{200a}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{202f}'
-                | '\u{205f}'
-                | '\u{3000}'
-                | '\u{feff}'
-    )
+    crate::mapping::js::f64_to_string(n)
 }
 
 /// `Number(s)` for a string (ECMAScript `StringToNumber`).
 pub(super) fn string_to_number(s: &str) -> f64 {
-    let s = s.trim_matches(is_js_space);
+    let s = crate::mapping::js::trim(s);
     if s.is_empty() {
         return 0.0;
     }

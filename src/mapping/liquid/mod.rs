@@ -210,3 +210,69 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use crate::mapping::Mapping;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("{{".to_owned()),
+            Just("}}".to_owned()),
+            Just("{%".to_owned()),
+            Just("%}".to_owned()),
+            Just("{%-".to_owned()),
+            Just(" if ".to_owned()),
+            Just(" elsif ".to_owned()),
+            Just(" else ".to_owned()),
+            Just(" endif ".to_owned()),
+            Just(" unless ".to_owned()),
+            Just(" capture c ".to_owned()),
+            Just(" endcapture ".to_owned()),
+            Just(" assign x = ".to_owned()),
+            Just(" echo ".to_owned()),
+            Just(" cycle 'a', 'b' ".to_owned()),
+            Just(" raw ".to_owned()),
+            Just(" endraw ".to_owned()),
+            Just(" | ".to_owned()),
+            Just(": ".to_owned()),
+            Just(", ".to_owned()),
+            Just(" == ".to_owned()),
+            Just(" contains ".to_owned()),
+            Just(" and ".to_owned()),
+            Just(" not ".to_owned()),
+            Just("a.b[0]".to_owned()),
+            Just("x".to_owned()),
+            Just("'s'".to_owned()),
+            Just("-1.5".to_owned()),
+            Just("nil".to_owned()),
+            Just("empty".to_owned()),
+            prop::sample::select(
+                super::filters::all()
+                    .iter()
+                    .map(|f| liquid_core::FilterReflection::name(f).to_owned())
+                    .collect::<Vec<_>>()
+            ),
+            "[a-z0-9 .'\"\\[\\]|:,%{}-]{0,4}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn no_template_panics(pieces in prop::collection::vec(piece(), 0..16)) {
+            let template = pieces.concat();
+            let event = json!({"a": {"b": ["x", 2, {"c": null}]}, "x": "%E2", "n": 1e300});
+            match Mapping::compile(&json!({"v": {"@liquid": template}})) {
+                Ok(m) => {
+                    if let Err(e) = m.apply(&event) {
+                        prop_assert_ne!(e.message, "the Liquid template failed to render");
+                    }
+                }
+                Err(e) => prop_assert_ne!(e.message, "the Liquid template cannot be parsed"),
+            }
+        }
+    }
+}
