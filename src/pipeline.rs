@@ -348,6 +348,13 @@ impl Pipeline {
         for (i, e) in encoded.into_iter().enumerate() {
             items.push(e.map(|_| owner[i]));
         }
+        tracing::trace!(
+            events = items.len(),
+            rejected = items.len() - good.len(),
+            requests = requests.len(),
+            ?kind,
+            "bulk plan"
+        );
         BulkPlan { requests, items }
     }
 }

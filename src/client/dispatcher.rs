@@ -1,8 +1,10 @@
 //! The background pipeline a service embeds: enqueue events, get one outcome per event.
 
+use super::stats::{Meter, Stats};
 use super::{Client, Encoded, Receipt};
 use crate::error::Error;
 use crate::request::{Limits, RequestKind};
+use crate::rokt::Batch;
 use crate::segment::AsEvent;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 /// The id [`Dispatcher::enqueue`] gives an event; its [`Outcome`] carries the same id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -61,6 +64,37 @@ impl Verdict {
     /// Whether the event was delivered.
     pub fn is_delivered(&self) -> bool {
         matches!(self, Verdict::Delivered(_))
+    }
+
+    /// The verdict in one word, for metrics labels and logs: `"delivered"`, `"rejected"` or
+    /// `"failed"`.
+    ///
+    /// ```
+    /// use rokt_capi::client::Verdict;
+    /// use rokt_capi::Error;
+    /// assert_eq!(Verdict::Failed(Error::Closed).label(), "failed");
+    /// ```
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Delivered(_) => "delivered",
+            Verdict::Rejected(_) => "rejected",
+            Verdict::Failed(_) => "failed",
+        }
+    }
+
+    /// The error, unless the event was delivered.
+    pub fn error(&self) -> Option<&Error> {
+        match self {
+            Verdict::Delivered(_) => None,
+            Verdict::Rejected(e) | Verdict::Failed(e) => Some(e),
+        }
+    }
+}
+
+impl Outcome {
+    /// The verdict in one word: see [`Verdict::label`].
+    pub fn label(&self) -> &'static str {
+        self.verdict.label()
     }
 }
 
@@ -129,14 +163,6 @@ impl std::fmt::Debug for OutcomeSink {
 
 impl OutcomeSink {
     fn emit(&self, outcome: Outcome) {
-        if let Verdict::Rejected(e) | Verdict::Failed(e) = &outcome.verdict {
-            tracing::debug!(
-                ticket = outcome.ticket.0,
-                status = e.status(),
-                error_type = e.error_type(),
-                "event not delivered"
-            );
-        }
         match self {
             OutcomeSink::Callback(f) => {
                 let ticket = outcome.ticket.0;
@@ -150,6 +176,35 @@ impl OutcomeSink {
             }
             OutcomeSink::Discard => {}
         }
+    }
+}
+
+/// Counts each outcome, logs the ones not delivered, and hands it to the sink.
+#[derive(Clone, Debug)]
+struct Reporter {
+    sink: OutcomeSink,
+    meter: Arc<Meter>,
+}
+
+impl Reporter {
+    fn emit(&self, outcome: Outcome) {
+        let counter = match &outcome.verdict {
+            Verdict::Delivered(_) => &self.meter.delivered,
+            Verdict::Rejected(_) => &self.meter.rejected,
+            Verdict::Failed(_) => &self.meter.failed,
+        };
+        Meter::add(counter);
+        if let Some(e) = outcome.verdict.error() {
+            tracing::debug!(
+                ticket = outcome.ticket.0,
+                message_id = outcome.message_id.as_deref(),
+                verdict = outcome.verdict.label(),
+                status = e.status(),
+                error_type = e.error_type(),
+                "event not delivered"
+            );
+        }
+        self.sink.emit(outcome);
     }
 }
 
@@ -252,13 +307,20 @@ impl DispatcherBuilder {
         })?;
         let (tx, rx) = mpsc::channel(self.capacity);
         let (done_tx, done_rx) = watch::channel(false);
+        let meter = Arc::new(Meter::default());
+        let reporter = Reporter {
+            sink: self.sink,
+            meter: meter.clone(),
+        };
+        let permits = Arc::new(Semaphore::new(self.concurrency));
         let batcher = Batcher {
-            client: self.client.clone(),
-            sink: self.sink.clone(),
+            client: self.client.metered(meter.clone()),
+            reporter: reporter.clone(),
+            queue: tx.downgrade(),
             limits,
             flush_interval: self.flush_interval,
             pacer: self.rate.map(Pacer::new),
-            permits: Arc::new(Semaphore::new(self.concurrency)),
+            permits: permits.clone(),
             tasks: JoinSet::new(),
             pending: Vec::new(),
         };
@@ -267,10 +329,13 @@ impl DispatcherBuilder {
             shared: Arc::new(Shared {
                 tx,
                 client: self.client,
-                sink: self.sink,
+                reporter,
                 kind: self.kind,
                 next_ticket: AtomicU64::new(0),
                 done: done_rx,
+                meter,
+                permits,
+                concurrency: self.concurrency,
             }),
         })
     }
@@ -366,10 +431,13 @@ pub struct Dispatcher {
 struct Shared {
     tx: mpsc::Sender<Msg>,
     client: Client,
-    sink: OutcomeSink,
+    reporter: Reporter,
     kind: Option<RequestKind>,
     next_ticket: AtomicU64,
     done: watch::Receiver<bool>,
+    meter: Arc<Meter>,
+    permits: Arc<Semaphore>,
+    concurrency: usize,
 }
 
 #[derive(Debug)]
@@ -411,7 +479,7 @@ impl Dispatcher {
     /// when the dispatcher is shut down.
     pub async fn enqueue<E: AsEvent>(&self, event: E) -> Result<Ticket, EnqueueError<E>> {
         match self.shared.tx.reserve().await {
-            Ok(permit) => Ok(self.admit(permit, &event)),
+            Ok(permit) => Ok(self.admit_event(permit, &event)),
             Err(_) => Err(EnqueueError::Closed(event)),
         }
     }
@@ -420,32 +488,66 @@ impl Dispatcher {
     /// full.
     pub fn try_enqueue<E: AsEvent>(&self, event: E) -> Result<Ticket, EnqueueError<E>> {
         match self.shared.tx.try_reserve() {
-            Ok(permit) => Ok(self.admit(permit, &event)),
+            Ok(permit) => Ok(self.admit_event(permit, &event)),
             Err(mpsc::error::TrySendError::Full(())) => Err(EnqueueError::Full(event)),
             Err(mpsc::error::TrySendError::Closed(())) => Err(EnqueueError::Closed(event)),
         }
     }
 
-    fn admit(&self, permit: mpsc::Permit<'_, Msg>, event: &impl AsEvent) -> Ticket {
+    /// Queues a batch that is already mapped (by [`Pipeline::batch`](crate::Pipeline::batch)
+    /// or [`Destination::route`](crate::subscription::Destination::route)), waiting while the
+    /// queue is full. A batch over the size limit is not queued: its [`Verdict::Rejected`]
+    /// outcome ([`Error::TooLarge`]) is reported before this returns. Gives the batch back
+    /// when the dispatcher is shut down.
+    pub async fn enqueue_batch(&self, batch: Batch) -> Result<Ticket, EnqueueError<Batch>> {
+        match self.shared.tx.reserve().await {
+            Ok(permit) => {
+                let encoded = Encoded::from_batch(&batch, self.shared.client.pipeline().limits());
+                let message_id = || batch.source_message_id().map(str::to_owned);
+                Ok(self.admit(permit, encoded, message_id))
+            }
+            Err(_) => Err(EnqueueError::Closed(batch)),
+        }
+    }
+
+    fn admit_event(&self, permit: mpsc::Permit<'_, Msg>, event: &impl AsEvent) -> Ticket {
+        let encoded = self.shared.client.encode(event);
+        let message_id = || {
+            event.with_json(|doc| {
+                doc.get("messageId")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_owned)
+            })
+        };
+        self.admit(permit, encoded, message_id)
+    }
+
+    fn admit(
+        &self,
+        permit: mpsc::Permit<'_, Msg>,
+        encoded: Result<Encoded, Error>,
+        message_id: impl FnOnce() -> Option<String>,
+    ) -> Ticket {
         let ticket = Ticket(self.shared.next_ticket.fetch_add(1, Ordering::Relaxed));
-        match self.shared.client.encode(event) {
+        Meter::add(&self.shared.meter.enqueued);
+        match encoded {
             Ok(item) => {
                 let kind = self
                     .shared
                     .kind
                     .unwrap_or_else(|| self.shared.client.route_ms(item.newest_ms));
                 permit.send(Msg::Item(Queued { ticket, kind, item }));
+                tracing::trace!(
+                    ticket = ticket.0,
+                    queue_depth = queue_depth(&self.shared.tx),
+                    "event queued"
+                );
             }
             Err(e) => {
                 drop(permit);
-                let message_id = event.with_json(|doc| {
-                    doc.get("messageId")
-                        .and_then(|m| m.as_str())
-                        .map(str::to_owned)
-                });
-                self.shared.sink.emit(Outcome {
+                self.shared.reporter.emit(Outcome {
                     ticket,
-                    message_id,
+                    message_id: message_id(),
                     verdict: Verdict::Rejected(e),
                 });
             }
@@ -453,10 +555,24 @@ impl Dispatcher {
         ticket
     }
 
+    /// The counters and gauges now, for metrics: see [`Stats`].
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.shared.meter.snapshot();
+        stats.queue_depth = queue_depth(&self.shared.tx);
+        let idle = self.shared.permits.available_permits();
+        stats.in_flight = self.shared.concurrency.saturating_sub(idle) as u64;
+        stats
+    }
+
     /// Sends everything enqueued before this call, without waiting for bulk requests to fill
     /// up, and returns once each of those events has its outcome. [`Error::Closed`] after
     /// shutdown.
     pub async fn flush(&self) -> Result<(), Error> {
+        tracing::debug!(
+            queue_depth = queue_depth(&self.shared.tx),
+            pending = self.shared.meter.snapshot().pending(),
+            "rokt dispatcher flush"
+        );
         let (tx, rx) = oneshot::channel();
         self.shared
             .tx
@@ -470,6 +586,11 @@ impl Dispatcher {
     /// has its outcome and the background task has ended. Safe to call more than once and
     /// from several clones; later [`enqueue`](Self::enqueue) calls give the event back.
     pub async fn shutdown(&self) {
+        tracing::debug!(
+            queue_depth = queue_depth(&self.shared.tx),
+            pending = self.shared.meter.snapshot().pending(),
+            "rokt dispatcher shutting down"
+        );
         let _ = self.shared.tx.send(Msg::Shutdown).await;
         let mut done = self.shared.done.clone();
         let _ = done.wait_for(|d| *d).await;
@@ -479,6 +600,11 @@ impl Dispatcher {
     pub fn is_closed(&self) -> bool {
         *self.shared.done.borrow()
     }
+}
+
+/// Messages waiting in the queue (events, plus a flush or shutdown request if one is waiting).
+fn queue_depth<T>(tx: &mpsc::Sender<T>) -> u64 {
+    tx.max_capacity().saturating_sub(tx.capacity()) as u64
 }
 
 /// Spreads requests so that at most `rate` items per second start on average; the first
@@ -518,7 +644,9 @@ struct Pending {
 
 struct Batcher {
     client: Client,
-    sink: OutcomeSink,
+    reporter: Reporter,
+    /// For the queue depth in logs; weak, so it does not keep the queue open.
+    queue: mpsc::WeakSender<Msg>,
     limits: Limits,
     flush_interval: Duration,
     pacer: Option<Pacer>,
@@ -620,7 +748,7 @@ impl Batcher {
         let Ok(permit) = self.permits.clone().acquire_owned().await else {
             // The semaphore is never closed; still, every event gets its outcome.
             for q in items {
-                self.sink.emit(Outcome {
+                self.reporter.emit(Outcome {
                     ticket: q.ticket,
                     message_id: q.item.message_id,
                     verdict: Verdict::Failed(Error::Closed),
@@ -634,17 +762,25 @@ impl Batcher {
                 tokio::time::sleep(wait).await;
             }
         }
-        tracing::debug!(?kind, items = items.len(), "rokt dispatcher sending");
+        let queue_depth = self.queue.upgrade().map_or(0, |tx| queue_depth(&tx));
+        let span = tracing::debug_span!(
+            "rokt_dispatch",
+            ?kind,
+            items = items.len(),
+            queue_depth,
+            buffered = self.pending.iter().map(|p| p.items.len()).sum::<usize>(),
+        );
+        tracing::debug!(parent: &span, "rokt dispatcher sending");
         let client = self.client.clone();
-        let sink = self.sink.clone();
+        let reporter = self.reporter.clone();
         self.tasks
-            .spawn(send_group(client, sink, kind, items, permit));
+            .spawn(send_group(client, reporter, kind, items, permit).instrument(span));
     }
 }
 
 async fn send_group(
     client: Client,
-    sink: OutcomeSink,
+    reporter: Reporter,
     kind: RequestKind,
     items: Vec<Queued>,
     _permit: OwnedSemaphorePermit,
@@ -660,7 +796,7 @@ async fn send_group(
         client.deliver(kind, &bodies).await
     };
     for (q, result) in items.into_iter().zip(verdicts) {
-        sink.emit(Outcome {
+        reporter.emit(Outcome {
             ticket: q.ticket,
             message_id: q.item.message_id,
             verdict: Verdict::from_result(result),

@@ -17,15 +17,38 @@
 //! | 400, 401, 403, other 4xx | [`Error::Rejected`] with mParticle's error code, never retried |
 //! | 429 | retried after `Retry-After` |
 //! | 408, 5xx, timeout, connection error | retried with exponential back-off and full jitter, then [`Error::Failed`] |
+//!
+//! # Tracing
+//!
+//! The client and the dispatcher report through [`tracing`] (targets `rokt_capi::client` and
+//! `rokt_capi::client::dispatcher`).
+//! Fields carry routes, counts, statuses, error codes, tickets and Segment message ids, never
+//! bodies, personal values, URLs' hosts or credentials.
+//!
+//! | what | level | name and fields |
+//! |---|---|---|
+//! | a request, all its attempts | DEBUG span | `rokt_request`: `method`, `path`, `kind`, `items`, then `outcome`, `status`, `attempts` |
+//! | one HTTP attempt | DEBUG span | `rokt_attempt`: `attempt`, then `status` or `failure` |
+//! | a retry | DEBUG event | `wait_ms`, `failure`, `retry_after` (whether Rokt set the wait) |
+//! | a rejection, giving up | WARN event | `path`, `items`, `status`, `code`, or `attempts`, `reason`, `last` |
+//! | a 2xx naming items in `errors` | WARN event | `status`, `items`, `named`, `unattributed` |
+//! | a group the dispatcher sends | DEBUG span | `rokt_dispatch`: `kind`, `items`, `queue_depth`, `buffered` |
+//! | enqueue, flush, shutdown | TRACE / DEBUG events | `ticket`, `queue_depth`, `pending` |
+//! | an event not delivered | DEBUG event | `ticket`, `message_id`, `verdict`, `status`, `error_type` |
+//!
+//! For metrics, [`Dispatcher::stats`] counts events and requests, and [`Verdict::label`]
+//! names an outcome in one word.
 
 mod dispatcher;
 mod response;
 mod retry;
+mod stats;
 
 pub use dispatcher::{
     Dispatcher, DispatcherBuilder, EnqueueError, Outcome, OutcomeSink, Ticket, Verdict,
 };
 pub use retry::{AttemptOutcome, Decision, RetryPolicy, StopReason, parse_retry_after};
+pub use stats::Stats;
 
 use crate::credentials::Credentials;
 use crate::error::{ConfigError, Error, TransportErrorKind};
@@ -36,8 +59,10 @@ use crate::rokt::Batch;
 use crate::segment::AsEvent;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use stats::Meter;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+use tracing::Instrument;
 
 /// Batches whose newest event is older than this go to `/bulkevents/historical` (SPEC §2).
 pub const HISTORICAL_AFTER: Duration = Duration::from_secs(30 * 24 * 60 * 60);
@@ -237,6 +262,8 @@ impl BulkReport {
 #[derive(Clone, Debug)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// Counts requests for a dispatcher's [`Stats`].
+    meter: Option<Arc<Meter>>,
 }
 
 struct Inner {
@@ -249,6 +276,8 @@ struct Inner {
     user_agent: HeaderValue,
     clock: Clock,
     historical_after: Duration,
+    /// The endpoint is `https` but the crate was built without a TLS backend.
+    tls_missing: bool,
 }
 
 impl std::fmt::Debug for Inner {
@@ -488,7 +517,15 @@ impl ClientBuilder {
         let http = http
             .build()
             .map_err(|_| ConfigError::new("http", "the HTTP client could not be set up"))?;
+        let tls_missing = endpoint.base().scheme() == "https" && !HAS_TLS;
+        if tls_missing {
+            tracing::warn!(
+                "the endpoint is https but rokt-capi was built without the `rustls` or \
+                 `native-tls` feature: sending will fail"
+            );
+        }
         Ok(Client {
+            meter: None,
             inner: Arc::new(Inner {
                 http,
                 pipeline,
@@ -499,10 +536,14 @@ impl ClientBuilder {
                 user_agent,
                 clock: self.clock.unwrap_or_else(Clock::system),
                 historical_after: self.historical_after,
+                tls_missing,
             }),
         })
     }
 }
+
+/// Whether a TLS backend is compiled in (without one only `http` endpoints work).
+const HAS_TLS: bool = cfg!(any(feature = "rustls", feature = "native-tls"));
 
 fn is_loopback(endpoint: &Endpoint) -> bool {
     match endpoint.base().host() {
@@ -527,6 +568,14 @@ impl Client {
     /// A builder.
     pub fn builder() -> ClientBuilder {
         ClientBuilder::default()
+    }
+
+    /// A handle on the same client that also counts its requests into `meter`.
+    pub(crate) fn metered(&self, meter: Arc<Meter>) -> Client {
+        Client {
+            inner: self.inner.clone(),
+            meter: Some(meter),
+        }
     }
 
     /// The pipeline that maps events; its requests carry this client's endpoint and
@@ -782,36 +831,96 @@ impl Client {
         })
     }
 
-    /// Sends `request` until the retry policy stops.
+    /// Sends `request` until the retry policy stops, in a `rokt_request` span.
     async fn execute(&self, request: &Request) -> Result<Answer, Error> {
+        let span = tracing::debug_span!(
+            "rokt_request",
+            method = request.method,
+            path = %request.path,
+            kind = ?request.kind,
+            items = request.items,
+            outcome = tracing::field::Empty,
+            status = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+        );
+        self.execute_in(request, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn execute_in(&self, request: &Request, span: &tracing::Span) -> Result<Answer, Error> {
+        if self.inner.tls_missing {
+            let err = ConfigError::new(
+                "endpoint",
+                "https needs a TLS backend: build rokt-capi with the `rustls` or `native-tls` feature",
+            );
+            tracing::error!(path = %request.path, items = request.items, "{err}");
+            span.record("outcome", "rejected");
+            return Err(err.into());
+        }
         let started = Instant::now();
         let policy = &self.inner.retry;
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let result = self.attempt(request).await;
+            let attempt_span = tracing::debug_span!(
+                "rokt_attempt",
+                attempt,
+                status = tracing::field::Empty,
+                failure = tracing::field::Empty,
+            );
+            if let Some(meter) = &self.meter {
+                Meter::add(&meter.requests);
+            }
+            let result = self.attempt(request).instrument(attempt_span.clone()).await;
             let outcome = match &result {
-                Ok((status, retry_after, _)) => AttemptOutcome::Status {
-                    status: *status,
-                    retry_after: *retry_after,
-                },
-                Err(kind) => AttemptOutcome::Transport(*kind),
+                Ok((status, retry_after, _)) => {
+                    attempt_span.record("status", status);
+                    AttemptOutcome::Status {
+                        status: *status,
+                        retry_after: *retry_after,
+                    }
+                }
+                Err(kind) => {
+                    attempt_span.record("failure", tracing::field::display(kind));
+                    AttemptOutcome::Transport(*kind)
+                }
             };
+            drop(attempt_span);
             let decision = policy.decide(&outcome, attempt, started.elapsed(), fastrand::f64());
+            if let Decision::Stop(_) = decision {
+                // The request's final fields, recorded once.
+                span.record("attempts", attempt);
+                if let AttemptOutcome::Status { status, .. } = outcome {
+                    span.record("status", status);
+                }
+            }
             match decision {
                 Decision::RetryAfter(wait) => {
+                    if let Some(meter) = &self.meter {
+                        Meter::add(&meter.retries);
+                    }
+                    let retry_after = matches!(
+                        outcome,
+                        AttemptOutcome::Status {
+                            status: 429 | 503,
+                            retry_after: Some(_)
+                        }
+                    );
                     tracing::debug!(
                         path = %request.path,
                         items = request.items,
                         attempt,
                         failure = %outcome.failure(),
                         wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        retry_after,
                         "retrying rokt request"
                     );
                     tokio::time::sleep(wait).await;
                 }
                 Decision::Stop(StopReason::Success) => {
                     let (status, _, body) = result.unwrap_or_else(|_| (200, None, Bytes::new()));
+                    span.record("outcome", "delivered");
                     tracing::debug!(path = %request.path, items = request.items, status, attempt, "rokt accepted");
                     return Ok(Answer {
                         status,
@@ -822,16 +931,19 @@ impl Client {
                 Decision::Stop(StopReason::Permanent) => {
                     let (status, _, body) = result.unwrap_or_else(|_| (400, None, Bytes::new()));
                     let rejection = response::rejection(status, &body);
+                    span.record("outcome", "rejected");
                     tracing::warn!(
                         path = %request.path,
                         items = request.items,
                         status,
                         code = rejection.code.as_deref().unwrap_or(""),
+                        attempts = attempt,
                         "rokt rejected a request"
                     );
                     return Err(Error::Rejected(rejection));
                 }
                 Decision::Stop(StopReason::GaveUp(reason)) => {
+                    span.record("outcome", "failed");
                     tracing::warn!(
                         path = %request.path,
                         items = request.items,

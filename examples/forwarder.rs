@@ -1,0 +1,531 @@
+//! A forwarding service: Segment posts events to it (as Segment's webhook destination does),
+//! it routes each one through a subscription configuration and forwards the matching ones to
+//! Rokt in the background, one [`Dispatcher`] per subscription.
+//!
+//! ```text
+//! cargo run --example forwarder -- [--config FILE] [--listen ADDR] [--rate N]
+//!     [--shutdown-after SECONDS] [--shutdown-endpoint]
+//! ```
+//!
+//! - `POST /segment` takes one event object, a batch `{"batch": [...]}` or a JSON array, and
+//!   answers at once: `202` with counts per event (`accepted`, `rejected`, the error type of a
+//!   rejection); `400` when nothing in the body could be accepted and something was rejected
+//!   (so Segment does not retry bad input); never any personal data.
+//! - `GET /stats` gives each subscription's counters ([`Dispatcher::stats`]) as JSON, and
+//!   `GET /health` answers `200`.
+//! - Ctrl-C or SIGTERM (or `--shutdown-after`, or `POST /shutdown` when started with
+//!   `--shutdown-endpoint`) stops taking requests, lets the ones in progress finish, sends
+//!   everything queued, and prints a final report on stdout.
+//!
+//! The first line on stdout is `listening on http://ADDR` (with `--listen 127.0.0.1:0` the
+//! port is chosen by the system). The last is the report:
+//! `report: events=E accepted=A ignored=I delivered=D rejected=R failed=F`.
+//!
+//! With `ROKT_API_KEY` and `ROKT_API_SECRET` set it forwards to Rokt (`ROKT_ENDPOINT` may
+//! name another base URL, e.g. an mParticle pod). Without them it starts a receiver on
+//! 127.0.0.1 standing in for Rokt, so it runs offline. When `FORWARDER_TOKEN` is set, every
+//! request must carry `Authorization: Bearer <token>` (Segment's webhook destination can send
+//! headers). Logs go to stderr (`RUST_LOG`, default `info`).
+
+#[path = "common/receiver.rs"]
+mod receiver;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rokt_capi::Credentials;
+use rokt_capi::client::{Client, Dispatcher, EnqueueError, Outcome};
+use rokt_capi::subscription::Destination;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+
+const USAGE: &str = "usage: forwarder [--config FILE] [--listen ADDR] [--rate BATCHES_PER_SECOND] \
+                     [--shutdown-after SECONDS] [--shutdown-endpoint]";
+
+/// The largest request body taken (Segment's batches are at most 500 KB).
+const MAX_BODY: usize = 4 << 20;
+
+/// How long shutdown waits for open connections before it stops anyway.
+const GRACE: Duration = Duration::from_secs(10);
+
+struct Args {
+    config: String,
+    listen: SocketAddr,
+    rate: Option<f64>,
+    shutdown_after: Option<Duration>,
+    shutdown_endpoint: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        config: "examples/data/subscriptions.json".into(),
+        listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+        rate: None,
+        shutdown_after: None,
+        shutdown_endpoint: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match a.as_str() {
+            "--config" => args.config = value("--config")?,
+            "--listen" => {
+                let v = value("--listen")?;
+                args.listen = v
+                    .parse()
+                    .map_err(|_| format!("--listen: `{v}` is not ADDR:PORT"))?;
+            }
+            "--rate" => {
+                let v = value("--rate")?;
+                let rate = v.parse::<f64>().ok().filter(|r| r.is_finite() && *r > 0.0);
+                args.rate = Some(rate.ok_or("--rate takes a positive number")?);
+            }
+            "--shutdown-after" => {
+                let v = value("--shutdown-after")?;
+                let secs = v.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0);
+                args.shutdown_after = Some(Duration::from_secs_f64(
+                    secs.ok_or("--shutdown-after takes seconds")?,
+                ));
+            }
+            "--shutdown-endpoint" => args.shutdown_endpoint = true,
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
+        }
+    }
+    Ok(args)
+}
+
+/// One subscription's sender.
+struct Route {
+    name: String,
+    dispatcher: Dispatcher,
+}
+
+/// What the HTTP handlers share.
+struct App {
+    destination: Destination,
+    routes: Vec<Route>,
+    token: Option<String>,
+    shutdown_endpoint: bool,
+    stop: watch::Sender<bool>,
+    events: AtomicU64,
+    accepted: AtomicU64,
+    ignored: AtomicU64,
+    /// Rejected while routing (bad input), before any dispatcher saw them.
+    refused: AtomicU64,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let args = parse_args()?;
+    let text =
+        std::fs::read_to_string(&args.config).map_err(|e| format!("{}: {e}", args.config))?;
+    let destination = Destination::from_json(&text).map_err(|e| format!("{}: {e}", args.config))?;
+
+    // Rokt, or a local stand-in.
+    let key = std::env::var("ROKT_API_KEY").unwrap_or_default();
+    let secret = std::env::var("ROKT_API_SECRET").unwrap_or_default();
+    let (credentials, endpoint, local) = if !key.is_empty() && !secret.is_empty() {
+        let endpoint = std::env::var("ROKT_ENDPOINT").ok();
+        (Credentials::new(key, secret), endpoint, None)
+    } else {
+        let receiver = receiver::Receiver::start().await?;
+        let url = receiver.url().to_owned();
+        (receiver.credentials(), Some(url), Some(receiver))
+    };
+
+    // One client and dispatcher per subscription, each mapping with its own pipeline.
+    let count = destination.pipelines().count().max(1);
+    let mut routes: Vec<Route> = Vec::new();
+    for (name, _trigger, pipeline) in destination.pipelines() {
+        if routes.iter().any(|r| r.name == name) {
+            return Err(format!(
+                "{}: two subscriptions are named `{name}`",
+                args.config
+            ));
+        }
+        let mut client = Client::builder()
+            .credentials(credentials.clone())
+            .pipeline(pipeline.clone());
+        if let Some(url) = &endpoint {
+            client = client.endpoint_url(url);
+        }
+        let client = client
+            .build()
+            .map_err(|e| format!("subscription `{name}`: {e}"))?;
+        let subscription = name.to_owned();
+        let mut dispatcher = Dispatcher::builder(client)
+            .concurrency(2)
+            .on_outcome(move |outcome| log_outcome(&subscription, &outcome));
+        if let Some(rate) = args.rate {
+            // Rokt's limit is per account: share it between the subscriptions.
+            #[allow(clippy::cast_precision_loss)]
+            let share = rate / count as f64;
+            dispatcher = dispatcher.rate_limit(share);
+        }
+        let dispatcher = dispatcher.build().map_err(|e| e.to_string())?;
+        routes.push(Route {
+            name: name.to_owned(),
+            dispatcher,
+        });
+    }
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("listening on http://{addr}");
+    match &local {
+        Some(r) => println!(
+            "ROKT_API_KEY / ROKT_API_SECRET are not set: forwarding to a local receiver at {}",
+            r.url()
+        ),
+        None => println!("forwarding to Rokt"),
+    }
+    for r in &routes {
+        println!("subscription \"{}\"", r.name);
+    }
+
+    let (stop, stopped) = watch::channel(false);
+    let app = Arc::new(App {
+        destination,
+        routes,
+        token: std::env::var("FORWARDER_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
+        shutdown_endpoint: args.shutdown_endpoint,
+        stop,
+        events: AtomicU64::new(0),
+        accepted: AtomicU64::new(0),
+        ignored: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+    });
+    let router = Router::new()
+        .route("/segment", post(segment))
+        .route("/shutdown", post(shutdown))
+        .route("/stats", get(stats))
+        .route("/health", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(app.clone());
+
+    tokio::spawn(stop_on_signal(app.stop.clone(), args.shutdown_after));
+    let mut signalled = stopped.clone();
+    let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let _ = signalled.wait_for(|s| *s).await;
+    });
+    let mut grace = stopped;
+    tokio::select! {
+        result = serve => result.map_err(|e| e.to_string())?,
+        () = async {
+            let _ = grace.wait_for(|s| *s).await;
+            tokio::time::sleep(GRACE).await;
+        } => tracing::warn!("connections still open after {GRACE:?}; stopping anyway"),
+    }
+
+    // No request is being handled any more: send what is queued, then report.
+    tracing::info!("shutting down: sending what is queued");
+    let (mut delivered, mut rejected, mut failed) = (0, app.refused.load(Ordering::Relaxed), 0);
+    for r in &app.routes {
+        r.dispatcher.shutdown().await;
+        let s = r.dispatcher.stats();
+        println!(
+            "subscription \"{}\": accepted={} delivered={} rejected={} failed={} requests={} retries={}",
+            r.name, s.enqueued, s.delivered, s.rejected, s.failed, s.requests, s.retries
+        );
+        delivered += s.delivered;
+        rejected += s.rejected;
+        failed += s.failed;
+    }
+    if let Some(r) = &local {
+        println!("{}", r.report());
+    }
+    println!(
+        "report: events={} accepted={} ignored={} delivered={delivered} rejected={rejected} failed={failed}",
+        app.events.load(Ordering::Relaxed),
+        app.accepted.load(Ordering::Relaxed),
+        app.ignored.load(Ordering::Relaxed),
+    );
+    Ok(())
+}
+
+/// Sets `stop` on Ctrl-C, SIGTERM or after `after`.
+async fn stop_on_signal(stop: watch::Sender<bool>, after: Option<Duration>) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    let timer = async {
+        match after {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("interrupted"),
+        () = terminate => tracing::info!("terminated"),
+        () = timer => tracing::info!("--shutdown-after elapsed"),
+        () = stop.closed() => return,
+    }
+    let _ = stop.send(true);
+}
+
+fn log_outcome(subscription: &str, outcome: &Outcome) {
+    if let Some(e) = outcome.verdict.error() {
+        // Error messages name fields and rules, never values.
+        tracing::warn!(
+            subscription,
+            message_id = outcome.message_id.as_deref(),
+            verdict = outcome.label(),
+            error_type = e.error_type(),
+            error = %e,
+            "event not delivered"
+        );
+    }
+}
+
+/// What became of one event of a request.
+#[derive(Serialize)]
+struct EventSummary {
+    index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<String>,
+    /// Subscriptions that queued it.
+    accepted: usize,
+    /// Subscriptions that refused it (bad input for their mapping).
+    rejected: usize,
+    /// It matches no subscription.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    ignored: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<ErrorSummary>,
+}
+
+#[derive(Serialize)]
+struct ErrorSummary {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscription: Option<String>,
+    error_type: &'static str,
+    /// Names the field and the rule, never the value.
+    error: String,
+}
+
+async fn segment(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !app.authorized(&headers) {
+        return answer(StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"}));
+    }
+    let Ok(value) = serde_json::from_slice::<Value>(&body) else {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "the body is not JSON"}),
+        );
+    };
+    let events = match value {
+        Value::Array(events) => events,
+        Value::Object(mut object) if object.get("batch").is_some_and(Value::is_array) => {
+            match object.remove("batch") {
+                Some(Value::Array(events)) => events,
+                _ => Vec::new(),
+            }
+        }
+        event @ Value::Object(_) => vec![event],
+        _ => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "expected an event, {\"batch\": [...]} or an array of events"}),
+            );
+        }
+    };
+
+    let mut summaries = Vec::with_capacity(events.len());
+    let (mut accepted, mut rejected, mut ignored) = (0, 0, 0);
+    for (index, event) in events.iter().enumerate() {
+        app.events.fetch_add(1, Ordering::Relaxed);
+        let mut summary = EventSummary {
+            index,
+            message_id: message_id(event),
+            accepted: 0,
+            rejected: 0,
+            ignored: false,
+            errors: Vec::new(),
+        };
+        let routed = app.destination.route(event);
+        if routed.is_empty() {
+            summary.ignored = true;
+            ignored += 1;
+            app.ignored.fetch_add(1, Ordering::Relaxed);
+        }
+        for r in routed {
+            let sent = match r.batch {
+                Ok(batch) => match app.route(r.subscription) {
+                    Some(dispatcher) => dispatcher.enqueue_batch(batch).await.map(|_| ()),
+                    None => Err(EnqueueError::Closed(batch)),
+                },
+                Err(e) => {
+                    summary.rejected += 1;
+                    summary.errors.push(ErrorSummary {
+                        subscription: Some(r.subscription)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned),
+                        error_type: e.error_type(),
+                        error: e.to_string(),
+                    });
+                    app.refused.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            };
+            match sent {
+                Ok(()) => {
+                    summary.accepted += 1;
+                    app.accepted.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    // Only while shutting down: ask Segment to send it again later.
+                    return answer(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        json!({"error": "shutting down"}),
+                    );
+                }
+            }
+        }
+        accepted += summary.accepted;
+        rejected += summary.rejected;
+        summaries.push(summary);
+    }
+    let status = if accepted == 0 && rejected > 0 {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::ACCEPTED
+    };
+    answer(
+        status,
+        json!({
+            "events": summaries.len(),
+            "accepted": accepted,
+            "rejected": rejected,
+            "ignored": ignored,
+            "results": summaries,
+        }),
+    )
+}
+
+async fn shutdown(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if !app.shutdown_endpoint {
+        return answer(StatusCode::NOT_FOUND, json!({"error": "not found"}));
+    }
+    if !app.authorized(&headers) {
+        return answer(StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"}));
+    }
+    let _ = app.stop.send(true);
+    answer(StatusCode::ACCEPTED, json!({"shutting_down": true}))
+}
+
+async fn stats(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if !app.authorized(&headers) {
+        return answer(StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"}));
+    }
+    let subscriptions: Vec<Value> = app
+        .routes
+        .iter()
+        .map(|r| {
+            let s = r.dispatcher.stats();
+            json!({
+                "subscription": r.name,
+                "enqueued": s.enqueued, "delivered": s.delivered, "rejected": s.rejected,
+                "failed": s.failed, "pending": s.pending(), "requests": s.requests,
+                "retries": s.retries, "queue_depth": s.queue_depth, "in_flight": s.in_flight,
+            })
+        })
+        .collect();
+    answer(
+        StatusCode::OK,
+        json!({
+            "events": app.events.load(Ordering::Relaxed),
+            "ignored": app.ignored.load(Ordering::Relaxed),
+            "refused": app.refused.load(Ordering::Relaxed),
+            "subscriptions": subscriptions,
+        }),
+    )
+}
+
+impl App {
+    fn route(&self, subscription: &str) -> Option<&Dispatcher> {
+        self.routes
+            .iter()
+            .find(|r| r.name == subscription)
+            .map(|r| &r.dispatcher)
+    }
+
+    /// Whether the request carries the bearer token (when one is set).
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Compare in time independent of where the first difference is.
+        given.len() == token.len()
+            && given
+                .bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
+/// The event's Segment `messageId`, when it is a reasonable id.
+fn message_id(event: &Value) -> Option<String> {
+    event
+        .get("messageId")
+        .and_then(Value::as_str)
+        .filter(|id| id.len() <= 200)
+        .map(str::to_owned)
+}
+
+fn answer(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
