@@ -184,9 +184,10 @@ mod tests {
 
     #[test]
     fn memory_is_bounded() {
-        // node: succeeds (a 4 MB string, captured, not printed).
+        // node: succeeds (a 256 KB string, captured, not printed). Kept well below the
+        // render time limit so a loaded debug build cannot trip it instead.
         let step = "{% capture s %}{{s}}{{s}}{% endcapture %}";
-        let template = format!("{{% assign s = 'xxxxxxxxxxxxxxxx' %}}{}", step.repeat(18));
+        let template = format!("{{% assign s = 'xxxxxxxxxxxxxxxx' %}}{}", step.repeat(14));
         assert_eq!(render(&template, json!({})).unwrap(), "");
         // node: "memory alloc limit exceeded" (filters are charged).
         let appends = format!(
