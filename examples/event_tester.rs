@@ -11,12 +11,13 @@
 //! in this process, which checks the `Authorization` header and the body's shape and answers
 //! `202 Accepted` as Rokt does, so the whole path runs offline.
 
+#[path = "common/receiver.rs"]
+mod receiver;
+
 use rokt_capi::request::RequestKind;
-use rokt_capi::{Client, Credentials, Error};
+use rokt_capi::{Client, Error};
 use serde_json::{Value, json};
 use std::process::ExitCode;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -40,6 +41,7 @@ async fn run() -> Result<ExitCode, String> {
 
     let key = std::env::var("ROKT_API_KEY").unwrap_or_default();
     let secret = std::env::var("ROKT_API_SECRET").unwrap_or_default();
+    let mut local = None;
     let client = if !key.is_empty() && !secret.is_empty() {
         let mut builder = Client::builder().api_key(key).api_secret(secret);
         if let Ok(url) = std::env::var("ROKT_ENDPOINT") {
@@ -47,16 +49,18 @@ async fn run() -> Result<ExitCode, String> {
         }
         builder.build().map_err(|e| e.to_string())?
     } else {
-        let credentials = Credentials::new("local-key", "local-secret");
-        let url = start_receiver(credentials.authorization()).await?;
+        let receiver = receiver::Receiver::start().await?;
         println!(
-            "ROKT_API_KEY / ROKT_API_SECRET are not set: sending to a local receiver at {url}"
+            "ROKT_API_KEY / ROKT_API_SECRET are not set: sending to a local receiver at {}",
+            receiver.url()
         );
-        Client::builder()
-            .credentials(credentials)
-            .endpoint_url(&url)
+        let client = Client::builder()
+            .credentials(receiver.credentials())
+            .endpoint_url(receiver.url())
             .build()
-            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        local = Some(receiver);
+        client
     };
 
     // What will be sent: the batch the pipeline builds from the event.
@@ -80,7 +84,11 @@ async fn run() -> Result<ExitCode, String> {
     println!("POST {}", client.endpoint().url(kind));
     println!("{}", payload.map_err(|e| e.to_string())?);
 
-    match client.send_batch(&batch).await {
+    let result = client.send_batch(&batch).await;
+    if let Some(receiver) = &local {
+        println!("{}", receiver.report());
+    }
+    match result {
         Ok(receipt) => {
             println!("HTTP status: {}", receipt.status);
             Ok(ExitCode::SUCCESS)
@@ -119,97 +127,4 @@ fn test_conversion() -> Value {
         },
         "properties": {"order_id": "test-order-1", "revenue": 42.5, "currency": "USD"}
     })
-}
-
-/// A receiver standing in for Rokt on 127.0.0.1: `202 Accepted` for a well-formed request with
-/// the right `Authorization`, `401` or `400` with mParticle's error shape otherwise.
-async fn start_receiver(authorization: String) -> Result<String, String> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| format!("cannot start the local receiver: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let authorization = authorization.clone();
-            tokio::spawn(async move {
-                let mut stream = BufReader::new(stream);
-                while let Some((path, auth, body)) = read_request(&mut stream).await {
-                    let (status, answer) = judge(&path, auth.as_deref(), &body, &authorization);
-                    println!("local receiver: POST {path} -> {status}");
-                    let reply = format!(
-                        "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
-                        if status == 202 { "Accepted" } else { "Error" },
-                        answer.len()
-                    );
-                    if stream.get_mut().write_all(reply.as_bytes()).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    Ok(format!("http://{addr}"))
-}
-
-/// The path, `Authorization` and body of one HTTP/1.1 request.
-async fn read_request(
-    stream: &mut BufReader<tokio::net::TcpStream>,
-) -> Option<(String, Option<String>, Vec<u8>)> {
-    let mut line = String::new();
-    if stream.read_line(&mut line).await.ok()? == 0 {
-        return None;
-    }
-    let path = line.split_whitespace().nth(1)?.to_owned();
-    let (mut auth, mut length) = (None, 0);
-    loop {
-        line.clear();
-        if stream.read_line(&mut line).await.ok()? == 0 {
-            return None;
-        }
-        let header = line.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let (name, value) = header.split_once(':')?;
-        match name.trim().to_ascii_lowercase().as_str() {
-            "authorization" => auth = Some(value.trim().to_owned()),
-            "content-length" => length = value.trim().parse().ok()?,
-            _ => {}
-        }
-    }
-    let mut body = vec![0; length];
-    stream.read_exact(&mut body).await.ok()?;
-    Some((path, auth, body))
-}
-
-fn judge(path: &str, auth: Option<&str>, body: &[u8], expected: &str) -> (u16, String) {
-    let error = |status, code: &str, message: &str| {
-        (
-            status,
-            json!({"errors": [{"code": code, "message": message}]}).to_string(),
-        )
-    };
-    if auth != Some(expected) {
-        return error(401, "UNAUTHORIZED", "Missing or invalid credentials.");
-    }
-    let batches = match (path, serde_json::from_slice::<Value>(body)) {
-        ("/events", Ok(batch @ Value::Object(_))) => vec![batch],
-        ("/bulkevents" | "/bulkevents/historical", Ok(Value::Array(batches))) => batches,
-        (_, Err(_)) => return error(400, "BAD_REQUEST", "The body is not JSON."),
-        _ => return error(400, "BAD_REQUEST", "Unexpected path or body shape."),
-    };
-    for batch in &batches {
-        let shaped = [
-            "environment",
-            "user_identities",
-            "user_attributes",
-            "device_info",
-        ]
-        .iter()
-        .all(|k| batch.get(k).is_some());
-        if !shaped {
-            return error(400, "BAD_REQUEST", "A batch is missing a required field.");
-        }
-    }
-    (202, "{}".to_owned())
 }

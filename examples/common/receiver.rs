@@ -1,5 +1,5 @@
 //! A stand-in for Rokt on 127.0.0.1, so the examples run with no credentials and no network.
-//! Included by `#[path]` from the forwarder and replay examples.
+//! Included by `#[path]` from the event tester, forwarder and replay examples.
 //!
 //! It answers `202 Accepted` to a well-formed request with the right `Authorization`, and `401`
 //! or `400` with mParticle's error shape otherwise, and counts what it received. It reads
