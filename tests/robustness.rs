@@ -1496,3 +1496,60 @@ fn bulk_requests_stay_within_the_request_limit() {
     }
     assert_eq!(plan.requests.iter().map(|r| r.items).sum::<usize>(), 12);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Time: an event with many keys costs time linear in their number.
+// ---------------------------------------------------------------------------------------------
+
+/// Open attribute maps used to look keys up by a scan on every insert: a 1 MiB line with
+/// 100,000 properties took minutes. 40,000 keys in two open objects must now take well under
+/// the bound below even in a debug build on a busy machine (quadratic took over 30 s).
+#[test]
+fn many_keys_cost_linear_time() {
+    let p = Pipeline::builder()
+        .overrides(json!({
+            "eventProperties": {"@path": "$.properties"},
+            "user_attributes": {"@path": "$.traits"}
+        }))
+        .build()
+        .expect("pipeline");
+    let n = 40_000;
+    let mut e = a_valid_event();
+    let mut props: Map<String, Value> = (0..n).map(|i| (format!("k{i}"), json!(i))).collect();
+    props.insert("order_id".into(), json!("o-1"));
+    e["properties"] = Value::Object(props.clone());
+    e["traits"] = Value::Object(props);
+    // Repeated keys keep their first position and take the last value, as in JavaScript.
+    let text = e
+        .to_string()
+        .replacen(r#""k0":0"#, r#""k0":0,"k1":"first","k0":"last""#, 1);
+    let doc = Json::parse(&text).expect("JSON");
+    let started = Instant::now();
+    let batch = p.batch(&doc).expect("a batch");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "{n} keys took {elapsed:?}"
+    );
+    let attrs = &batch.events[0].data.custom_attributes;
+    assert_eq!(
+        attrs.len(),
+        n + 3,
+        "conversiontype, confirmationref, k0… and order_id"
+    );
+    let keys: Vec<&str> = attrs.keys().take(5).collect();
+    assert_eq!(
+        keys,
+        ["conversiontype", "confirmationref", "k0", "k1", "k10"]
+    );
+    assert_eq!(
+        attrs.get("k0"),
+        Some(&rokt_capi::rokt::AttributeValue::String("last".into()))
+    );
+    assert_eq!(
+        attrs.get("k1"),
+        Some(&rokt_capi::rokt::AttributeValue::Number(1.into()))
+    );
+    assert_eq!(batch.user_attributes.extra.len(), n + 1);
+    assert!(matches!(p.encode(&doc), Err(Error::TooLarge { .. })));
+}
