@@ -2,8 +2,10 @@
 //! [`Error`], and hostile input (deep nesting, endless lines) is refused with bounded memory.
 //!
 //! Property tests run every input through every stage (`Json::parse` → `payload` → `batch` →
-//! `encode` → `request` → `bulk`), for both presets with hashing off and on, and check that the
-//! stages agree with each other and that every accepted body is a well-formed Rokt batch.
+//! `encode` → `request` → `bulk`), for both presets with hashing off and on and for Send with
+//! open objects mapped whole, and check that the stages agree with each other (and with the
+//! `serde_json::Value` and `segment::Event` ways in) and that every accepted body is a
+//! well-formed Rokt batch.
 //! `PROPTEST_CASES` overrides the number of cases of every property.
 
 use proptest::prelude::*;
@@ -24,7 +26,8 @@ use std::time::{Duration, Instant};
 // The pipelines and the checks every input goes through.
 // ---------------------------------------------------------------------------------------------
 
-/// Both presets, each with hashing off and with every hashing switch on.
+/// Both presets, each with hashing off and with every hashing switch on, and the Send preset
+/// with open objects mapped whole.
 fn pipelines() -> &'static [(&'static str, Pipeline)] {
     static PIPELINES: OnceLock<Vec<(&'static str, Pipeline)>> = OnceLock::new();
     PIPELINES.get_or_init(|| {
@@ -41,11 +44,21 @@ fn pipelines() -> &'static [(&'static str, Pipeline)] {
             }
             b.build().expect("preset pipelines build")
         };
+        // Open objects mapped whole, as accounts often configure them: every member of the
+        // event's objects becomes an attribute.
+        let open = Pipeline::builder()
+            .overrides(json!({
+                "eventProperties": {"@path": "$.properties"},
+                "user_attributes": {"@path": "$.context.traits"}
+            }))
+            .build()
+            .expect("open objects pipeline builds");
         vec![
             ("send", build(Preset::Send, false)),
             ("send+hash", build(Preset::Send, true)),
             ("sync", build(Preset::SyncEngageAudience, false)),
             ("sync+hash", build(Preset::SyncEngageAudience, true)),
+            ("send+open", open),
         ]
     })
 }
@@ -1080,7 +1093,7 @@ fn ndjson_every_line_ends_in_one_outcome() {
         any::<bool>(),
         any::<bool>(),
         1usize..600,
-        0usize..4,
+        0usize..5,
     );
     let lines_seen = std::cell::Cell::new(0u64);
     let t = check("NDJSON stream", cases(800), strategy, |input| {
