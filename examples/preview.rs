@@ -13,6 +13,7 @@
 use rokt_capi::mapping::Preset;
 use rokt_capi::ndjson::Lines;
 use rokt_capi::request::{Limits, Request, RequestKind};
+use rokt_capi::trigger::Trigger;
 use rokt_capi::{Error, EventError, Json, Pipeline};
 use std::io::{BufReader, Read, Write};
 use std::time::Instant;
@@ -23,10 +24,14 @@ struct Args {
     trigger: Option<String>,
     batch: usize,
     quiet: bool,
+    threads: usize,
     file: Option<String>,
 }
 
-const USAGE: &str = "usage: preview [--preset send|sync_engage_audience] [--mapping FILE] [--trigger CONDITION] [--batch N] [--quiet] [FILE]";
+const USAGE: &str = "usage: preview [--preset send|sync_engage_audience] [--mapping FILE] [--trigger CONDITION] [--batch N] [--threads N] [--quiet] [FILE]";
+
+/// Lines handed to the worker threads at a time when `--threads` is above 1.
+const CHUNK: usize = 8192;
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -35,6 +40,7 @@ fn parse_args() -> Result<Args, String> {
         trigger: None,
         batch: 1,
         quiet: false,
+        threads: 1,
         file: None,
     };
     let mut it = std::env::args().skip(1);
@@ -56,6 +62,14 @@ fn parse_args() -> Result<Args, String> {
                     .ok_or("--batch takes 1 to 100")?;
             }
             "--quiet" => args.quiet = true,
+            "--threads" => {
+                let n = value("--threads")?;
+                args.threads = n
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=256).contains(n))
+                    .ok_or("--threads takes 1 to 256")?;
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             f if !f.starts_with("--") && args.file.is_none() => args.file = Some(f.into()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
@@ -76,7 +90,7 @@ struct Tally {
 
 struct Preview<W: Write> {
     pipeline: Pipeline,
-    trigger: Option<()>,
+    trigger: Option<Trigger>,
     batch: usize,
     quiet: bool,
     out: W,
@@ -86,8 +100,56 @@ struct Preview<W: Write> {
 
 impl<W: Write> Preview<W> {
     fn line(&mut self, index: u64, line: Result<&str, Error>) -> std::io::Result<()> {
+        let outcome = line.and_then(|l| self.encode(l));
+        self.outcome(index, outcome)
+    }
+
+    /// Encodes a chunk of lines on every thread, then reports them in input order.
+    fn chunk(
+        &mut self,
+        arena: &str,
+        spans: &mut Vec<(u64, Result<std::ops::Range<usize>, Error>)>,
+        threads: usize,
+    ) -> std::io::Result<()> {
+        let texts: Vec<&str> = spans
+            .iter()
+            .filter_map(|(_, s)| s.as_ref().ok().map(|r| &arena[r.clone()]))
+            .collect();
+        let skip: Vec<bool> = texts.iter().map(|t| self.skipped_by_trigger(t)).collect();
+        let mut encoded = self
+            .pipeline
+            .encode_all(&texts, threads)
+            .into_iter()
+            .zip(skip);
+        for (index, span) in spans.drain(..) {
+            let outcome = match span {
+                Err(e) => Err(e),
+                Ok(_) => match encoded.next() {
+                    Some((_, true)) => Ok(None),
+                    Some((r, false)) => r.map(Some),
+                    None => Ok(None),
+                },
+            };
+            self.outcome(index, outcome)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a well-formed event fails the trigger (bad input is left for the encoder to report).
+    fn skipped_by_trigger(&self, text: &str) -> bool {
+        match &self.trigger {
+            None => false,
+            Some(_) => matches!(self.encode(text), Ok(None)),
+        }
+    }
+
+    fn outcome(
+        &mut self,
+        index: u64,
+        outcome: Result<Option<bytes::Bytes>, Error>,
+    ) -> std::io::Result<()> {
         self.tally.events += 1;
-        match line.and_then(|l| self.encode(l)) {
+        match outcome {
             Ok(Some(item)) => {
                 self.pending.push(item);
                 if self.pending.len() >= self.batch {
@@ -122,8 +184,11 @@ impl<W: Write> Preview<W> {
     /// The encoded batch for one line, `None` when the trigger skips it.
     fn encode(&self, text: &str) -> Result<Option<bytes::Bytes>, Error> {
         let doc = Json::parse(text).map_err(|e| Error::from(EventError::from_json(&e)))?;
-        if self.trigger.is_some() {
+        if let Some(t) = &self.trigger {
             rokt_capi::segment::check_event(&doc)?;
+            if !t.matches(&doc) {
+                return Ok(None);
+            }
         }
         self.pipeline.encode(&doc).map(Some)
     }
@@ -173,8 +238,8 @@ fn run() -> Result<(), String> {
         builder = builder.overrides(json);
     }
     let pipeline = builder.build().map_err(|e| e.to_string())?;
-    let trigger: Option<()> = match &args.trigger {
-        Some(_) => return Err("--trigger: triggers are not available in this build yet".into()),
+    let trigger = match &args.trigger {
+        Some(t) => Some(Trigger::parse(t).map_err(|e| format!("--trigger: {e}"))?),
         None => None,
     };
     let input: Box<dyn Read> = match &args.file {
@@ -193,10 +258,36 @@ fn run() -> Result<(), String> {
         pending: Vec::with_capacity(args.batch),
     };
     let started = Instant::now();
-    while let Some(line) = lines.next_line().map_err(|e| format!("read error: {e}"))? {
-        preview
-            .line(line.index, line.text)
-            .map_err(|e| e.to_string())?;
+    if args.threads == 1 {
+        while let Some(line) = lines.next_line().map_err(|e| format!("read error: {e}"))? {
+            preview
+                .line(line.index, line.text)
+                .map_err(|e| e.to_string())?;
+        }
+    } else {
+        // Lines are copied into one arena per chunk so the workers can borrow them all.
+        let mut arena = String::with_capacity(CHUNK * 1024);
+        let mut spans = Vec::with_capacity(CHUNK);
+        loop {
+            let line = lines.next_line().map_err(|e| format!("read error: {e}"))?;
+            let done = line.is_none();
+            if let Some(line) = line {
+                let span = line.text.map(|t| {
+                    arena.push_str(t);
+                    arena.len() - t.len()..arena.len()
+                });
+                spans.push((line.index, span));
+            }
+            if spans.len() >= CHUNK || (done && !spans.is_empty()) {
+                preview
+                    .chunk(&arena, &mut spans, args.threads)
+                    .map_err(|e| e.to_string())?;
+                arena.clear();
+            }
+            if done {
+                break;
+            }
+        }
     }
     preview.flush_batch().map_err(|e| e.to_string())?;
     preview.out.flush().map_err(|e| e.to_string())?;

@@ -28,6 +28,25 @@ pub enum Error {
     /// A setting is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Rokt refused the request or the item for good (400, 401, 403, another 4xx, a redirect,
+    /// or an item named in a 202's `errors`). Sending it again cannot help.
+    #[error("{0}")]
+    Rejected(Rejection),
+    /// Rokt could not be reached or kept failing (5xx, 429, timeouts, connection errors) until
+    /// the retry policy gave up.
+    #[error("delivery failed after {attempts} attempt(s) ({reason}); last: {last}")]
+    Failed {
+        /// How many attempts were made.
+        attempts: u32,
+        /// Why the client stopped trying.
+        reason: GiveUp,
+        /// What the last attempt ran into.
+        last: AttemptFailure,
+    },
+    /// The [`Dispatcher`](crate::client::Dispatcher) was shut down (or its background task
+    /// ended) before the event could be sent.
+    #[error("the dispatcher is shut down")]
+    Closed,
 }
 
 impl Error {
@@ -39,19 +58,197 @@ impl Error {
         )
     }
 
-    /// The HTTP-like status Segment reports for this failure.
-    pub fn status(&self) -> u16 {
-        400
+    /// Whether the failure is final: bad input, bad configuration or a rejection by Rokt.
+    /// Only [`Error::Failed`] and [`Error::Closed`] may succeed if the event is sent later.
+    pub fn is_permanent(&self) -> bool {
+        !matches!(self, Error::Failed { .. } | Error::Closed)
     }
 
-    /// Segment's error type for bad input.
+    /// The HTTP-like status Segment reports for this failure: 400 for bad input and
+    /// configuration, Rokt's status for a rejection, the last status seen for a failure after
+    /// retries, and for a failure without any answer 504 (timeout) or 502 (connection).
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::Rejected(r) => r.status,
+            Error::Failed { last, .. } => last.status(),
+            Error::Closed => 503,
+            _ => 400,
+        }
+    }
+
+    /// Segment's error type for this failure.
     pub fn error_type(&self) -> &'static str {
         match self {
             Error::Validation(_) => crate::payload::PAYLOAD_VALIDATION_FAILED,
             Error::TooLarge { .. } => "PAYLOAD_TOO_LARGE",
             Error::InvalidEvent(_) => "INVALID_EVENT",
+            Error::Rejected(r) => match r.status {
+                401 => "INVALID_AUTHENTICATION",
+                403 => "FORBIDDEN",
+                300..=399 => "UNEXPECTED_REDIRECT",
+                _ => "BAD_REQUEST",
+            },
+            Error::Failed { last, .. } => match last {
+                AttemptFailure::Status(429) => "RATE_LIMITED",
+                AttemptFailure::Status(_) => "RETRYABLE_ERROR",
+                AttemptFailure::Transport(TransportErrorKind::Timeout) => "ETIMEDOUT",
+                AttemptFailure::Transport(_) => "ECONNRESET",
+            },
+            Error::Closed => "SHUT_DOWN",
             _ => "INVALID_CONFIGURATION",
         }
+    }
+}
+
+/// A permanent refusal by Rokt: the HTTP status and mParticle's error `code`.
+///
+/// `Display` and `Debug` show only the status and the code. mParticle's message text may echo
+/// the data that was sent (personal data), so it is kept apart, shortened, behind
+/// [`message`](Rejection::message).
+///
+/// ```
+/// use rokt_capi::error::Rejection;
+/// let r = Rejection::new(400, Some("BAD_REQUEST".into()), Some("Path '[0].email' bad: jane@x.com".into()));
+/// assert_eq!(r.to_string(), "rejected by Rokt: HTTP 400 BAD_REQUEST");
+/// assert!(!format!("{r:?}").contains("jane"));
+/// assert!(r.message().unwrap().contains("jane"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Rejection {
+    /// The HTTP status of the answer (a 202 when the item was named in its `errors`).
+    pub status: u16,
+    /// mParticle's error code (`BAD_REQUEST`, `UNAUTHORIZED`, …), when the answer had one.
+    pub code: Option<String>,
+    message: Option<String>,
+}
+
+/// The longest message text a [`Rejection`] keeps, in characters.
+pub const MAX_REJECTION_MESSAGE: usize = 200;
+
+impl Rejection {
+    /// A rejection. The code is kept only if it looks like a code (up to 64 ASCII letters,
+    /// digits and `_`); the message is cut to [`MAX_REJECTION_MESSAGE`] characters with
+    /// control characters replaced.
+    pub fn new(status: u16, code: Option<String>, message: Option<String>) -> Rejection {
+        let code = code.filter(|c| {
+            !c.is_empty()
+                && c.len() <= 64
+                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        });
+        let message = message.map(|m| {
+            m.chars()
+                .take(MAX_REJECTION_MESSAGE)
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect()
+        });
+        Rejection {
+            status,
+            code,
+            message,
+        }
+    }
+
+    /// mParticle's message, shortened. It may echo personal data from the request: do not
+    /// log it where such data must not go.
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "rejected by Rokt: HTTP {}", self.status)?;
+        if let Some(code) = &self.code {
+            write!(f, " {code}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rejection")
+            .field("status", &self.status)
+            .field("code", &self.code)
+            .field(
+                "message_chars",
+                &self.message.as_ref().map(|m| m.chars().count()),
+            )
+            .finish()
+    }
+}
+
+/// Why the client stopped retrying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GiveUp {
+    /// The policy's maximum number of attempts was reached.
+    MaxAttempts,
+    /// The next wait would end past the policy's total deadline.
+    Deadline,
+}
+
+impl std::fmt::Display for GiveUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GiveUp::MaxAttempts => "attempts exhausted",
+            GiveUp::Deadline => "deadline reached",
+        })
+    }
+}
+
+/// What went wrong with one attempt that may succeed if tried again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AttemptFailure {
+    /// Rokt answered with this status (429, 408 or 5xx).
+    Status(u16),
+    /// No usable answer arrived.
+    Transport(TransportErrorKind),
+}
+
+impl AttemptFailure {
+    /// The status Segment would report: the HTTP status, or 504 for a timeout and 502 for
+    /// the other transport errors.
+    pub fn status(&self) -> u16 {
+        match self {
+            AttemptFailure::Status(s) => *s,
+            AttemptFailure::Transport(TransportErrorKind::Timeout) => 504,
+            AttemptFailure::Transport(_) => 502,
+        }
+    }
+}
+
+impl std::fmt::Display for AttemptFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttemptFailure::Status(s) => write!(f, "HTTP {s}"),
+            AttemptFailure::Transport(k) => write!(f, "{k}"),
+        }
+    }
+}
+
+/// The kind of a transport failure (no HTTP answer, or a broken one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransportErrorKind {
+    /// The connection could not be made (refused, unreachable, DNS, TLS handshake).
+    Connect,
+    /// The connect or request timeout passed.
+    Timeout,
+    /// The connection broke while sending or before the whole answer arrived (reset,
+    /// closed early, malformed answer).
+    Connection,
+}
+
+impl std::fmt::Display for TransportErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TransportErrorKind::Connect => "connect error",
+            TransportErrorKind::Timeout => "timeout",
+            TransportErrorKind::Connection => "connection error",
+        })
     }
 }
 

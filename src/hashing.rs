@@ -44,26 +44,70 @@ pub fn is_sha256_hex(value: &str) -> bool {
 /// );
 /// ```
 pub fn sha256_hex(value: &str) -> String {
-    hex::encode(Sha256::digest(value.as_bytes()))
+    let digest = Sha256::digest(value.as_bytes());
+    let mut out = [0u8; 64];
+    // Encoding into a stack buffer: 32 bytes always fit 64 hex digits.
+    if hex::encode_to_slice(digest, &mut out).is_err() {
+        return hex::encode(digest);
+    }
+    match std::str::from_utf8(&out) {
+        Ok(hex) => hex.to_owned(),
+        Err(_) => hex::encode(digest),
+    }
+}
+
+/// How a value is cleaned before it is sent or hashed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cleaning {
+    /// Emails: Unicode lowercase, then trimmed (JavaScript's `toLocaleLowerCase().trim()`).
+    Email,
+    /// Names, mobile numbers and zip codes: trimmed.
+    Trim,
+}
+
+impl Cleaning {
+    /// The cleaned value.
+    pub fn apply(self, value: &str) -> String {
+        self.apply_owned(value.to_owned())
+    }
+
+    /// The cleaned value, reusing `value`'s allocation when it can.
+    pub fn apply_owned(self, mut value: String) -> String {
+        if self == Cleaning::Email {
+            if value.is_ascii() {
+                value.make_ascii_lowercase();
+            } else {
+                value = value.to_lowercase();
+            }
+        }
+        let trimmed = crate::mapping::js::trim(&value);
+        if trimmed.len() == value.len() {
+            value
+        } else {
+            trimmed.to_owned()
+        }
+    }
 }
 
 /// The email cleaning: Unicode lowercase, then trimmed.
 pub fn clean_email(email: &str) -> String {
-    email.to_lowercase().trim().to_owned()
-}
-
-/// The cleaning of names, mobile numbers and zip codes: trimmed.
-pub fn clean_trimmed(value: &str) -> String {
-    value.trim().to_owned()
+    Cleaning::Email.apply(email)
 }
 
 /// Applies the reference's `maybeHash`: an already-hashed value is kept as a digest; otherwise
 /// the cleaned value is hashed when `hash` is on, or sent plain.
-pub fn maybe_hash(value: &str, hash: bool, clean: fn(&str) -> String) -> Hashed {
-    if is_sha256_hex(value) {
-        return Hashed::Digest(value.to_owned());
+///
+/// ```
+/// use rokt_capi::hashing::{Cleaning, Hashed, maybe_hash, sha256_hex};
+/// assert_eq!(maybe_hash(" A@B.co ".into(), false, Cleaning::Email), Hashed::Plain("a@b.co".into()));
+/// assert_eq!(maybe_hash(" A@B.co ".into(), true, Cleaning::Email), Hashed::Digest(sha256_hex("a@b.co")));
+/// ```
+pub fn maybe_hash(value: String, hash: bool, cleaning: Cleaning) -> Hashed {
+    if is_sha256_hex(&value) {
+        return Hashed::Digest(value);
     }
-    let cleaned = clean(value);
+    let cleaned = cleaning.apply_owned(value);
     if hash {
         Hashed::Digest(sha256_hex(&cleaned))
     } else {
@@ -93,15 +137,23 @@ mod tests {
     }
 
     #[test]
-    fn unicode_lowercase() {
+    fn unicode_lowercase_and_js_trim() {
         assert_eq!(clean_email(" ÉLODIE@Exämple.FR "), "élodie@exämple.fr");
+        assert_eq!(clean_email("\u{FEFF}a@b.co\u{3000}"), "a@b.co");
+        assert_eq!(Cleaning::Trim.apply("\u{85}x"), "\u{85}x");
     }
 
     #[test]
     fn already_hashed_passes_through_either_way() {
         let d = "F660AB912EC121D1B1E928A0BB4BC61B15F5AD44D5EFDC4E1C92A25E99B8E44A";
-        assert_eq!(maybe_hash(d, false, clean_email), Hashed::Digest(d.into()));
-        assert_eq!(maybe_hash(d, true, clean_email), Hashed::Digest(d.into()));
+        assert_eq!(
+            maybe_hash(d.into(), false, Cleaning::Email),
+            Hashed::Digest(d.into())
+        );
+        assert_eq!(
+            maybe_hash(d.into(), true, Cleaning::Email),
+            Hashed::Digest(d.into())
+        );
         assert!(!is_sha256_hex(&d[1..]));
         assert!(!is_sha256_hex(&format!("{}g", &d[1..])));
     }
@@ -109,17 +161,23 @@ mod tests {
     #[test]
     fn plain_when_off() {
         assert_eq!(
-            maybe_hash(" A@B.co ", false, clean_email),
+            maybe_hash(" A@B.co ".into(), false, Cleaning::Email),
             Hashed::Plain("a@b.co".into())
         );
         assert_eq!(
-            maybe_hash(" Jane ", false, clean_trimmed),
+            maybe_hash(" Jane ".into(), false, Cleaning::Trim),
             Hashed::Plain("Jane".into())
         );
     }
 
     #[test]
     fn debug_hides_plain_values() {
-        assert!(!format!("{:?}", maybe_hash("jane@x.co", false, clean_email)).contains("jane"));
+        assert!(
+            !format!(
+                "{:?}",
+                maybe_hash("jane@x.co".into(), false, Cleaning::Email)
+            )
+            .contains("jane")
+        );
     }
 }

@@ -1,30 +1,60 @@
-//! rokt-capi: send Segment-shaped analytics events to Rokt's Conversions API, exactly as
-//! Segment's own Rokt CAPI destination builds them.
+//! Send Segment-shaped analytics events to Rokt's Conversions API (CAPI), exactly as Segment's
+//! own *Rokt Conversions API* destination builds them.
 //!
-//! The pipeline, one module per stage:
+//! # The pipeline
+//!
+//! One module per stage; every stage up to [`request`] is a pure, synchronous function:
 //!
 //! ```text
-//! segment ─▶ trigger ─▶ mapping ─▶ payload (coercion + validation) ─▶ rokt (batch) ─▶ request ─▶ client
+//! segment ─▶ trigger ─▶ mapping ─▶ payload ─▶ rokt ─▶ request ─▶ client
+//! (event)    (fires?)   (values)   (checked)  (batch) (HTTP value) (I/O)
 //! ```
 //!
-//! Everything up to [`request`] is pure and synchronous; only the client does I/O.
+//! Walking one event through each stage by hand:
 //!
 //! ```
-//! use rokt_capi::{Pipeline, mapping::Preset};
+//! use rokt_capi::{Json, mapping::{Preset, SendMapping}, payload::SendPayload, request, rokt, trigger::Trigger};
 //!
-//! let pipeline = Pipeline::new(Preset::Send);
-//! let event = serde_json::json!({
-//!     "type": "track", "event": "Order Completed", "messageId": "m-1",
-//!     "timestamp": "2026-03-04T05:06:07.891Z",
-//!     "context": {"traits": {"email": " Jane@Example.com "}},
-//!     "properties": {"order_id": "o-1", "revenue": 20}
-//! });
-//! let batch = pipeline.batch(&event).unwrap();
+//! // 1. segment: parse the event (strings borrow from the text).
+//! let text = r#"{"type":"track","event":"Order Completed","userId":"u-1","messageId":"m-1",
+//!     "timestamp":"2026-03-04T05:06:07.891Z","context":{"traits":{"email":"Jane@Example.com"},
+//!     "page":{"search":"?rtid=rt-1"}},"properties":{"order_id":"o-1","revenue":"19.90"}}"#;
+//! let event = Json::parse(text)?;
+//! rokt_capi::segment::check_event(&event)?;
+//!
+//! // 2. trigger: does the Send preset fire for it?
+//! let trigger = Trigger::parse(Preset::Send.trigger())?;
+//! assert!(trigger.matches(&event));
+//!
+//! // 3. mapping + 4. payload: map with the preset (compiled once), coerce and validate.
+//! let mapping = SendMapping::preset_defaults(Preset::Send);
+//! let payload = SendPayload::from_event(&mapping, &event)?;
+//! assert_eq!(payload.event_details.amount, Some(19.9)); // "19.90" coerced to a number
+//!
+//! // 5. rokt: the batch object, with the click id and cleaned email.
+//! let batch = rokt::build(payload);
 //! assert_eq!(batch.user_identities.email.as_deref(), Some("jane@example.com"));
+//! assert_eq!(batch.user_identities.other2.as_deref(), Some("rt-1"));
+//!
+//! // 6. request: the exact HTTP request, as a value.
+//! let creds = rokt_capi::Credentials::new("key", "secret");
+//! let req = request::Request::single(&request::Endpoint::rokt(), Some(&creds), &batch);
+//! assert_eq!(req.url, "https://inbound.mparticle.com/s2s/v2/events");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! [`Pipeline`] does steps 1–6 in one call, and a
+//! [`subscription::Destination`] routes an event through every matching subscription.
+//!
+//! # Errors
+//!
+//! [`Error`] separates bad input (the event is at fault: [`Error::is_bad_input`]) from bad
+//! configuration and from what happens in transport. Messages name fields and rules, never
+//! personal values or secrets, so they are safe to log.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod hashing;
@@ -37,12 +67,16 @@ pub mod request;
 pub mod rokt;
 pub mod rtid;
 pub mod segment;
+pub mod subscription;
 pub mod trigger;
 
+pub use client::{
+    Client, ClientBuilder, Dispatcher, DispatcherBuilder, Outcome, RetryPolicy, Verdict,
+};
 pub use credentials::Credentials;
 pub use error::{ConfigError, Error, EventError};
 pub use json::Json;
-pub use pipeline::{BulkPlan, Pipeline, PipelineBuilder};
+pub use pipeline::{BulkPlan, ParseEvent, Pipeline, PipelineBuilder};
 
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]

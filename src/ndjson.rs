@@ -113,7 +113,7 @@ impl<R: BufRead> Lines<R> {
             if available.is_empty() {
                 return Ok((total, overflow));
             }
-            let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            let (chunk, done) = match memchr::memchr(b'\n', available) {
                 Some(i) => (&available[..=i], true),
                 None => (available, false),
             };

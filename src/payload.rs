@@ -6,9 +6,10 @@
 //! `12.5`), the field schema is checked, and finally the action's own identifier rule runs.
 
 use crate::Json;
-use crate::mapping::{Field, Node, Resolved, SendMapping, js};
+use crate::mapping::{ApplyError, Field, Node, Resolved, SendMapping, js};
 use crate::rokt::{AttributeMap, AttributeScalar, AttributeValue, DeviceInfo, Gender};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use std::cell::RefCell;
 use std::fmt;
 
 /// The error type Segment reports for a payload that fails validation.
@@ -78,6 +79,8 @@ pub enum Rule {
     Timestamp,
     /// None of the identifiers is present.
     Identifier,
+    /// The mapping failed on this event (a directive's run-time check, as in the reference).
+    Mapping,
 }
 
 /// Hashing switches (`hashingConfiguration`).
@@ -194,10 +197,16 @@ impl SendPayload {
         mapping: &SendMapping,
         event: &Json<'_>,
     ) -> Result<SendPayload, ValidationError> {
+        let failures = RefCell::new(Vec::new());
         let mut v = Validator {
             violations: Vec::new(),
+            failures: &failures,
         };
         let payload = v.payload(mapping, event);
+        let failed = std::mem::take(&mut *failures.borrow_mut());
+        for failure in failed {
+            v.mapping_failed(failure);
+        }
         if !v.violations.is_empty() {
             return Err(ValidationError {
                 violations: v.violations,
@@ -226,7 +235,8 @@ impl SendPayload {
 /// A top-level object field's value: its literal members (no object is built), or a value.
 enum ObjectSource<'r, 'a> {
     Absent,
-    Literal(&'r [(String, Node)]),
+    /// The members, and where their evaluation failures go.
+    Literal(&'r [(String, Node)], &'r RefCell<Vec<ApplyError>>),
     Value(Resolved<'r, 'a>),
 }
 
@@ -234,10 +244,15 @@ impl<'r, 'a> ObjectSource<'r, 'a> {
     fn member<'s>(&'s self, key: &str, event: &'r Json<'a>) -> Resolved<'s, 'a> {
         match self {
             ObjectSource::Absent => Resolved::Undefined,
-            ObjectSource::Literal(members) => match members.iter().rev().find(|(k, _)| k == key) {
-                Some((_, node)) => node.eval(event),
-                None => Resolved::Undefined,
-            },
+            ObjectSource::Literal(members, failures) => {
+                match members.iter().rev().find(|(k, _)| k == key) {
+                    Some((_, node)) => node.eval(event).unwrap_or_else(|e| {
+                        failures.borrow_mut().push(e);
+                        Resolved::Undefined
+                    }),
+                    None => Resolved::Undefined,
+                }
+            }
             ObjectSource::Value(r) => match r.as_json().and_then(|o| o.get(key)) {
                 Some(v) => Resolved::Ref(v),
                 None => Resolved::Undefined,
@@ -246,8 +261,10 @@ impl<'r, 'a> ObjectSource<'r, 'a> {
     }
 }
 
-struct Validator {
+struct Validator<'e> {
     violations: Vec<Violation>,
+    /// Mapping failures met while evaluating literal object members.
+    failures: &'e RefCell<Vec<ApplyError>>,
 }
 
 const STRING: &str = "string";
@@ -255,8 +272,11 @@ const NUMBER: &str = "number";
 const BOOLEAN: &str = "boolean";
 const OBJECT: &str = "object";
 
-impl Validator {
-    fn payload<'r, 'a>(&mut self, mapping: &'r SendMapping, event: &'r Json<'a>) -> SendPayload {
+impl<'e> Validator<'e> {
+    fn payload<'r, 'a>(&mut self, mapping: &'r SendMapping, event: &'r Json<'a>) -> SendPayload
+    where
+        'e: 'r,
+    {
         let mut p = SendPayload::default();
 
         let details = self.object(
@@ -333,20 +353,41 @@ impl Validator {
             "Hashing Configuration",
             event,
         );
-        let flag = |v: &mut Self, key: &str, label: &str| {
-            v.boolean(
-                hashing.member(key, event),
-                &format!("hashingConfiguration.{key}"),
-                label,
-            )
-            .unwrap_or(false)
+        let flag = |v: &mut Self, key: &str, field: &str, label: &str| {
+            v.boolean(hashing.member(key, event), field, label)
+                .unwrap_or(false)
         };
         p.hashing = HashingConfiguration {
-            email: flag(self, "hashEmail", "Hash Email"),
-            first_name: flag(self, "hashFirstName", "Hash First Name"),
-            last_name: flag(self, "hashLastName", "Hash Last Name"),
-            mobile: flag(self, "hashMobile", "Hash Mobile Number"),
-            billing_zipcode: flag(self, "hashBillingZipcode", "Hash Billing Zip Code"),
+            email: flag(
+                self,
+                "hashEmail",
+                "hashingConfiguration.hashEmail",
+                "Hash Email",
+            ),
+            first_name: flag(
+                self,
+                "hashFirstName",
+                "hashingConfiguration.hashFirstName",
+                "Hash First Name",
+            ),
+            last_name: flag(
+                self,
+                "hashLastName",
+                "hashingConfiguration.hashLastName",
+                "Hash Last Name",
+            ),
+            mobile: flag(
+                self,
+                "hashMobile",
+                "hashingConfiguration.hashMobile",
+                "Hash Mobile Number",
+            ),
+            billing_zipcode: flag(
+                self,
+                "hashBillingZipcode",
+                "hashingConfiguration.hashBillingZipcode",
+                "Hash Billing Zip Code",
+            ),
         };
 
         let device = self.object(
@@ -539,6 +580,19 @@ impl Validator {
         p
     }
 
+    /// A mapping failure rejects the event; the message names the mapping location and the
+    /// directive's check, never a value.
+    fn mapping_failed(&mut self, failure: ApplyError) {
+        let field = failure
+            .location
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .take_while(|s| !s.starts_with('@'))
+            .collect::<Vec<_>>()
+            .join(".");
+        self.push(&field, Rule::Mapping, failure.to_string());
+    }
+
     fn push(&mut self, field: &str, rule: Rule, message: String) {
         self.violations.push(Violation {
             field: field.into(),
@@ -576,12 +630,21 @@ impl Validator {
         key: &str,
         label: &str,
         event: &'r Json<'a>,
-    ) -> ObjectSource<'r, 'a> {
+    ) -> ObjectSource<'r, 'a>
+    where
+        'e: 'r,
+    {
         match mapping.field(field) {
             None => ObjectSource::Absent,
-            Some(Node::Object(members)) => ObjectSource::Literal(members),
+            Some(Node::Object(members)) => ObjectSource::Literal(members, self.failures),
             Some(node) => {
-                let r = node.eval(event);
+                let r = match node.eval(event) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.mapping_failed(e);
+                        return ObjectSource::Absent;
+                    }
+                };
                 match r.as_json() {
                     None | Some(Json::Null) => ObjectSource::Absent,
                     Some(Json::Object(_)) => ObjectSource::Value(r),
@@ -603,24 +666,35 @@ impl Validator {
         label: &str,
     ) -> Option<String> {
         let node = mapping.field(field)?;
-        self.string(node.eval(event), key, label)
+        match node.eval(event) {
+            Ok(r) => self.string(r, key, label),
+            Err(e) => {
+                self.mapping_failed(e);
+                None
+            }
+        }
     }
 
     /// A string field: scalars become their text, a one-item array its item; trimmed, and
     /// absent when blank.
     fn string(&mut self, value: Resolved<'_, '_>, field: &str, label: &str) -> Option<String> {
+        // A string made for this event (a built-in default, a template) is moved, not copied.
+        if let Resolved::Owned(Json::Str(s)) = value {
+            let trimmed = js::trim(&s);
+            if trimmed.is_empty() {
+                return None;
+            }
+            return Some(if trimmed.len() == s.len() {
+                s.into_owned()
+            } else {
+                trimmed.to_owned()
+            });
+        }
         let v = value.as_json()?;
         let v = unwrap_single(v);
         let text = match v {
             Json::Null => return None,
-            Json::Str(s) => {
-                let t = s.trim();
-                if t.len() == s.len() {
-                    s.to_string()
-                } else {
-                    t.to_owned()
-                }
-            }
+            Json::Str(s) => js::trim(s).to_owned(),
             Json::Number(n) => js::number_to_string(n),
             Json::Bool(b) => b.to_string(),
             other => {
@@ -681,8 +755,8 @@ impl Validator {
                 .as_f64()
                 .filter(|f| f.is_finite())
                 .map(|f| f.trunc() as i64),
-            Json::Str(s) if s.trim().is_empty() => return None,
-            Json::Str(s) => parse_timestamp(s.trim()),
+            Json::Str(s) if js::trim(s).is_empty() => return None,
+            Json::Str(s) => parse_timestamp(js::trim(s)),
             other => {
                 self.type_error(field, "Event Timestamp", STRING, other);
                 return Some(None);
@@ -725,9 +799,9 @@ fn open_attributes(
             return;
         }
         match value {
-            Json::Str(s) => out.insert(key, AttributeValue::String(s.to_string())),
-            Json::Number(n) => out.insert(key, AttributeValue::Number(n.clone())),
-            Json::Bool(b) => out.insert(key, AttributeValue::Bool(*b)),
+            Json::Str(s) => out.insert(key.to_owned(), AttributeValue::String(s.to_string())),
+            Json::Number(n) => out.insert(key.to_owned(), AttributeValue::Number(n.clone())),
+            Json::Bool(b) => out.insert(key.to_owned(), AttributeValue::Bool(*b)),
             Json::Array(items) if arrays => {
                 let kept: Vec<AttributeScalar> = items
                     .iter()
@@ -739,7 +813,7 @@ fn open_attributes(
                     })
                     .collect();
                 if !kept.is_empty() {
-                    out.insert(key, AttributeValue::List(kept));
+                    out.insert(key.to_owned(), AttributeValue::List(kept));
                 }
             }
             _ => {}
@@ -747,10 +821,16 @@ fn open_attributes(
     };
     match source {
         ObjectSource::Absent => {}
-        ObjectSource::Literal(members) => {
-            for (k, node) in members.iter() {
-                if let Some(v) = node.eval(event).as_json() {
-                    keep(k, v);
+        ObjectSource::Literal(members, failures) => {
+            // Known members were read already; evaluating them again would be wasted work.
+            for (k, node) in members.iter().filter(|(k, _)| !known.contains(&k.as_str())) {
+                match node.eval(event) {
+                    Ok(r) => {
+                        if let Some(v) = r.as_json() {
+                            keep(k, v);
+                        }
+                    }
+                    Err(e) => failures.borrow_mut().push(e),
                 }
             }
         }
@@ -767,7 +847,7 @@ fn open_attributes(
 
 /// A string JavaScript's loose equality treats as a number (`x == +x`), as ajv coerces it.
 fn parse_js_number(s: &str) -> Option<f64> {
-    let t = s.trim();
+    let t = js::trim(s);
     if t.is_empty() {
         return None;
     }

@@ -44,7 +44,7 @@ struct Inner {
 }
 
 /// Configures a [`Pipeline`]; [`build`](PipelineBuilder::build) checks the configuration.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 #[must_use]
 pub struct PipelineBuilder {
     preset: Option<Preset>,
@@ -137,6 +137,44 @@ impl PipelineBuilder {
     }
 }
 
+/// Event input that may still need parsing: JSON text, or an already-parsed event.
+pub trait ParseEvent {
+    /// Parses (if needed) and calls `f` with the event; a parse failure is an error for this event.
+    fn parse_with<R>(
+        &self,
+        f: impl FnOnce(&crate::Json<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error>;
+}
+
+impl ParseEvent for &str {
+    fn parse_with<R>(
+        &self,
+        f: impl FnOnce(&crate::Json<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let doc =
+            crate::Json::parse(self).map_err(|e| Error::from(crate::EventError::from_json(&e)))?;
+        f(&doc)
+    }
+}
+
+impl ParseEvent for String {
+    fn parse_with<R>(
+        &self,
+        f: impl FnOnce(&crate::Json<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        self.as_str().parse_with(f)
+    }
+}
+
+impl ParseEvent for serde_json::Value {
+    fn parse_with<R>(
+        &self,
+        f: impl FnOnce(&crate::Json<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        f(&crate::Json::from(self))
+    }
+}
+
 /// The requests for a list of events, and what became of each event.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -187,10 +225,15 @@ impl Pipeline {
 
     /// Maps, coerces and validates one event.
     pub fn payload(&self, event: impl AsEvent) -> Result<SendPayload, Error> {
-        event.with_json(|doc| {
+        let result: Result<SendPayload, Error> = event.with_json(|doc| {
             check_event(doc)?;
             Ok(SendPayload::from_event(&self.inner.mapping, doc)?)
-        })
+        });
+        if let Err(e) = &result {
+            // Error messages name fields and rules only, never values, so they are safe to log.
+            tracing::debug!(error_type = e.error_type(), reason = %e, "event rejected");
+        }
+        result
     }
 
     /// The Rokt batch for one event.
@@ -210,6 +253,51 @@ impl Pipeline {
             });
         }
         Ok(bytes.into())
+    }
+
+    /// Encodes many events on `threads` threads (scoped; contiguous chunks keep the results in
+    /// input order). Building is pure CPU work, so this scales with cores; `threads == 1` runs
+    /// on the calling thread.
+    ///
+    /// ```
+    /// use rokt_capi::{Pipeline, mapping::Preset};
+    /// let pipeline = Pipeline::new(Preset::Send);
+    /// let lines = [r#"{"type":"track","event":"A","userId":"u","messageId":"m","timestamp":"2026-01-01T00:00:00Z"}"#, "not json"];
+    /// let encoded = pipeline.encode_all(&lines, 2);
+    /// assert!(encoded[0].is_ok() && encoded[1].is_err());
+    /// ```
+    pub fn encode_all<E: ParseEvent + Sync>(
+        &self,
+        events: &[E],
+        threads: usize,
+    ) -> Vec<Result<Bytes, Error>> {
+        let threads = threads.clamp(1, events.len().max(1));
+        if threads == 1 {
+            return events
+                .iter()
+                .map(|e| e.parse_with(|doc| self.encode(doc)))
+                .collect();
+        }
+        let chunk = events.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = events
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|e| e.parse_with(|doc| self.encode(doc)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        })
     }
 
     /// `POST /events` for one event, as the reference sends an event alone.

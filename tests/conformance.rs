@@ -189,6 +189,90 @@ fn send_family(dir: &Path) -> Option<Vec<(String, Result<(), String>)>> {
     )
 }
 
+/// The mapping family: `mapping/cases.json` is `{event, cases: [{name, mapping, expected} |
+/// {name, mapping, error}]}`. A case passes when the compiled mapping applied to the event gives
+/// `expected`, or when compiling or applying fails for a case with `error` (the message need
+/// not match).
+fn mapping_family(dir: &Path) -> Option<Vec<(String, Result<(), String>)>> {
+    use rokt_capi::Json;
+    use rokt_capi::mapping::Mapping;
+    let text = std::fs::read_to_string(dir.join("mapping").join("cases.json")).ok()?;
+    // Read as the crate's `Json`, which keeps keys in written order: some directives depend
+    // on it.
+    let corpus = match Json::parse(&text) {
+        Ok(v) => v,
+        Err(e) => return Some(vec![("cases.json".into(), Err(e.to_string()))]),
+    };
+    let event = corpus
+        .get("event")
+        .map(Json::to_value)
+        .unwrap_or(Value::Null);
+    let cases = corpus
+        .get("cases")
+        .and_then(Json::as_array)
+        .unwrap_or_default();
+    Some(
+        cases
+            .iter()
+            .map(|case| {
+                let name = case
+                    .get("name")
+                    .and_then(Json::as_str)
+                    .unwrap_or("unnamed")
+                    .to_owned();
+                let result = Mapping::compile_json(case.get("mapping").unwrap_or(&Json::Null))
+                    .map_err(|e| e.to_string())
+                    .and_then(|m| m.apply(&event).map_err(|e| e.to_string()));
+                let outcome = match (case.get("expected").map(Json::to_value), result) {
+                    (Some(expected), Ok(actual)) if json_eq(&expected, &actual) => Ok(()),
+                    (Some(expected), Ok(actual)) => {
+                        Err(format!("output differs:\n{}", diff(&expected, &actual)))
+                    }
+                    (Some(_), Err(e)) => Err(format!("failed: {e}")),
+                    (None, Err(_)) => Ok(()),
+                    (None, Ok(actual)) => Err(format!(
+                        "expected an error ({}), got {actual}",
+                        case.get("error").map(Json::to_value).unwrap_or_default()
+                    )),
+                };
+                (name, outcome)
+            })
+            .collect(),
+    )
+}
+
+/// `subscriptions/cases.json`: whether each trigger matches each event, as the reference says.
+fn subscriptions_family(dir: &Path) -> Option<Vec<(String, Result<(), String>)>> {
+    let text = std::fs::read_to_string(dir.join("subscriptions/cases.json")).ok()?;
+    let cases: Vec<Value> = match serde_json::from_str(&text) {
+        Ok(c) => c,
+        Err(e) => return Some(vec![("cases.json".into(), Err(e.to_string()))]),
+    };
+    Some(
+        cases
+            .iter()
+            .enumerate()
+            .map(|(i, case)| {
+                let condition = case["condition"].as_str().unwrap_or_default();
+                let name = format!("{i}: {condition}");
+                let outcome = match rokt_capi::trigger::Trigger::parse(condition) {
+                    Err(e) => Err(format!("parse error: {e}")),
+                    Ok(t) => {
+                        let got = t.matches_value(&case["event"]);
+                        let want = case["expected"].as_bool();
+                        if Some(got) == want {
+                            Ok(())
+                        } else {
+                            Err(format!("expected {want:?}, got {got}"))
+                        }
+                    }
+                };
+                (name, outcome)
+            })
+            .collect(),
+    )
+}
+
 #[test]
 fn conformance() {
     let dir = corpus_dir();
@@ -197,6 +281,14 @@ fn conformance() {
     if let Some(outcomes) = send_family(&dir) {
         families += 1;
         failed += report("send", outcomes);
+    }
+    if let Some(outcomes) = subscriptions_family(&dir) {
+        families += 1;
+        failed += report("subscriptions", outcomes);
+    }
+    if let Some(outcomes) = mapping_family(&dir) {
+        families += 1;
+        failed += report("mapping", outcomes);
     }
     assert!(
         families > 0,

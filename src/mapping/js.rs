@@ -1,7 +1,12 @@
-//! JavaScript value semantics the reference relies on (truthiness, `String(x)`, loose blankness),
-//! so mappings behave here exactly as they do in Segment.
+//! JavaScript value semantics the reference relies on (truthiness, `String(x)`, loose blankness,
+//! property order, `JSON.stringify`), so mappings behave here exactly as they do in Segment.
 
 use crate::Json;
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// The largest integer a JavaScript number holds exactly.
+const MAX_SAFE: u64 = 1 << 53;
 
 /// JavaScript truthiness of a JSON value.
 pub(crate) fn truthy(value: &Json<'_>) -> bool {
@@ -32,15 +37,20 @@ pub(crate) fn loosely_empty(value: &Json<'_>) -> bool {
 }
 
 /// JavaScript's `Number.prototype.toString` for a finite number.
+///
+/// Integers beyond 2^53 are printed as the double JavaScript would have parsed them into
+/// (`12345678901234567890` → `12345678901234567000`), as the reference sees them.
 pub(crate) fn number_to_string(n: &serde_json::Number) -> String {
     if let Some(i) = n.as_i64() {
-        return i.to_string();
+        if i.unsigned_abs() <= MAX_SAFE {
+            return i.to_string();
+        }
+    } else if let Some(u) = n.as_u64() {
+        if u <= MAX_SAFE {
+            return u.to_string();
+        }
     }
-    if let Some(u) = n.as_u64() {
-        return u.to_string();
-    }
-    let f = n.as_f64().unwrap_or(0.0);
-    f64_to_string(f)
+    f64_to_string(n.as_f64().unwrap_or(0.0))
 }
 
 /// JavaScript's `String(x)` for an f64.
@@ -68,5 +78,336 @@ pub(crate) fn push_js_string(out: &mut String, value: &Json<'_>) {
             }
         }
         Json::Object(_) => out.push_str("[object Object]"),
+    }
+}
+
+/// The type name the reference puts in its error messages (`realTypeOf`).
+pub(crate) fn type_name(value: Option<&Json<'_>>) -> &'static str {
+    match value {
+        None => "undefined",
+        Some(v) => v.kind(),
+    }
+}
+
+/// `a` or `an`, as the reference's validator picks it (by the first letter only).
+pub(crate) fn article(word: &str) -> &'static str {
+    match word.as_bytes().first() {
+        Some(b'a' | b'e' | b'i' | b'o' | b'u') => "an",
+        _ => "a",
+    }
+}
+
+/// A key JavaScript treats as an array index: it enumerates those first, in numeric order.
+pub(crate) fn index_key(key: &str) -> Option<u32> {
+    let b = key.as_bytes();
+    if b.is_empty() || b.len() > 10 || (b.len() > 1 && b[0] == b'0') {
+        return None;
+    }
+    if !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = key.parse().ok()?;
+    // 2^32 - 1 is the one all-digit key below 2^32 that is not an index.
+    u32::try_from(n).ok().filter(|&n| n != u32::MAX)
+}
+
+/// An object's entries as JavaScript holds them: a repeated key keeps its first position and its
+/// last value (`JSON.parse`, `Object.assign`), and index keys come first, in numeric order.
+pub(crate) fn js_order<K: AsRef<str>, V>(entries: impl IntoIterator<Item = (K, V)>) -> Vec<(K, V)> {
+    let mut out = JsEntries::default();
+    for (k, v) in entries {
+        out.set(k, v);
+    }
+    out.finish()
+}
+
+/// Builds an object's entries with JavaScript's assignment semantics.
+pub(crate) struct JsEntries<K, V> {
+    entries: Vec<(K, V)>,
+    // Built only for large objects, where a linear scan per key would be quadratic.
+    index: Option<HashMap<String, usize>>,
+}
+
+impl<K, V> Default for JsEntries<K, V> {
+    fn default() -> Self {
+        JsEntries {
+            entries: Vec::new(),
+            index: None,
+        }
+    }
+}
+
+const LINEAR_SCAN_MAX: usize = 16;
+
+impl<K: AsRef<str>, V> JsEntries<K, V> {
+    /// `obj[key] = value`.
+    pub(crate) fn set(&mut self, key: K, value: V) {
+        let found = match &self.index {
+            Some(index) => index.get(key.as_ref()).copied(),
+            None => self
+                .entries
+                .iter()
+                .position(|(k, _)| k.as_ref() == key.as_ref()),
+        };
+        match found {
+            Some(i) => self.entries[i].1 = value,
+            None => {
+                if let Some(index) = &mut self.index {
+                    index.insert(key.as_ref().to_owned(), self.entries.len());
+                } else if self.entries.len() >= LINEAR_SCAN_MAX {
+                    let mut index: HashMap<String, usize> = self
+                        .entries
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (k, _))| (k.as_ref().to_owned(), i))
+                        .collect();
+                    index.insert(key.as_ref().to_owned(), self.entries.len());
+                    self.index = Some(index);
+                }
+                self.entries.push((key, value));
+            }
+        }
+    }
+
+    /// The entries in JavaScript's enumeration order.
+    pub(crate) fn finish(mut self) -> Vec<(K, V)> {
+        if self
+            .entries
+            .iter()
+            .any(|(k, _)| index_key(k.as_ref()).is_some())
+        {
+            // Stable: the other keys keep their insertion order.
+            self.entries
+                .sort_by_key(|(k, _)| index_key(k.as_ref()).map_or((1, 0), |i| (0, i)));
+        }
+        self.entries
+    }
+}
+
+/// Whether an object's entries are already in JavaScript's order with no repeated key, so they
+/// can be used as they are.
+pub(crate) fn is_js_ordered<V>(pairs: &[(Cow<'_, str>, V)]) -> bool {
+    if pairs.iter().any(|(k, _)| index_key(k).is_some()) {
+        return false;
+    }
+    if pairs.len() <= LINEAR_SCAN_MAX {
+        pairs
+            .iter()
+            .enumerate()
+            .all(|(i, (k, _))| pairs[..i].iter().all(|(j, _)| j != k))
+    } else {
+        let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+        pairs.iter().all(|(k, _)| seen.insert(k.as_ref()))
+    }
+}
+
+/// An object's entries by reference, in JavaScript's order; no copying when they already are.
+pub(crate) fn entries<'p, 'a>(pairs: &'p [(Cow<'a, str>, Json<'a>)]) -> Entries<'p, 'a> {
+    if is_js_ordered(pairs) {
+        Entries::InOrder(pairs.iter())
+    } else {
+        Entries::Reordered(js_order(pairs.iter().map(|(k, v)| (k.as_ref(), v))).into_iter())
+    }
+}
+
+/// The iterator of [`entries`].
+pub(crate) enum Entries<'p, 'a> {
+    InOrder(std::slice::Iter<'p, (Cow<'a, str>, Json<'a>)>),
+    Reordered(std::vec::IntoIter<(&'p str, &'p Json<'a>)>),
+}
+
+impl<'p, 'a> Iterator for Entries<'p, 'a> {
+    type Item = (&'p str, &'p Json<'a>);
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Entries::InOrder(it) => it.next().map(|(k, v)| (k.as_ref(), v)),
+            Entries::Reordered(it) => it.next(),
+        }
+    }
+}
+
+/// A JSON value as `JSON.parse` would have built it: repeated keys merged, index keys first,
+/// and integers beyond 2^53 rounded to the double JavaScript holds, at every level.
+pub(crate) fn normalize(value: Json<'_>) -> Json<'_> {
+    match value {
+        Json::Number(n)
+            if !n.is_f64() && n.as_i64().is_none_or(|i| i.unsigned_abs() > MAX_SAFE) =>
+        {
+            match n.as_f64().and_then(serde_json::Number::from_f64) {
+                Some(f) => Json::Number(f),
+                None => Json::Number(n),
+            }
+        }
+        Json::Object(pairs) => {
+            let pairs = if is_js_ordered(&pairs) {
+                pairs
+            } else {
+                js_order(pairs)
+            };
+            Json::Object(pairs.into_iter().map(|(k, v)| (k, normalize(v))).collect())
+        }
+        Json::Array(items) => Json::Array(items.into_iter().map(normalize).collect()),
+        other => other,
+    }
+}
+
+/// Appends `s` as `JSON.stringify` quotes a string.
+pub(crate) fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// `JSON.stringify` of a JSON value: JavaScript's number forms and property order.
+pub(crate) fn push_json(out: &mut String, value: &Json<'_>) {
+    match value {
+        Json::Null => out.push_str("null"),
+        Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Json::Number(n) => out.push_str(&number_to_string(n)),
+        Json::Str(s) => push_json_string(out, s),
+        Json::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_json(out, item);
+            }
+            out.push(']');
+        }
+        Json::Object(pairs) => {
+            out.push('{');
+            for (i, (k, v)) in entries(pairs).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_json_string(out, k);
+                out.push(':');
+                push_json(out, v);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// The length of a string in UTF-16 code units, as JavaScript counts it.
+pub(crate) fn utf16_len(s: &str) -> usize {
+    s.chars().map(char::len_utf16).sum()
+}
+
+/// The UTF-16 code unit at `index` as a one-unit string (`"abc"[1]`). Half of a surrogate pair
+/// cannot be held in a Rust string; it becomes U+FFFD.
+pub(crate) fn utf16_unit_at(s: &str, index: usize) -> Option<String> {
+    let unit = s.encode_utf16().nth(index)?;
+    Some(String::from_utf16_lossy(&[unit]))
+}
+
+/// Whether JavaScript's `String.prototype.trim` removes `c`: its WhiteSpace and
+/// LineTerminator sets, which differ from Rust's `char::is_whitespace` (JavaScript trims
+/// U+FEFF and keeps U+0085).
+pub(crate) fn is_js_whitespace(c: char) -> bool {
+    matches!(
+        c,
+        '\u{9}' | '\u{A}' | '\u{B}' | '\u{C}' | '\u{D}' | ' ' | '\u{A0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200A}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202F}'
+                | '\u{205F}'
+                | '\u{3000}'
+                | '\u{FEFF}'
+    )
+}
+
+/// JavaScript's `trim()`.
+pub(crate) fn trim(s: &str) -> &str {
+    s.trim_matches(is_js_whitespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stringify(v: serde_json::Value) -> String {
+        let mut out = String::new();
+        push_json(&mut out, &Json::from(&v));
+        out
+    }
+
+    #[test]
+    fn numbers_print_as_javascript_prints_them() {
+        let s = |v: serde_json::Value| match v {
+            serde_json::Value::Number(n) => number_to_string(&n),
+            _ => unreachable!(),
+        };
+        assert_eq!(s(json!(19.5)), "19.5");
+        assert_eq!(s(json!(100.0)), "100");
+        assert_eq!(s(json!(1e21)), "1e+21");
+        assert_eq!(s(json!(1e-7)), "1e-7");
+        assert_eq!(s(json!(-0.0)), "0");
+        // node: String(12345678901234567890) === "12345678901234567000"
+        assert_eq!(s(json!(12345678901234567890u64)), "12345678901234567000");
+        assert_eq!(s(json!(9007199254740993i64)), "9007199254740992");
+        assert_eq!(s(json!(-9007199254740992i64)), "-9007199254740992");
+    }
+
+    #[test]
+    fn stringify_matches_node() {
+        // node: JSON.stringify(JSON.parse('{"b":1,"1":2,"a":[1.0,"x\\n\\u0001"],"b":3}'))
+        let v = Json::parse(r#"{"b":1,"1":2,"a":[1.0,"x\n\u0001"],"b":3}"#).unwrap();
+        let mut out = String::new();
+        push_json(&mut out, &v);
+        assert_eq!(out, r#"{"1":2,"b":3,"a":[1,"x\n\u0001"]}"#);
+        assert_eq!(stringify(json!("é/\u{2028}")), "\"é/\u{2028}\"");
+        assert_eq!(
+            stringify(json!({"4294967295": 1, "10": 2, "9": 3})),
+            r#"{"9":3,"10":2,"4294967295":1}"#
+        );
+    }
+
+    #[test]
+    fn index_keys() {
+        assert_eq!(index_key("0"), Some(0));
+        assert_eq!(index_key("4294967294"), Some(4294967294));
+        assert_eq!(index_key("4294967295"), None);
+        assert_eq!(index_key("01"), None);
+        assert_eq!(index_key("-1"), None);
+        assert_eq!(index_key(""), None);
+    }
+
+    #[test]
+    fn large_objects_keep_first_position_and_last_value() {
+        let entries: Vec<(String, usize)> = (0..40).map(|i| (format!("k{}", i % 20), i)).collect();
+        let out = js_order(entries);
+        assert_eq!(out.len(), 20);
+        assert_eq!(out[3], ("k3".to_owned(), 23));
+    }
+
+    #[test]
+    fn trims_like_javascript() {
+        assert_eq!(trim("\u{feff} a \n"), "a");
+        assert_eq!(trim("\u{85}a"), "\u{85}a");
+    }
+
+    #[test]
+    fn utf16() {
+        assert_eq!(utf16_len("a😀"), 3);
+        assert_eq!(utf16_unit_at("a😀b", 3).as_deref(), Some("b"));
+        assert_eq!(utf16_unit_at("a😀b", 1).as_deref(), Some("\u{fffd}"));
     }
 }

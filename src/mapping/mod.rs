@@ -2,8 +2,14 @@
 //!
 //! A mapping is JSON in which objects with a single `@directive` key compute values from the
 //! event (`{"@path": "$.properties.revenue"}`); every other value is copied as written.
-//! [`Mapping::compile`] checks the whole tree once, turning paths and templates into ready
-//! lookups, so applying it to an event does no parsing.
+//! [`Mapping::compile`] checks the whole tree once — unknown directives, wrong shapes, Liquid
+//! syntax — turning paths, templates, patterns and Liquid into ready structures, so applying it
+//! to an event does no parsing.
+//!
+//! The directives are those of Segment's `actions-core` mapping kit, with its quirks: `@path`,
+//! `@if` (`exists` / `blank`), `@template`, `@literal`, `@case`, `@replace`, `@arrayPath`,
+//! `@json`, `@flatten`, `@merge`, `@transform`, `@excludeWhenNull` and `@liquid` (with the
+//! `liquid` feature, on by default).
 //!
 //! ```
 //! use rokt_capi::mapping::Mapping;
@@ -16,20 +22,33 @@
 //!         "then": {"@path": "$.context.traits.email"},
 //!         "else": {"@path": "$.properties.email"}
 //!     }},
-//!     "label": {"@template": "{{event}} #{{properties.order_id}}"}
+//!     "label": {"@template": "{{event}} #{{properties.order_id}}"},
+//!     "currency": {"@case": {"operator": "upper", "value": {"@path": "$.properties.currency"}}}
 //! })).unwrap();
-//! let event = json!({"event": "Order Completed", "properties": {"order_id": "o-1", "email": "a@b.co"}});
+//! let event = json!({"event": "Order Completed",
+//!                    "properties": {"order_id": "o-1", "email": "a@b.co", "currency": "usd"}});
 //! assert_eq!(mapping.apply(&event).unwrap(), json!({
-//!     "order": "o-1", "email": "a@b.co", "label": "Order Completed #o-1"
+//!     "order": "o-1", "email": "a@b.co", "label": "Order Completed #o-1", "currency": "USD"
 //! }));
 //! ```
 
+mod builder;
+mod compile;
 pub(crate) mod js;
+#[cfg(feature = "liquid")]
+mod liquid;
+mod objects;
 mod path;
 pub mod presets;
 mod send;
 mod template;
+mod text;
+mod value;
 
+#[cfg(test)]
+mod reference_tests;
+
+pub use builder::{ChainLinks, SendMappingBuilder, Source};
 pub use path::Path;
 pub use presets::{Preset, trait_chain};
 pub(crate) use send::Field;
@@ -38,6 +57,7 @@ pub use send::{FIELDS, SendMapping};
 use crate::Json;
 use std::borrow::Cow;
 use template::Template;
+use value::Val;
 
 /// A mapping that could not be compiled: what is wrong and where (a JSON pointer into the
 /// mapping).
@@ -64,16 +84,31 @@ impl MappingError {
     }
 }
 
-/// A mapping failed while being applied to an event (only a few directives can fail at run
-/// time, such as a `@liquid` template that exceeds its limits).
+/// A mapping failed while being applied to an event: the reference fails there too, for
+/// conditions that depend on the event (a `@case` operator that is neither `lower` nor `upper`
+/// meeting a string, a computed `@path` that is not a string, a `@liquid` template exceeding
+/// its limits…).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("mapping failed at {location}: {message}")]
 #[non_exhaustive]
 pub struct ApplyError {
-    /// The mapping location that failed.
+    /// The mapping location that failed, as a JSON pointer.
     pub location: String,
     /// Why.
     pub message: String,
+}
+
+impl ApplyError {
+    pub(crate) fn new(location: &str, message: impl Into<String>) -> Self {
+        Self {
+            location: if location.is_empty() {
+                "/".into()
+            } else {
+                location.into()
+            },
+            message: message.into(),
+        }
+    }
 }
 
 /// The value a mapping node gives for one event: nothing (JavaScript's `undefined`), a value
@@ -93,25 +128,16 @@ impl<'r, 'a> Resolved<'r, 'a> {
             Resolved::Owned(v) => Some(v),
         }
     }
-    pub(crate) fn into_value(self) -> Option<Json<'a>> {
-        match self {
-            Resolved::Undefined => None,
-            Resolved::Ref(v) => Some(v.clone()),
-            Resolved::Owned(v) => Some(v),
-        }
-    }
-    /// Neither undefined nor null: what `@if {exists}` tests.
-    pub(crate) fn exists(&self) -> bool {
-        !matches!(self.as_json(), None | Some(Json::Null))
-    }
 }
 
 /// A compiled mapping node.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Node {
-    /// A value copied as written.
+    /// A value copied as written (also an object or array with no directive inside).
     Const(Json<'static>),
-    /// An object whose members are mapped one by one.
+    /// A value that is always undefined (a directive argument left out).
+    Undefined,
+    /// An object whose members are mapped one by one, in JavaScript's key order.
     Object(Vec<(String, Node)>),
     /// An array whose items are mapped one by one.
     Array(Vec<Node>),
@@ -128,7 +154,28 @@ pub(crate) enum Node {
     },
     /// `@template`.
     Template(Template),
-    /// A computation built into this crate, with no mapping-language form.
+    /// `@path` or `@template` whose argument is itself computed.
+    Computed(Box<Computed>),
+    /// `@case`.
+    Case(Box<text::Case>),
+    /// `@replace`.
+    Replace(Box<text::Replace>),
+    /// `@arrayPath`.
+    ArrayPath(Box<ArrayPath>),
+    /// `@json`.
+    JsonCodec(Box<JsonCodec>),
+    /// `@flatten`.
+    Flatten(Box<objects::Flatten>),
+    /// `@merge`.
+    Merge(Box<objects::Merge>),
+    /// `@transform`.
+    Transform(Box<Transform>),
+    /// `@excludeWhenNull`.
+    ExcludeWhenNull(Box<Node>),
+    /// `@liquid`.
+    #[cfg(feature = "liquid")]
+    Liquid(Box<liquid::Liquid>),
+    /// A computation built into this crate for a template the reference writes in Liquid.
     Builtin(presets::Builtin),
 }
 
@@ -139,61 +186,91 @@ pub(crate) enum IfTest {
     Blank(Box<Node>),
 }
 
+/// `@path` / `@template` with a computed argument.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Computed {
+    pub(crate) template: bool,
+    pub(crate) argument: Node,
+    pub(crate) location: String,
+}
+
+/// `@arrayPath`: a root, and the shape each item is mapped through (when the shape is a
+/// non-empty object, as the reference requires).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ArrayPath {
+    pub(crate) root: Node,
+    pub(crate) shape: Option<Node>,
+}
+
+/// `@json`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct JsonCodec {
+    pub(crate) mode: JsonMode,
+    pub(crate) value: Node,
+}
+
+/// The `@json` mode, compared exactly at run time (`"Encode"` passes the reference's validation
+/// but neither encodes nor decodes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum JsonMode {
+    Encode,
+    Decode,
+    Neither,
+}
+
+/// `@transform`: `apply` maps the payload into a new one, `mapping` maps that.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Transform {
+    pub(crate) apply: Node,
+    pub(crate) mapping: Node,
+    pub(crate) location: String,
+}
+
 impl Node {
-    /// Compiles mapping JSON at `location` (a JSON pointer, for errors).
+    /// Compiles mapping JSON at `location` (a JSON pointer, for errors), checking it as the
+    /// reference's validator does.
     pub(crate) fn compile(value: &serde_json::Value, location: &str) -> Result<Node, MappingError> {
-        match value {
-            serde_json::Value::Object(map) => {
-                if is_directive(map) {
-                    return compile_directive(map, location);
-                }
-                let mut members = Vec::with_capacity(map.len());
-                for (k, v) in map {
-                    members.push((k.clone(), Node::compile(v, &format!("{location}/{k}"))?));
-                }
-                Ok(Node::Object(members))
-            }
-            serde_json::Value::Array(items) => {
-                let mut nodes = Vec::with_capacity(items.len());
-                for (i, v) in items.iter().enumerate() {
-                    nodes.push(Node::compile(v, &format!("{location}/{i}"))?);
-                }
-                Ok(Node::Array(nodes))
-            }
-            other => Ok(Node::Const(Json::from(other).into_owned())),
-        }
+        compile::compile(&Json::from(value), location)
     }
 
     /// Evaluates the node against an event.
-    pub(crate) fn eval<'r, 'a>(&'r self, event: &'r Json<'a>) -> Resolved<'r, 'a> {
-        match self {
-            Node::Const(v) => Resolved::Ref(v),
+    pub(crate) fn eval<'r, 'a>(
+        &'r self,
+        event: &'r Json<'a>,
+    ) -> Result<Resolved<'r, 'a>, ApplyError> {
+        self.eval_val(event).map(Val::finalize)
+    }
+
+    /// Evaluates the node against a payload (the event, or what a directive maps into).
+    pub(crate) fn eval_val<'r, 'a>(
+        &'r self,
+        payload: &'r Json<'a>,
+    ) -> Result<Val<'r, 'a>, ApplyError> {
+        Ok(match self {
+            Node::Const(v) => Val::Ref(v),
+            Node::Undefined => Val::Undefined,
             Node::Object(members) => {
-                let mut pairs = Vec::with_capacity(members.len());
+                let mut out = Vec::with_capacity(members.len());
                 for (k, node) in members {
-                    // Undefined members vanish, as `removeUndefined` does in the reference.
-                    if let Some(v) = node.eval(event).into_value() {
-                        pairs.push((Cow::Owned(k.clone()), v));
-                    }
+                    out.push((Cow::Borrowed(k.as_str()), node.eval_val(payload)?));
                 }
-                Resolved::Owned(Json::Object(pairs))
+                Val::Object(out)
             }
-            Node::Array(items) => Resolved::Owned(Json::Array(
+            Node::Array(items) => Val::Array(
                 items
                     .iter()
-                    // JSON has no undefined: an undefined array item becomes null.
-                    .map(|n| n.eval(event).into_value().unwrap_or(Json::Null))
-                    .collect(),
-            )),
-            Node::Path(path) => path.lookup(event),
+                    .map(|n| n.eval_val(payload))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Node::Path(path) => path.lookup(payload),
             Node::Coalesce(path, otherwise) => {
-                let found = path.lookup(event);
+                let found = path.lookup(payload);
                 if found.exists() {
                     found
                 } else {
                     match otherwise {
-                        Some(node) => node.eval(event),
-                        None => Resolved::Undefined,
+                        Some(node) => node.eval_val(payload)?,
+                        None => Val::Undefined,
                     }
                 }
             }
@@ -203,109 +280,121 @@ impl Node {
                 otherwise,
             } => {
                 let pass = match test {
-                    IfTest::Exists(node) => node.eval(event).exists(),
-                    IfTest::Blank(node) => match node.eval(event).as_json() {
-                        None => false,
-                        Some(v) => !js::loosely_empty(v),
-                    },
+                    IfTest::Exists(node) => node.eval_val(payload)?.exists(),
+                    IfTest::Blank(node) => node.eval_val(payload)?.not_blank(),
                 };
-                let branch = if pass { then } else { otherwise };
-                match branch {
-                    Some(node) => node.eval(event),
-                    None => Resolved::Undefined,
+                match if pass { then } else { otherwise } {
+                    Some(node) => node.eval_val(payload)?,
+                    None => Val::Undefined,
                 }
             }
-            Node::Template(t) => Resolved::Owned(Json::Str(Cow::Owned(t.render(event)))),
-            Node::Builtin(b) => b.eval(event),
-        }
+            Node::Template(t) => Val::string(t.render(payload)),
+            Node::Computed(c) => c.eval(payload)?,
+            Node::Case(c) => c.eval(payload)?,
+            Node::Replace(r) => r.eval(payload)?,
+            Node::ArrayPath(a) => a.eval(payload)?,
+            Node::JsonCodec(j) => j.eval(payload)?,
+            Node::Flatten(f) => f.eval(payload)?,
+            Node::Merge(m) => m.eval(payload)?,
+            Node::Transform(t) => t.eval(payload)?,
+            Node::ExcludeWhenNull(node) => objects::exclude_when_null(node.eval_val(payload)?),
+            #[cfg(feature = "liquid")]
+            Node::Liquid(l) => l.eval(payload)?,
+            Node::Builtin(b) => b.eval(payload),
+        })
     }
 }
 
-/// An object is a directive when it has an `@` key and no other keys but `_metadata`.
-fn is_directive(map: &serde_json::Map<String, serde_json::Value>) -> bool {
-    map.keys().any(|k| k.starts_with('@'))
-        && map.keys().all(|k| k.starts_with('@') || k == "_metadata")
-}
-
-fn compile_directive(
-    map: &serde_json::Map<String, serde_json::Value>,
-    location: &str,
-) -> Result<Node, MappingError> {
-    let (name, arg) = map
-        .iter()
-        .find(|(k, _)| k.starts_with('@'))
-        .ok_or_else(|| MappingError::new(location, "expected a directive"))?;
-    let here = format!("{location}/{name}");
-    match name.as_str() {
-        "@path" => match arg {
-            serde_json::Value::String(p) => Ok(Node::Path(Path::parse(p))),
-            other => Err(MappingError::new(
-                &here,
-                format!("@path: expected string, got {}", json_kind(other)),
-            )),
-        },
-        "@template" => match arg {
-            serde_json::Value::String(t) => Ok(Node::Template(Template::compile(t))),
-            other => Err(MappingError::new(
-                &here,
-                format!("@template: expected string, got {}", json_kind(other)),
-            )),
-        },
-        // `@literal` resolves its value like any other mapping value.
-        "@literal" => Node::compile(arg, &here),
-        "@if" => compile_if(arg, &here),
-        other => Err(MappingError::new(
-            &here,
-            format!("{other} is not a valid directive"),
-        )),
+impl Computed {
+    fn eval<'r, 'a>(&'r self, payload: &'r Json<'a>) -> Result<Val<'r, 'a>, ApplyError> {
+        let arg = self.argument.eval_val(payload)?;
+        let name = if self.template { "@template" } else { "@path" };
+        let Some(source) = arg.as_str() else {
+            return Err(ApplyError::new(
+                &self.location,
+                format!("{name}: expected string, got {}", arg.kind().name()),
+            ));
+        };
+        Ok(if self.template {
+            template::render_dynamic(source, payload)
+        } else {
+            Path::parse(source).lookup(payload)
+        })
     }
 }
 
-fn compile_if(arg: &serde_json::Value, here: &str) -> Result<Node, MappingError> {
-    let opts = arg
-        .as_object()
-        .ok_or_else(|| MappingError::new(here, "@if requires an object with an \"exists\" key"))?;
-    let truthy = |k: &str| opts.get(k).is_some_and(json_truthy);
-    if !truthy("exists") && !truthy("blank") {
-        return Err(MappingError::new(
-            here,
-            "@if requires an \"exists\" key or a \"blank\" key",
-        ));
-    }
-    let then = match opts.get("then") {
-        Some(v) => Some(Box::new(Node::compile(v, &format!("{here}/then"))?)),
-        None => None,
-    };
-    // The reference takes `else` only when it is truthy (`opts.else && …`).
-    let otherwise = match opts.get("else") {
-        Some(v) if json_truthy(v) => Some(Box::new(Node::compile(v, &format!("{here}/else"))?)),
-        _ => None,
-    };
-    let test = if let Some(v) = opts.get("exists") {
-        let node = Node::compile(v, &format!("{here}/exists"))?;
-        if let (Node::Path(p), Some(t)) = (&node, then.as_deref()) {
-            if Node::Path(p.clone()) == *t {
-                return Ok(Node::Coalesce(p.clone(), otherwise));
+impl ArrayPath {
+    fn eval<'r, 'a>(&'r self, payload: &'r Json<'a>) -> Result<Val<'r, 'a>, ApplyError> {
+        let root = self.root.eval_val(payload)?;
+        let Some(shape) = &self.shape else {
+            return Ok(root);
+        };
+        Ok(match root {
+            Val::Ref(Json::Array(items)) => Val::Array(
+                items
+                    .iter()
+                    .map(|item| shape.eval_val(item))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Val::Ref(obj @ Json::Object(_)) => Val::Array(vec![shape.eval_val(obj)?]),
+            made @ (Val::Owned(Json::Array(_) | Json::Object(_))
+            | Val::Object(_)
+            | Val::Array(_)) => {
+                // Mapped through a value made for this event: the results cannot borrow it.
+                let made = made.into_json().unwrap_or_default();
+                let items = match &made {
+                    Json::Array(items) => items.iter().collect::<Vec<_>>(),
+                    other => vec![other],
+                };
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    out.push(shape.eval_val(item)?.detach());
+                }
+                Val::Array(out)
             }
+            other => other,
+        })
+    }
+}
+
+impl JsonCodec {
+    fn eval<'r, 'a>(&'r self, payload: &'r Json<'a>) -> Result<Val<'r, 'a>, ApplyError> {
+        let value = self.value.eval_val(payload)?;
+        Ok(match self.mode {
+            JsonMode::Encode => match value.to_json_string() {
+                Some(s) => Val::string(s),
+                None => Val::Undefined,
+            },
+            JsonMode::Decode => match value.as_str() {
+                Some(s) => match serde_json::from_str::<Json<'_>>(s) {
+                    Ok(parsed) => Val::Owned(js::normalize(parsed.into_owned())),
+                    // The reference returns the string unchanged when it is not JSON.
+                    Err(_) => value,
+                },
+                None => value,
+            },
+            JsonMode::Neither => Val::Undefined,
+        })
+    }
+}
+
+impl Transform {
+    fn eval<'r, 'a>(&'r self, payload: &'r Json<'a>) -> Result<Val<'r, 'a>, ApplyError> {
+        if !matches!(payload, Json::Object(_)) {
+            return Err(ApplyError::new(
+                &self.location,
+                format!("data must be an object, got {}", payload.kind()),
+            ));
         }
-        IfTest::Exists(Box::new(node))
-    } else {
-        let v = opts.get("blank").unwrap_or(&serde_json::Value::Null);
-        IfTest::Blank(Box::new(Node::compile(v, &format!("{here}/blank"))?))
-    };
-    Ok(Node::If {
-        test,
-        then,
-        otherwise,
-    })
-}
-
-fn json_truthy(v: &serde_json::Value) -> bool {
-    js::truthy(&Json::from(v))
-}
-
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    Json::from(v).kind()
+        // `transform(apply, payload)` ends in removeUndefined; an undefined result leaves an
+        // empty payload.
+        let made = self
+            .apply
+            .eval_val(payload)?
+            .into_json()
+            .unwrap_or_else(|| Json::Object(Vec::new()));
+        Ok(self.mapping.eval_val(&made)?.detach())
+    }
 }
 
 /// A compiled mapping: the value it gives for an event is the mapping JSON with every
@@ -317,22 +406,46 @@ pub struct Mapping {
 
 impl Mapping {
     /// Compiles mapping JSON, checking every directive.
+    ///
+    /// A `serde_json::Value` without serde_json's `preserve_order` feature has its keys sorted;
+    /// [`Mapping::parse`] keeps them in the order written, as the reference does.
     pub fn compile(mapping: &serde_json::Value) -> Result<Mapping, MappingError> {
+        Self::compile_json(&Json::from(mapping))
+    }
+
+    /// Parses and compiles mapping JSON text, keeping its key order.
+    pub fn parse(text: &str) -> Result<Mapping, MappingError> {
+        let json = Json::parse(text)
+            .map_err(|e| MappingError::new("/", format!("the mapping is not JSON: {e}")))?;
+        Self::compile_json(&json)
+    }
+
+    /// Compiles a mapping held as [`Json`].
+    pub fn compile_json(mapping: &Json<'_>) -> Result<Mapping, MappingError> {
+        let root = compile::root_mapping(mapping, "")?;
         Ok(Mapping {
-            root: Node::compile(mapping, "")?,
+            root: compile::compile(&root, "")?,
         })
     }
 
-    /// Applies the mapping to an event held as a `serde_json::Value`.
+    /// Applies the mapping to an event held as a `serde_json::Value`. A mapping whose root is a
+    /// directive giving undefined yields `null`.
     pub fn apply(&self, event: &serde_json::Value) -> Result<serde_json::Value, ApplyError> {
-        self.apply_json(&Json::from(event))
+        Ok(self
+            .apply_json(&Json::from(event))?
+            .map(|v| v.to_value())
+            .unwrap_or_default())
     }
 
-    /// Applies the mapping to a parsed [`Json`] event.
-    pub fn apply_json(&self, event: &Json<'_>) -> Result<serde_json::Value, ApplyError> {
-        Ok(match self.root.eval(event) {
-            Resolved::Undefined => serde_json::Value::Object(Default::default()),
-            other => other.as_json().map(Json::to_value).unwrap_or_default(),
-        })
+    /// Applies the mapping to a parsed [`Json`] event, keeping the output's key order and
+    /// borrowing the event's strings. `None` when the result is undefined.
+    pub fn apply_json<'a>(&self, event: &Json<'a>) -> Result<Option<Json<'a>>, ApplyError> {
+        if !matches!(event, Json::Object(_)) {
+            return Err(ApplyError::new(
+                "/",
+                format!("data must be an object, got {}", event.kind()),
+            ));
+        }
+        Ok(self.root.eval_val(event)?.into_json())
     }
 }

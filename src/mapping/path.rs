@@ -1,7 +1,8 @@
 //! Segment mapping paths (`$.context.traits.email`, `properties.products[0].sku`), compiled once
 //! into their keys and looked up with the reference's JavaScript semantics.
 
-use super::Resolved;
+use super::js;
+use super::value::Val;
 use crate::Json;
 use std::borrow::Cow;
 
@@ -42,7 +43,7 @@ impl Path {
     }
 
     /// Looks the path up in `root`.
-    pub(crate) fn lookup<'r, 'a>(&self, root: &'r Json<'a>) -> Resolved<'r, 'a> {
+    pub(crate) fn lookup<'r, 'a>(&self, root: &'r Json<'a>) -> Val<'r, 'a> {
         lookup_keys(root, &self.keys)
     }
 }
@@ -84,17 +85,17 @@ fn split_keys(path: &str) -> Vec<String> {
 }
 
 /// `keys.reduce((obj, key) => obj && obj[key], root)`.
-pub(crate) fn lookup_keys<'r, 'a>(root: &'r Json<'a>, keys: &[String]) -> Resolved<'r, 'a> {
+pub(crate) fn lookup_keys<'r, 'a>(root: &'r Json<'a>, keys: &[String]) -> Val<'r, 'a> {
     let mut current = root;
     for (i, key) in keys.iter().enumerate() {
         // `obj && obj[key]` stops at a falsy value and yields it.
         if !super::js::truthy(current) {
-            return Resolved::Ref(current);
+            return Val::Ref(current);
         }
         match current {
             Json::Object(_) => match current.get(key) {
                 Some(next) => current = next,
-                None => return Resolved::Undefined,
+                None => return Val::Undefined,
             },
             Json::Array(items) => {
                 if key == "length" {
@@ -102,46 +103,41 @@ pub(crate) fn lookup_keys<'r, 'a>(root: &'r Json<'a>, keys: &[String]) -> Resolv
                 }
                 match array_index(key).and_then(|n| items.get(n)) {
                     Some(next) => current = next,
-                    None => return Resolved::Undefined,
+                    None => return Val::Undefined,
                 }
             }
             Json::Str(s) => {
-                // Strings index by UTF-16 unit in JavaScript; characters are the honest
-                // approximation for the text events carry.
+                // Strings index by UTF-16 code unit, as in JavaScript.
                 let made = if key == "length" {
-                    Json::Number(s.encode_utf16().count().into())
+                    Json::Number(js::utf16_len(s).into())
                 } else {
-                    match array_index(key).and_then(|n| s.chars().nth(n)) {
-                        Some(c) => Json::Str(Cow::Owned(c.to_string())),
-                        None => return Resolved::Undefined,
+                    match array_index(key).and_then(|n| js::utf16_unit_at(s, n)) {
+                        Some(c) => Json::Str(Cow::Owned(c)),
+                        None => return Val::Undefined,
                     }
                 };
                 return descend_owned(made, &keys[i + 1..]);
             }
-            _ => return Resolved::Undefined,
+            _ => return Val::Undefined,
         }
     }
-    Resolved::Ref(current)
+    Val::Ref(current)
 }
 
 /// Continues a lookup inside a value made along the way (a string's character, a length).
-fn descend_owned<'r, 'a>(value: Json<'a>, rest: &[String]) -> Resolved<'r, 'a> {
+fn descend_owned<'r, 'a>(value: Json<'a>, rest: &[String]) -> Val<'r, 'a> {
     if rest.is_empty() {
-        return Resolved::Owned(value);
+        return Val::Owned(value);
     }
     match lookup_keys(&value, rest) {
-        Resolved::Undefined => Resolved::Undefined,
-        Resolved::Ref(v) => Resolved::Owned(v.clone()),
-        Resolved::Owned(v) => Resolved::Owned(v),
+        Val::Ref(v) => Val::Owned(v.clone()),
+        other => other.detach(),
     }
 }
 
 /// A canonical array index (`"0"`, `"12"`, not `"01"`).
 fn array_index(key: &str) -> Option<usize> {
-    if key.len() > 1 && key.starts_with('0') {
-        return None;
-    }
-    key.parse().ok()
+    js::index_key(key).and_then(|i| usize::try_from(i).ok())
 }
 
 #[cfg(test)]
@@ -178,19 +174,32 @@ mod tests {
         let doc = Json::parse(r#"{"a":{"zero":0,"s":"héllo"}}"#).unwrap();
         let got = Path::parse("a.zero.x")
             .lookup(&doc)
-            .into_value()
+            .into_json()
             .map(|v| v.to_value());
         assert_eq!(got, Some(serde_json::json!(0)));
         let got = Path::parse("a.s.1")
             .lookup(&doc)
-            .into_value()
+            .into_json()
             .map(|v| v.to_value());
         assert_eq!(got, Some(serde_json::json!("é")));
         let got = Path::parse("a.s.length")
             .lookup(&doc)
-            .into_value()
+            .into_json()
             .map(|v| v.to_value());
         assert_eq!(got, Some(serde_json::json!(5)));
-        assert!(Path::parse("a.missing.x").lookup(&doc).as_json().is_none());
+        assert!(!Path::parse("a.missing.x").lookup(&doc).exists());
+        // node: get({s: "a😀b"}, "s.3") === "b", get(…, "s.length") === 4
+        let doc = Json::parse(r#"{"s":"a😀b","l":[1,2]}"#).unwrap();
+        let got = |p: &str| {
+            Path::parse(p)
+                .lookup(&doc)
+                .into_json()
+                .map(|v| v.to_value())
+        };
+        assert_eq!(got("s.3"), Some(serde_json::json!("b")));
+        assert_eq!(got("s.length"), Some(serde_json::json!(4)));
+        assert_eq!(got("l.length"), Some(serde_json::json!(2)));
+        assert_eq!(got("l.01"), None);
+        assert_eq!(got("l[1]"), Some(serde_json::json!(2)));
     }
 }

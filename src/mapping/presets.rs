@@ -1,6 +1,7 @@
 //! The send action's presets and the defaults behind every field (SPEC §3).
 
-use super::{MappingError, Node, Resolved};
+use super::value::Val;
+use super::{MappingError, Node};
 use crate::Json;
 use serde_json::{Value, json};
 use std::borrow::Cow;
@@ -45,23 +46,38 @@ impl Preset {
 
     /// The compiled default of one top-level field under this preset.
     pub(crate) fn default_node(self, field: &str) -> Result<Option<Node>, MappingError> {
-        if field == "rtid" {
-            return Ok(Some(match self {
-                Preset::Send => Node::Builtin(Builtin::Rtid),
-                Preset::SyncEngageAudience => {
-                    Node::compile(&json!({"@path": "$.traits.rtid"}), "/rtid")?
-                }
-            }));
-        }
-        if field == "device_info" {
-            return Ok(Some(device_info_default()));
-        }
-        match default_json(field) {
+        match self.default_mapping(field) {
             Some(v) => Node::compile(&v, &format!("/{field}")).map(Some),
             None => Ok(None),
         }
     }
+
+    /// The default mapping of a top-level field under this preset, in Segment's mapping JSON
+    /// (`None` for a field with no default, such as `eventProperties`).
+    ///
+    /// ```
+    /// use rokt_capi::mapping::Preset;
+    /// assert_eq!(
+    ///     Preset::Send.default_mapping("ip"),
+    ///     Some(serde_json::json!({"@path": "$.context.ip"}))
+    /// );
+    /// ```
+    pub fn default_mapping(self, field: &str) -> Option<Value> {
+        match (self, field) {
+            (Preset::SyncEngageAudience, "rtid") => Some(json!({"@path": "$.traits.rtid"})),
+            _ => default_json(field),
+        }
+    }
 }
+
+/// The reference's Liquid defaults. The compiler recognizes these exact templates and runs
+/// them natively (see [`Builtin`]), so the presets need no template engine.
+const IOS_ADVERTISING_ID: &str = "{% if context.device.advertisingId and context.device.type == 'ios' %}{{ context.device.advertisingId }}{% endif %}";
+const ANDROID_ADVERTISING_ID: &str = "{% if context.device.advertisingId and context.device.type == 'android' %}{{ context.device.advertisingId }}{% endif %}";
+const IOS_IDFV: &str =
+    "{% if context.device.id and context.device.type == 'ios' %}{{ context.device.id }}{% endif %}";
+const ANDROID_UUID: &str = "{% if context.device.id and context.device.type == 'android' %}{{ context.device.id }}{% endif %}";
+const RTID: &str = "{% assign rokt_rtid = integrations['Rokt Conversions API'].rtid %}{% if rokt_rtid %}{{ rokt_rtid }}{% else %}{% assign parts = context.page.search | split: 'rtid=' %}{% if parts[1] %}{{ parts[1] | split: '&' | first }}{% endif %}{% endif %}";
 
 /// `chain(k)`: the first of `context.traits.k`, `traits.k`, `properties.k` that exists (D1).
 pub fn trait_chain(key: &str) -> Value {
@@ -102,6 +118,13 @@ fn default_json(field: &str) -> Option<Value> {
             "dob": trait_chain("birthday"),
             "gender": trait_chain("gender")
         }),
+        "device_info" => json!({
+            "http_header_user_agent": {"@path": "$.context.userAgent"},
+            "ios_advertising_id": {"@liquid": IOS_ADVERTISING_ID},
+            "android_advertising_id": {"@liquid": ANDROID_ADVERTISING_ID},
+            "ios_idfv": {"@liquid": IOS_IDFV},
+            "android_uuid": {"@liquid": ANDROID_UUID}
+        }),
         "ip" => json!({"@path": "$.context.ip"}),
         "audienceDetails" => json!({
             "customAudienceName": {"@path": "$.properties.audience_name"},
@@ -114,33 +137,9 @@ fn default_json(field: &str) -> Option<Value> {
             "else": {"@path": "$.traits"}
         }}),
         "computationAction" => json!({"@path": "$.context.personas.computation_class"}),
+        "rtid" => json!({"@liquid": RTID}),
         _ => return None,
     })
-}
-
-fn device_info_default() -> Node {
-    let id = |source, device_type| {
-        Node::Builtin(Builtin::DeviceId {
-            source,
-            device_type,
-        })
-    };
-    Node::Object(vec![
-        (
-            "http_header_user_agent".into(),
-            Node::Path(super::Path::parse("$.context.userAgent")),
-        ),
-        (
-            "ios_advertising_id".into(),
-            id(DeviceIdSource::AdvertisingId, "ios"),
-        ),
-        (
-            "android_advertising_id".into(),
-            id(DeviceIdSource::AdvertisingId, "android"),
-        ),
-        ("ios_idfv".into(), id(DeviceIdSource::Id, "ios")),
-        ("android_uuid".into(), id(DeviceIdSource::Id, "android")),
-    ])
 }
 
 /// Which `context.device` id a device default reads.
@@ -151,7 +150,8 @@ pub(crate) enum DeviceIdSource {
 }
 
 /// Defaults the reference writes in Liquid, computed natively so the presets need no template
-/// engine and cost no template rendering per event.
+/// engine and cost no template rendering per event. A `@liquid` directive whose template is
+/// exactly one of the reference's defaults compiles to one of these.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Builtin {
     /// `{% if context.device.<id> and context.device.type == '<type>' %}{{ … }}{% endif %}`.
@@ -165,7 +165,25 @@ pub(crate) enum Builtin {
 }
 
 impl Builtin {
-    pub(crate) fn eval<'r, 'a>(&'r self, event: &'r Json<'a>) -> Resolved<'r, 'a> {
+    /// The builtin computing a reference Liquid default, if `source` is one.
+    pub(crate) fn recognize(source: &str) -> Option<Builtin> {
+        let device = |source, device_type| {
+            Some(Builtin::DeviceId {
+                source,
+                device_type,
+            })
+        };
+        match source {
+            IOS_ADVERTISING_ID => device(DeviceIdSource::AdvertisingId, "ios"),
+            ANDROID_ADVERTISING_ID => device(DeviceIdSource::AdvertisingId, "android"),
+            IOS_IDFV => device(DeviceIdSource::Id, "ios"),
+            ANDROID_UUID => device(DeviceIdSource::Id, "android"),
+            RTID => Some(Builtin::Rtid),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn eval<'r, 'a>(&'r self, event: &'r Json<'a>) -> Val<'r, 'a> {
         match self {
             Builtin::DeviceId {
                 source,
@@ -180,15 +198,15 @@ impl Builtin {
                 let kind = device.and_then(|d| d.get("type")).and_then(Json::as_str);
                 match id {
                     Some(v) if liquid_truthy(v) && kind == Some(*device_type) => {
-                        Resolved::Owned(Json::Str(Cow::Owned(liquid_string(v))))
+                        Val::Owned(Json::Str(Cow::Owned(liquid_string(v))))
                     }
                     // The Liquid template renders the empty string when its test fails.
-                    _ => Resolved::Owned(Json::Str(Cow::Borrowed(""))),
+                    _ => Val::Owned(Json::Str(Cow::Borrowed(""))),
                 }
             }
             Builtin::Rtid => match crate::rtid::from_event(event) {
-                Some(rtid) => Resolved::Owned(Json::Str(Cow::Owned(rtid))),
-                None => Resolved::Owned(Json::Str(Cow::Borrowed(""))),
+                Some(rtid) => Val::Owned(Json::Str(Cow::Owned(rtid))),
+                None => Val::Owned(Json::Str(Cow::Borrowed(""))),
             },
         }
     }

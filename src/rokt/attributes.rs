@@ -2,6 +2,7 @@
 
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// A scalar attribute value: string, number or boolean.
@@ -65,10 +66,10 @@ pub(crate) fn js_number(n: f64) -> serde_json::Number {
 /// JavaScript's object spread does.
 #[derive(Clone, Default)]
 pub struct AttributeMap {
-    entries: Vec<(String, AttributeValue)>,
+    entries: Vec<(Cow<'static, str>, AttributeValue)>,
     /// Where each key is, once the map is past [`INDEX_FROM`] entries: an event with thousands
     /// of properties would otherwise cost time quadratic in their number.
-    index: Option<HashMap<String, usize>>,
+    index: Option<HashMap<Cow<'static, str>, usize>>,
 }
 
 /// The size from which an [`AttributeMap`] indexes its keys; below it a scan is cheaper.
@@ -92,7 +93,7 @@ impl AttributeMap {
         Self::default()
     }
     /// Sets `key`, replacing an earlier value in its original position.
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<AttributeValue>) {
+    pub fn insert(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<AttributeValue>) {
         let key = key.into();
         let value = value.into();
         if let Some(i) = self.position(&key) {
@@ -125,11 +126,11 @@ impl AttributeMap {
     }
     /// The keys, in order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|(k, _)| k.as_str())
+        self.entries.iter().map(|(k, _)| k.as_ref())
     }
     /// The entries, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &AttributeValue)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+        self.entries.iter().map(|(k, v)| (k.as_ref(), v))
     }
     /// How many entries.
     pub fn len(&self) -> usize {
@@ -141,11 +142,19 @@ impl AttributeMap {
     }
 }
 
+impl IntoIterator for AttributeMap {
+    type Item = (Cow<'static, str>, AttributeValue);
+    type IntoIter = std::vec::IntoIter<(Cow<'static, str>, AttributeValue)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.into_iter()
+    }
+}
+
 impl Serialize for AttributeMap {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.entries.len()))?;
         for (k, v) in &self.entries {
-            map.serialize_entry(k, v)?;
+            map.serialize_entry(k.as_ref(), v)?;
         }
         map.end()
     }

@@ -4,13 +4,19 @@ use super::{
     AUDIENCE_ID_PREFIX, AttributeValue, Batch, CustomEvent, CustomEventData, CustomEventType,
     IntegrationAttributes, RoktIntegration, UserAttributes, UserIdentities,
 };
-use crate::hashing::{Hashed, clean_email, clean_trimmed, maybe_hash};
+use crate::hashing::{Cleaning, Hashed, maybe_hash};
 use crate::payload::SendPayload;
 
 impl From<SendPayload> for Batch {
     fn from(p: SendPayload) -> Batch {
         build(p)
     }
+}
+
+/// `YYYYMMDD`, as Rokt takes a date of birth.
+fn compact_date(d: chrono::NaiveDate) -> String {
+    use chrono::Datelike;
+    format!("{:04}{:02}{:02}", d.year(), d.month(), d.day())
 }
 
 /// Builds the batch object Rokt receives for one validated payload.
@@ -21,8 +27,8 @@ pub fn build(p: SendPayload) -> Batch {
         other2: p.rtid.clone(),
         ..Default::default()
     };
-    if let Some(email) = &p.email {
-        match maybe_hash(email, h.email, clean_email) {
+    if let Some(email) = p.email {
+        match maybe_hash(email, h.email, Cleaning::Email) {
             Hashed::Plain(v) => ids.email = Some(v),
             Hashed::Digest(v) => ids.other = Some(v),
         }
@@ -30,7 +36,7 @@ pub fn build(p: SendPayload) -> Batch {
 
     let mut user = UserAttributes::default();
     let split =
-        |value: Option<String>, on: bool| match value.map(|v| maybe_hash(&v, on, clean_trimmed)) {
+        |value: Option<String>, on: bool| match value.map(|v| maybe_hash(v, on, Cleaning::Trim)) {
             Some(Hashed::Plain(v)) => (Some(v), None),
             Some(Hashed::Digest(v)) => (None, Some(v)),
             None => (None, None),
@@ -39,7 +45,7 @@ pub fn build(p: SendPayload) -> Batch {
     (user.lastname, user.lastnamesha256) = split(p.lastname, h.last_name);
     (user.mobile, user.mobilesha256) = split(p.mobile, h.mobile);
     (user.billingzipcode, user.billingzipsha256) = split(p.billingzipcode, h.billing_zipcode);
-    user.dob = p.dob.map(|d| d.format("%Y%m%d").to_string());
+    user.dob = p.dob.map(compact_date);
     user.gender = p.gender;
     user.extra = p.extra_user_attributes;
 
@@ -73,8 +79,8 @@ pub fn build(p: SendPayload) -> Batch {
         if let Some(c) = details.currency {
             attrs.insert("currency", c);
         }
-        for (k, v) in p.event_properties.iter() {
-            attrs.insert(k, v.clone());
+        for (k, v) in p.event_properties.into_iter() {
+            attrs.insert(k, v);
         }
         events.push(CustomEvent::new(CustomEventData {
             custom_event_type: CustomEventType::Transaction,

@@ -1,0 +1,151 @@
+//! Per-stage cost of the pipeline on realistic events, and the end-to-end path.
+//!
+//! Events come from `ROKT_BENCH_EVENTS` (an NDJSON file), else from the shared generator
+//! (`../shared/bench/make-events.py 2000`), else from the bundled example file.
+//!
+//! ```text
+//! cargo bench --bench pipeline
+//! ```
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use rokt_capi::hashing::sha256_hex;
+use rokt_capi::mapping::{Preset, SendMapping};
+use rokt_capi::payload::SendPayload;
+use rokt_capi::request::RequestKind;
+use rokt_capi::{Json, Pipeline};
+use std::hint::black_box;
+
+fn events() -> Vec<String> {
+    let text = if let Ok(path) = std::env::var("ROKT_BENCH_EVENTS") {
+        std::fs::read_to_string(path).expect("ROKT_BENCH_EVENTS is readable")
+    } else {
+        let generator = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/bench/make-events.py"
+        );
+        std::process::Command::new("python3")
+            .args([generator, "2000"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .unwrap_or_else(|| include_str!("../examples/data/events.ndjson").to_owned())
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn hash_all() -> Pipeline {
+    Pipeline::builder()
+        .preset(Preset::Send)
+        .overrides(serde_json::json!({"hashingConfiguration": {
+            "hashEmail": true, "hashFirstName": true, "hashLastName": true,
+            "hashMobile": true, "hashBillingZipcode": true}}))
+        .build()
+        .expect("the benchmark mapping compiles")
+}
+
+fn stages(c: &mut Criterion) {
+    let lines = events();
+    let pipeline = hash_all();
+    let mapping: &SendMapping = pipeline.mapping();
+    let docs: Vec<Json<'_>> = lines.iter().filter_map(|l| Json::parse(l).ok()).collect();
+    let payloads: Vec<SendPayload> = docs
+        .iter()
+        .filter_map(|d| SendPayload::from_event(mapping, d).ok())
+        .collect();
+    let batches: Vec<_> = payloads
+        .iter()
+        .cloned()
+        .map(rokt_capi::rokt::build)
+        .collect();
+    let n = lines.len() as u64;
+
+    let mut g = c.benchmark_group("stage");
+    g.throughput(Throughput::Elements(n));
+    g.bench_function("parse", |b| {
+        b.iter(|| {
+            for l in &lines {
+                black_box(Json::parse(l).ok());
+            }
+        })
+    });
+    g.bench_function("map+coerce+validate", |b| {
+        b.iter(|| {
+            for d in &docs {
+                black_box(SendPayload::from_event(mapping, d).ok());
+            }
+        })
+    });
+    g.bench_function("hash (5 fields)", |b| {
+        b.iter(|| {
+            for p in &payloads {
+                for v in [
+                    &p.email,
+                    &p.firstname,
+                    &p.lastname,
+                    &p.mobile,
+                    &p.billingzipcode,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    black_box(sha256_hex(v));
+                }
+            }
+        })
+    });
+    g.bench_function("build (incl. hashing)", |b| {
+        b.iter_batched(
+            || payloads.clone(),
+            |ps| ps.into_iter().map(rokt_capi::rokt::build).count(),
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("serialize", |b| {
+        b.iter(|| {
+            for batch in &batches {
+                black_box(batch.to_json_bytes());
+            }
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("end_to_end");
+    g.throughput(Throughput::Elements(n));
+    g.bench_function("encode (parse → bytes)", |b| {
+        b.iter(|| {
+            for l in &lines {
+                black_box(Json::parse(l).ok().map(|d| pipeline.encode(&d)));
+            }
+        })
+    });
+    g.bench_function("bulk requests of 100", |b| {
+        b.iter(|| {
+            let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+            let encoded = pipeline.encode_all(&refs, 1);
+            black_box(
+                pipeline
+                    .bulk_encoded(RequestKind::Bulk, encoded)
+                    .requests
+                    .len(),
+            )
+        })
+    });
+    for threads in [1, 2] {
+        g.bench_function(format!("encode_all, {threads} thread(s)"), |b| {
+            let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+            b.iter(|| black_box(pipeline.encode_all(&refs, threads).len()))
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3));
+    targets = stages
+}
+criterion_main!(benches);

@@ -1,0 +1,910 @@
+//! The HTTP client: sends what the sans-I/O core builds, with retries, and reads Rokt's
+//! verdict for each item.
+//!
+//! - [`Client`] sends one event, one batch, or many (split into bulk requests by the
+//!   [`Limits`]), and waits for the answer.
+//! - [`Dispatcher`] is the background pipeline a service embeds: a bounded queue, bulk
+//!   grouping, concurrency, pacing, and one [`Outcome`] per event.
+//! - [`RetryPolicy::decide`] is the retry decision, a pure function.
+//!
+//! What the client does with each answer (SPEC §2, D4):
+//!
+//! | answer | result |
+//! |---|---|
+//! | 2xx | delivered |
+//! | 2xx with `{"errors":[…]}` | the items the messages name are [`Error::Rejected`]; when an error names no item, the other items are sent again one by one so each gets its own verdict |
+//! | 3xx | [`Error::Rejected`]: redirects are not followed |
+//! | 400, 401, 403, other 4xx | [`Error::Rejected`] with mParticle's error code, never retried |
+//! | 429 | retried after `Retry-After` |
+//! | 408, 5xx, timeout, connection error | retried with exponential back-off and full jitter, then [`Error::Failed`] |
+
+mod dispatcher;
+mod response;
+mod retry;
+
+pub use dispatcher::{
+    Dispatcher, DispatcherBuilder, EnqueueError, Outcome, OutcomeSink, Ticket, Verdict,
+};
+pub use retry::{AttemptOutcome, Decision, RetryPolicy, StopReason, parse_retry_after};
+
+use crate::credentials::Credentials;
+use crate::error::{ConfigError, Error, TransportErrorKind};
+use crate::mapping::Preset;
+use crate::pipeline::Pipeline;
+use crate::request::{Endpoint, Limits, Request, RequestKind, USER_AGENT, join_array, plan_bulk};
+use crate::rokt::Batch;
+use crate::segment::AsEvent;
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Batches whose newest event is older than this go to `/bulkevents/historical` (SPEC §2).
+pub const HISTORICAL_AFTER: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// The most bytes of an answer body the client reads (for its `errors`).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// The route for a batch whose newest event happened at `timestamp_ms` (Unix milliseconds):
+/// [`RequestKind::Historical`] when that is more than `historical_after` before `now`,
+/// otherwise [`RequestKind::Bulk`]. A batch without events is never historical.
+///
+/// ```
+/// use rokt_capi::client::{route, HISTORICAL_AFTER};
+/// use rokt_capi::request::RequestKind;
+/// use std::time::{Duration, UNIX_EPOCH};
+/// let now = UNIX_EPOCH + Duration::from_secs(100 * 86_400);
+/// assert_eq!(route(Some(90 * 86_400_000), now, HISTORICAL_AFTER), RequestKind::Bulk);
+/// assert_eq!(route(Some(60 * 86_400_000), now, HISTORICAL_AFTER), RequestKind::Historical);
+/// assert_eq!(route(None, now, HISTORICAL_AFTER), RequestKind::Bulk);
+/// ```
+pub fn route(
+    timestamp_ms: Option<i64>,
+    now: SystemTime,
+    historical_after: Duration,
+) -> RequestKind {
+    let Some(ts) = timestamp_ms else {
+        return RequestKind::Bulk;
+    };
+    let now_ms = match now.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(_) => 0,
+    };
+    let limit = i64::try_from(historical_after.as_millis()).unwrap_or(i64::MAX);
+    if now_ms.saturating_sub(ts) > limit {
+        RequestKind::Historical
+    } else {
+        RequestKind::Bulk
+    }
+}
+
+/// The current time, as the client reads it (injectable for tests).
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> SystemTime + Send + Sync>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock(Arc::new(SystemTime::now))
+    }
+
+    /// A clock that reads `f`.
+    pub fn from_fn(f: impl Fn() -> SystemTime + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(f))
+    }
+
+    /// A clock stopped at `at`.
+    pub fn fixed(at: SystemTime) -> Clock {
+        Clock(Arc::new(move || at))
+    }
+
+    /// The time now.
+    pub fn now(&self) -> SystemTime {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+/// One batch, encoded and ready to join a request.
+#[derive(Clone, Debug)]
+pub(crate) struct Encoded {
+    pub(crate) body: Bytes,
+    /// The newest `timestamp_unixtime_ms` of its events.
+    pub(crate) newest_ms: Option<i64>,
+    /// The Segment `messageId` it carries.
+    pub(crate) message_id: Option<String>,
+}
+
+impl Encoded {
+    pub(crate) fn from_batch(batch: &Batch, limits: &Limits) -> Result<Encoded, Error> {
+        let body = batch.to_json_bytes();
+        if body.len() > limits.max_item_bytes {
+            return Err(Error::TooLarge {
+                bytes: body.len(),
+                limit: limits.max_item_bytes,
+            });
+        }
+        Ok(Encoded {
+            body: body.into(),
+            newest_ms: batch
+                .events
+                .iter()
+                .map(|e| e.data.timestamp_unixtime_ms)
+                .max(),
+            message_id: batch.source_message_id().map(str::to_owned),
+        })
+    }
+}
+
+/// Rokt's acceptance of a request (or of the item it carried).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Receipt {
+    /// The 2xx status (mParticle answers 202).
+    pub status: u16,
+    /// How many attempts it took.
+    pub attempts: u32,
+    /// The route of the request that delivered it.
+    pub kind: RequestKind,
+}
+
+/// What became of each item of [`Client::send_bulk`] and friends, by input index.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct BulkReport {
+    /// One result per input item, in input order.
+    pub items: Vec<Result<Receipt, Error>>,
+    /// How many HTTP requests were sent (first attempts, without retries).
+    pub requests: usize,
+}
+
+impl BulkReport {
+    /// How many items were delivered.
+    pub fn delivered(&self) -> usize {
+        self.items.iter().filter(|r| r.is_ok()).count()
+    }
+
+    /// The items that were not delivered, with why.
+    pub fn errors(&self) -> impl Iterator<Item = (usize, &Error)> {
+        self.items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e)))
+    }
+}
+
+/// Sends Segment events to Rokt's Conversions API. Cheap to clone (one shared connection
+/// pool), `Send + Sync`.
+///
+/// Made by [`Client::builder`]; the API key and secret are required. The example talks to a
+/// tiny receiver on loopback standing in for Rokt:
+///
+/// ```
+/// use rokt_capi::{Client, request::Endpoint};
+/// # use std::io::{BufRead, BufReader, Read, Write};
+/// # fn receiver() -> String {
+/// #     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// #     let url = format!("http://{}", listener.local_addr().unwrap());
+/// #     std::thread::spawn(move || {
+/// #         for stream in listener.incoming() {
+/// #             let mut stream = BufReader::new(stream.unwrap());
+/// #             std::thread::spawn(move || {
+/// #                 let mut len = 0;
+/// #                 loop {
+/// #                     let mut line = String::new();
+/// #                     if stream.read_line(&mut line).unwrap_or(0) == 0 { break; }
+/// #                     if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") { len = v.trim().parse().unwrap(); }
+/// #                     if line == "\r\n" {
+/// #                         let mut body = vec![0; len];
+/// #                         stream.read_exact(&mut body).unwrap();
+/// #                         stream.get_mut().write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}").unwrap();
+/// #                     }
+/// #                 }
+/// #             });
+/// #         }
+/// #     });
+/// #     url
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rokt_capi::Error> {
+/// # let url = receiver();
+/// // `url` is a loopback receiver here; by default the client talks to Rokt.
+/// let client = Client::builder()
+///     .api_key("my-key")
+///     .api_secret("my-secret")
+///     .endpoint(Endpoint::custom(&url)?)
+///     .build()?;
+/// let event = serde_json::json!({
+///     "type": "track", "event": "Order Completed", "messageId": "m-1",
+///     "timestamp": chrono::Utc::now().to_rfc3339(),
+///     "context": {"traits": {"email": "jane@example.com"}},
+///     "properties": {"order_id": "o-1", "revenue": 20}
+/// });
+/// let receipt = client.send(&event).await?;
+/// assert_eq!(receipt.status, 202);
+///
+/// // Bad input is refused before anything is sent.
+/// let err = client.send(&serde_json::json!({"type": "track"})).await.unwrap_err();
+/// assert!(err.is_bad_input());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    pipeline: Pipeline,
+    credentials: Credentials,
+    endpoint: Endpoint,
+    retry: RetryPolicy,
+    request_timeout: Duration,
+    user_agent: HeaderValue,
+    clock: Clock,
+    historical_after: Duration,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoint", &self.endpoint.base().as_str())
+            .field("credentials", &self.credentials)
+            .field("retry", &self.retry)
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`Client`]; [`build`](ClientBuilder::build) checks everything.
+#[must_use]
+pub struct ClientBuilder {
+    credentials: Option<Credentials>,
+    api_key: Option<String>,
+    api_secret: Option<String>,
+    endpoint: Option<Result<Endpoint, ConfigError>>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    retry: RetryPolicy,
+    user_agent: Option<String>,
+    pipeline: Option<Pipeline>,
+    preset: Option<Preset>,
+    overrides: Option<serde_json::Value>,
+    limits: Option<Limits>,
+    clock: Option<Clock>,
+    historical_after: Duration,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("has_credentials", &self.credentials.is_some())
+            .field("has_api_key", &self.api_key.is_some())
+            .field("has_api_secret", &self.api_secret.is_some())
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            credentials: None,
+            api_key: None,
+            api_secret: None,
+            endpoint: None,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            user_agent: None,
+            pipeline: None,
+            preset: None,
+            overrides: None,
+            limits: None,
+            clock: None,
+            historical_after: HISTORICAL_AFTER,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// The API key and secret together.
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// The API key (required, with the secret).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// The API secret (required, with the key).
+    pub fn api_secret(mut self, secret: impl Into<String>) -> Self {
+        self.api_secret = Some(secret.into());
+        self
+    }
+
+    /// Where to send (default [`Endpoint::rokt`]); see also [`Endpoint::pod`].
+    pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.endpoint = Some(Ok(endpoint));
+        self
+    }
+
+    /// A custom base URL, checked by `build` as [`Endpoint::custom`] checks it: `https`, or
+    /// `http` to loopback only, no user info.
+    pub fn endpoint_url(mut self, url: &str) -> Self {
+        self.endpoint = Some(Endpoint::custom(url));
+        self
+    }
+
+    /// How long to wait for a connection (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one attempt may take, from connecting to the end of the answer (default 30 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// How requests are retried (default [`RetryPolicy::default`]).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// The `User-Agent` header (default [`USER_AGENT`]).
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = Some(user_agent.into());
+        self
+    }
+
+    /// The pipeline that maps events (its mapping and limits are used; the client's
+    /// endpoint and credentials replace its own). Excludes [`preset`](Self::preset) and
+    /// [`overrides`](Self::overrides).
+    pub fn pipeline(mut self, pipeline: Pipeline) -> Self {
+        self.pipeline = Some(pipeline);
+        self
+    }
+
+    /// The mapping preset to build the pipeline from (default [`Preset::Send`]).
+    pub fn preset(mut self, preset: Preset) -> Self {
+        self.preset = Some(preset);
+        self
+    }
+
+    /// Mapping overrides in Segment's JSON, applied over the preset.
+    pub fn overrides(mut self, overrides: serde_json::Value) -> Self {
+        self.overrides = Some(overrides);
+        self
+    }
+
+    /// Bulk size limits (default: the pipeline's, else mParticle's).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// The clock that decides which batches are historical (default: the system clock).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The age past which a batch goes to `/bulkevents/historical` (default
+    /// [`HISTORICAL_AFTER`], 30 days).
+    pub fn historical_after(mut self, age: Duration) -> Self {
+        self.historical_after = age;
+        self
+    }
+
+    /// Checks the settings and builds the client. Errors are [`Error::Config`] (or
+    /// [`Error::Mapping`] for overrides that do not compile).
+    pub fn build(self) -> Result<Client, Error> {
+        let credentials = match (self.credentials, self.api_key, self.api_secret) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(ConfigError::new(
+                    "credentials",
+                    "give either credentials or api_key and api_secret, not both",
+                )
+                .into());
+            }
+            (Some(c), None, None) => c,
+            (None, key, secret) => {
+                Credentials::new(key.unwrap_or_default(), secret.unwrap_or_default())
+            }
+        };
+        if !credentials.is_complete() {
+            return Err(ConfigError::new(
+                "credentials",
+                "both the API key and the API secret are required",
+            )
+            .into());
+        }
+        let endpoint = self.endpoint.unwrap_or_else(|| Ok(Endpoint::rokt()))?;
+        if self.connect_timeout.is_zero() {
+            return Err(ConfigError::new("connect_timeout", "must be more than zero").into());
+        }
+        if self.request_timeout.is_zero() {
+            return Err(ConfigError::new("request_timeout", "must be more than zero").into());
+        }
+        self.retry.validate()?;
+        let user_agent = self.user_agent.unwrap_or_else(|| USER_AGENT.to_owned());
+        let user_agent = HeaderValue::from_str(&user_agent)
+            .ok()
+            .filter(|_| !user_agent.is_empty())
+            .ok_or_else(|| {
+                ConfigError::new("user_agent", "must be non-empty visible ASCII text")
+            })?;
+
+        let mapping_pipeline = match (self.pipeline, self.preset, self.overrides) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(ConfigError::new(
+                    "pipeline",
+                    "give either a pipeline or a preset and overrides, not both",
+                )
+                .into());
+            }
+            (Some(p), None, None) => p,
+            (None, preset, overrides) => {
+                let mut b = Pipeline::builder().preset(preset.unwrap_or(Preset::Send));
+                if let Some(o) = overrides {
+                    b = b.overrides(o);
+                }
+                b.build()?
+            }
+        };
+        let limits = self.limits.unwrap_or_else(|| *mapping_pipeline.limits());
+        let pipeline = Pipeline::builder()
+            .mapping(mapping_pipeline.mapping().clone())
+            .credentials(credentials.clone())
+            .endpoint(endpoint.clone())
+            .limits(limits)
+            .build()?;
+
+        let mut http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60));
+        #[cfg(feature = "rustls")]
+        {
+            http = http.use_rustls_tls();
+        }
+        if is_loopback(&endpoint) {
+            // A proxy from the environment cannot reach this machine's loopback.
+            http = http.no_proxy();
+        }
+        let http = http
+            .build()
+            .map_err(|_| ConfigError::new("http", "the HTTP client could not be set up"))?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                pipeline,
+                credentials,
+                endpoint,
+                retry: self.retry,
+                request_timeout: self.request_timeout,
+                user_agent,
+                clock: self.clock.unwrap_or_else(Clock::system),
+                historical_after: self.historical_after,
+            }),
+        })
+    }
+}
+
+fn is_loopback(endpoint: &Endpoint) -> bool {
+    match endpoint.base().host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
+/// The answer to a request that ended in a 2xx.
+struct Answer {
+    status: u16,
+    body: Bytes,
+    attempts: u32,
+}
+
+/// One attempt's answer, or why there is none.
+type Attempt = Result<(u16, Option<Duration>, Bytes), TransportErrorKind>;
+
+impl Client {
+    /// A builder.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// The pipeline that maps events; its requests carry this client's endpoint and
+    /// credentials, so `client.pipeline().request(&event)` previews exactly what is sent.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.inner.pipeline
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+
+    /// The retry policy.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.inner.retry
+    }
+
+    /// The route for a batch by its newest event: [`RequestKind::Bulk`] or, when older than
+    /// the historical age by this client's clock, [`RequestKind::Historical`].
+    pub fn route_for(&self, batch: &Batch) -> RequestKind {
+        let newest = batch
+            .events
+            .iter()
+            .map(|e| e.data.timestamp_unixtime_ms)
+            .max();
+        self.route_ms(newest)
+    }
+
+    pub(crate) fn route_ms(&self, newest_ms: Option<i64>) -> RequestKind {
+        route(
+            newest_ms,
+            self.inner.clock.now(),
+            self.inner.historical_after,
+        )
+    }
+
+    /// Maps one Segment event and sends it: `POST /events`, or `/bulkevents/historical` when
+    /// it is older than 30 days. Bad input is an error before anything is sent.
+    pub async fn send(&self, event: impl AsEvent) -> Result<Receipt, Error> {
+        let encoded = self.encode(event)?;
+        self.send_encoded_one(None, &encoded).await
+    }
+
+    /// Sends one batch: `POST /events`, or `/bulkevents/historical` when it is older than
+    /// 30 days.
+    pub async fn send_batch(&self, batch: &Batch) -> Result<Receipt, Error> {
+        let encoded = Encoded::from_batch(batch, self.inner.pipeline.limits())?;
+        self.send_encoded_one(None, &encoded).await
+    }
+
+    /// Sends one batch by the given route (a bulk route carries it as a bulk of one).
+    pub async fn send_batch_as(&self, kind: RequestKind, batch: &Batch) -> Result<Receipt, Error> {
+        let encoded = Encoded::from_batch(batch, self.inner.pipeline.limits())?;
+        self.send_encoded_one(Some(kind), &encoded).await
+    }
+
+    /// Sends many batches in bulk requests: split by the [`Limits`] (at most 100 per request,
+    /// 256 KB per body), recent ones to `/bulkevents` and those older than 30 days to
+    /// `/bulkevents/historical`. A batch over 128 KB is refused ([`Error::TooLarge`]) and not
+    /// sent. Requests go one after another.
+    pub async fn send_bulk(&self, batches: &[Batch]) -> BulkReport {
+        let limits = *self.inner.pipeline.limits();
+        let encoded = batches
+            .iter()
+            .map(|b| Encoded::from_batch(b, &limits))
+            .collect();
+        self.send_encoded(None, encoded).await
+    }
+
+    /// Like [`send_bulk`](Self::send_bulk), with the route chosen by the caller.
+    /// [`RequestKind::Single`] sends each batch in its own `/events` request.
+    pub async fn send_bulk_as(&self, kind: RequestKind, batches: &[Batch]) -> BulkReport {
+        let limits = *self.inner.pipeline.limits();
+        let encoded = batches
+            .iter()
+            .map(|b| Encoded::from_batch(b, &limits))
+            .collect();
+        self.send_encoded(Some(kind), encoded).await
+    }
+
+    /// Maps many Segment events and sends them as [`send_bulk`](Self::send_bulk) does. Events
+    /// that are bad input get their error and are not sent.
+    pub async fn send_events<E: AsEvent>(&self, events: impl IntoIterator<Item = E>) -> BulkReport {
+        let encoded = events.into_iter().map(|e| self.encode(e)).collect();
+        self.send_encoded(None, encoded).await
+    }
+
+    /// Sends a request built elsewhere (e.g. by [`Pipeline::request`]) as it is, with this
+    /// client's retries, timeouts and user agent. Without an `Authorization` header the
+    /// client's credentials are added. Errors in a 2xx answer's `errors` are not examined.
+    pub async fn send_request(&self, request: &Request) -> Result<Receipt, Error> {
+        let answer = self.execute(request).await?;
+        Ok(Receipt {
+            status: answer.status,
+            attempts: answer.attempts,
+            kind: request.kind,
+        })
+    }
+
+    /// Maps and encodes one event, keeping what routing needs.
+    pub(crate) fn encode(&self, event: impl AsEvent) -> Result<Encoded, Error> {
+        let batch = self.inner.pipeline.batch(event)?;
+        Encoded::from_batch(&batch, self.inner.pipeline.limits())
+    }
+
+    async fn send_encoded_one(
+        &self,
+        kind: Option<RequestKind>,
+        item: &Encoded,
+    ) -> Result<Receipt, Error> {
+        let kind = kind.unwrap_or_else(|| match self.route_ms(item.newest_ms) {
+            RequestKind::Bulk => RequestKind::Single,
+            other => other,
+        });
+        self.deliver_alone(kind, &item.body).await
+    }
+
+    async fn send_encoded(
+        &self,
+        kind: Option<RequestKind>,
+        items: Vec<Result<Encoded, Error>>,
+    ) -> BulkReport {
+        let mut results: Vec<Option<Result<Receipt, Error>>> = Vec::with_capacity(items.len());
+        let mut groups: Vec<(RequestKind, Vec<usize>)> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                Err(e) => results.push(Some(Err(e.clone()))),
+                Ok(enc) => {
+                    results.push(None);
+                    let k = kind.unwrap_or_else(|| self.route_ms(enc.newest_ms));
+                    match groups.iter_mut().find(|(gk, _)| *gk == k) {
+                        Some((_, members)) => members.push(i),
+                        None => groups.push((k, vec![i])),
+                    }
+                }
+            }
+        }
+        let mut requests = 0;
+        for (k, members) in groups {
+            let bodies: Vec<Bytes> = members
+                .iter()
+                .filter_map(|&i| items[i].as_ref().ok().map(|e| e.body.clone()))
+                .collect();
+            if k == RequestKind::Single {
+                for (&i, body) in members.iter().zip(&bodies) {
+                    requests += 1;
+                    results[i] = Some(self.deliver_alone(k, body).await);
+                }
+                continue;
+            }
+            let sizes: Vec<usize> = bodies.iter().map(Bytes::len).collect();
+            for range in plan_bulk(&sizes, self.inner.pipeline.limits()) {
+                requests += 1;
+                let verdicts = self.deliver(k, &bodies[range.clone()]).await;
+                for (&i, v) in members[range].iter().zip(verdicts) {
+                    results[i] = Some(v);
+                }
+            }
+        }
+        BulkReport {
+            items: results
+                .into_iter()
+                .map(|r| r.unwrap_or(Err(Error::Closed)))
+                .collect(),
+            requests,
+        }
+    }
+
+    /// Sends one planned bulk request (`kind` is `Bulk` or `Historical`, `items` within the
+    /// limits) and returns each item's verdict.
+    pub(crate) async fn deliver(
+        &self,
+        kind: RequestKind,
+        items: &[Bytes],
+    ) -> Vec<Result<Receipt, Error>> {
+        let (body, n) = join_array(items.iter().map(|b| &b[..]));
+        let request = Request::new(
+            &self.inner.endpoint,
+            Some(&self.inner.credentials),
+            kind,
+            body.into(),
+            n,
+        );
+        let answer = match self.execute(&request).await {
+            Ok(a) => a,
+            Err(e) => return vec![Err(e); items.len()],
+        };
+        let receipt = Receipt {
+            status: answer.status,
+            attempts: answer.attempts,
+            kind,
+        };
+        let errors = response::parse_errors(&answer.body);
+        if errors.is_empty() {
+            return vec![Ok(receipt); items.len()];
+        }
+        let attribution = response::attribute(answer.status, errors, items.len());
+        tracing::warn!(
+            status = answer.status,
+            items = items.len(),
+            named = attribution.rejected.len(),
+            unattributed = attribution.unattributed,
+            "rokt accepted a bulk request with errors"
+        );
+        let mut verdicts: Vec<Option<Result<Receipt, Error>>> = vec![None; items.len()];
+        for (i, rejection) in attribution.rejected {
+            verdicts[i] = Some(Err(Error::Rejected(rejection)));
+        }
+        let alone = if kind == RequestKind::Bulk {
+            RequestKind::Single
+        } else {
+            kind
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, v) in verdicts.into_iter().enumerate() {
+            out.push(match v {
+                Some(v) => v,
+                None if attribution.unattributed > 0 => self.deliver_alone(alone, &items[i]).await,
+                None => Ok(receipt),
+            });
+        }
+        out
+    }
+
+    /// Sends one item alone: `/events`, or a bulk route with one item.
+    async fn deliver_alone(&self, kind: RequestKind, item: &Bytes) -> Result<Receipt, Error> {
+        let body = if kind == RequestKind::Single {
+            item.clone()
+        } else {
+            join_array([&item[..]]).0.into()
+        };
+        let request = Request::new(
+            &self.inner.endpoint,
+            Some(&self.inner.credentials),
+            kind,
+            body,
+            1,
+        );
+        let answer = self.execute(&request).await?;
+        let errors = response::parse_errors(&answer.body);
+        if let Some(e) = errors.into_iter().next() {
+            return Err(Error::Rejected(crate::error::Rejection::new(
+                answer.status,
+                e.code,
+                e.message,
+            )));
+        }
+        Ok(Receipt {
+            status: answer.status,
+            attempts: answer.attempts,
+            kind,
+        })
+    }
+
+    /// Sends `request` until the retry policy stops.
+    async fn execute(&self, request: &Request) -> Result<Answer, Error> {
+        let started = Instant::now();
+        let policy = &self.inner.retry;
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let result = self.attempt(request).await;
+            let outcome = match &result {
+                Ok((status, retry_after, _)) => AttemptOutcome::Status {
+                    status: *status,
+                    retry_after: *retry_after,
+                },
+                Err(kind) => AttemptOutcome::Transport(*kind),
+            };
+            let decision = policy.decide(&outcome, attempt, started.elapsed(), fastrand::f64());
+            match decision {
+                Decision::RetryAfter(wait) => {
+                    tracing::debug!(
+                        path = %request.path,
+                        items = request.items,
+                        attempt,
+                        failure = %outcome.failure(),
+                        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        "retrying rokt request"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                Decision::Stop(StopReason::Success) => {
+                    let (status, _, body) = result.unwrap_or_else(|_| (200, None, Bytes::new()));
+                    tracing::debug!(path = %request.path, items = request.items, status, attempt, "rokt accepted");
+                    return Ok(Answer {
+                        status,
+                        body,
+                        attempts: attempt,
+                    });
+                }
+                Decision::Stop(StopReason::Permanent) => {
+                    let (status, _, body) = result.unwrap_or_else(|_| (400, None, Bytes::new()));
+                    let rejection = response::rejection(status, &body);
+                    tracing::warn!(
+                        path = %request.path,
+                        items = request.items,
+                        status,
+                        code = rejection.code.as_deref().unwrap_or(""),
+                        "rokt rejected a request"
+                    );
+                    return Err(Error::Rejected(rejection));
+                }
+                Decision::Stop(StopReason::GaveUp(reason)) => {
+                    tracing::warn!(
+                        path = %request.path,
+                        items = request.items,
+                        attempts = attempt,
+                        %reason,
+                        last = %outcome.failure(),
+                        "rokt request failed"
+                    );
+                    return Err(Error::Failed {
+                        attempts: attempt,
+                        reason,
+                        last: outcome.failure(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// One attempt: the status, `Retry-After` and (the start of) the body.
+    async fn attempt(&self, request: &Request) -> Attempt {
+        let inner = &self.inner;
+        let mut headers = HeaderMap::with_capacity(4);
+        for (name, value) in &request.headers {
+            let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+                continue;
+            };
+            if name == reqwest::header::USER_AGENT {
+                continue;
+            }
+            if let Ok(mut value) = HeaderValue::from_str(value) {
+                if name == reqwest::header::AUTHORIZATION {
+                    value.set_sensitive(true);
+                }
+                headers.insert(name, value);
+            }
+        }
+        if !headers.contains_key(reqwest::header::AUTHORIZATION) {
+            if let Ok(mut v) = HeaderValue::from_str(&inner.credentials.authorization()) {
+                v.set_sensitive(true);
+                headers.insert(reqwest::header::AUTHORIZATION, v);
+            }
+        }
+        headers.insert(reqwest::header::USER_AGENT, inner.user_agent.clone());
+        let sent = inner
+            .http
+            .post(&request.url)
+            .headers(headers)
+            .timeout(inner.request_timeout)
+            .body(request.body.clone())
+            .send()
+            .await;
+        let mut response = sent.map_err(|e| transport_kind(&e))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, inner.clock.now()));
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| transport_kind(&e))? {
+            let room = MAX_ANSWER_BYTES.saturating_sub(body.len());
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
+        Ok((status, retry_after, body.into()))
+    }
+}
+
+fn transport_kind(e: &reqwest::Error) -> TransportErrorKind {
+    if e.is_timeout() {
+        TransportErrorKind::Timeout
+    } else if e.is_connect() {
+        TransportErrorKind::Connect
+    } else {
+        TransportErrorKind::Connection
+    }
+}

@@ -1,0 +1,251 @@
+//! A destination configuration: a list of subscriptions, each a trigger plus a preset or
+//! mapping, as Segment's UI lists them. Routing an event yields the batch of every
+//! subscription it matches.
+//!
+//! ```
+//! use rokt_capi::subscription::Destination;
+//! let config = r#"{"subscriptions": [
+//!     {"name": "Conversions", "trigger": "type = \"track\" and event = \"Order Completed\"", "preset": "send"},
+//!     {"name": "Engage audiences", "trigger": "type = \"identify\"", "preset": "sync_engage_audience",
+//!      "mapping": {"hashingConfiguration": {"hashEmail": true}}}
+//! ]}"#;
+//! let destination = Destination::from_json(config).unwrap();
+//! let event = serde_json::json!({"type": "identify", "userId": "u-1", "messageId": "m-1",
+//!     "timestamp": "2026-03-04T05:06:07Z", "traits": {"email": "a@b.co"}});
+//! let routed = destination.route(&event);
+//! assert_eq!(routed.len(), 1);
+//! assert_eq!(routed[0].subscription, "Engage audiences");
+//! assert!(routed[0].batch.as_ref().unwrap().user_identities.other.is_some());
+//! ```
+
+use crate::error::Error;
+use crate::mapping::{Preset, SendMapping};
+use crate::pipeline::Pipeline;
+use crate::rokt::Batch;
+use crate::segment::{AsEvent, check_event};
+use crate::trigger::Trigger;
+use serde::{Deserialize, Serialize};
+
+/// One subscription as configured: when it fires and how it maps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Subscription {
+    /// A name for reports and logs.
+    pub name: String,
+    /// When it fires, in Segment's subscription syntax.
+    pub trigger: Trigger,
+    /// The preset its mapping starts from.
+    #[serde(default = "default_preset")]
+    pub preset: Preset,
+    /// Overrides in Segment's mapping JSON, each top-level key replacing that field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<serde_json::Value>,
+    /// Disabled subscriptions are kept in the configuration but never fire.
+    #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
+    pub enabled: bool,
+}
+
+fn default_preset() -> Preset {
+    Preset::Send
+}
+fn enabled() -> bool {
+    true
+}
+fn is_enabled(b: &bool) -> bool {
+    *b
+}
+
+impl Subscription {
+    /// A subscription for a preset with its own trigger and no overrides.
+    pub fn preset(name: impl Into<String>, preset: Preset) -> Result<Subscription, Error> {
+        let trigger = Trigger::parse(preset.trigger())
+            .map_err(|e| crate::error::ConfigError::new("trigger", e.to_string()))?;
+        Ok(Subscription {
+            name: name.into(),
+            trigger,
+            preset,
+            mapping: None,
+            enabled: true,
+        })
+    }
+
+    /// A subscription with a trigger and overrides.
+    pub fn new(
+        name: impl Into<String>,
+        trigger: Trigger,
+        preset: Preset,
+        mapping: Option<serde_json::Value>,
+    ) -> Subscription {
+        Subscription {
+            name: name.into(),
+            trigger,
+            preset,
+            mapping,
+            enabled: true,
+        }
+    }
+}
+
+/// The configuration as saved: the subscriptions, in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DestinationConfig {
+    /// The subscriptions.
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// A compiled destination: every subscription's trigger and mapping ready to apply.
+#[derive(Clone, Debug)]
+pub struct Destination {
+    config: DestinationConfig,
+    compiled: Vec<(String, Trigger, Pipeline)>,
+}
+
+/// The outcome of one matching subscription for one event.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Routed<'d> {
+    /// The subscription's name.
+    pub subscription: &'d str,
+    /// The batch, or why the event was rejected under this subscription's mapping.
+    pub batch: Result<Batch, Error>,
+}
+
+impl Destination {
+    /// Compiles a configuration: every trigger was parsed when it was read; every mapping is
+    /// compiled here, and an error names the subscription.
+    pub fn new(config: DestinationConfig) -> Result<Destination, Error> {
+        Self::with_pipeline(config, Pipeline::builder())
+    }
+
+    /// Like [`new`](Self::new), with the credentials, endpoint and limits of `base` applied to
+    /// every subscription's pipeline.
+    pub fn with_pipeline(
+        config: DestinationConfig,
+        base: crate::PipelineBuilder,
+    ) -> Result<Destination, Error> {
+        let mut compiled = Vec::with_capacity(config.subscriptions.len());
+        for s in config.subscriptions.iter().filter(|s| s.enabled) {
+            let overrides = s.mapping.clone().unwrap_or_else(|| serde_json::json!({}));
+            let mapping = SendMapping::new(s.preset, &overrides).map_err(|mut e| {
+                e.location = format!("subscription `{}` {}", s.name, e.location);
+                Error::Mapping(e)
+            })?;
+            let pipeline = base.clone().mapping(mapping).build()?;
+            compiled.push((s.name.clone(), s.trigger.clone(), pipeline));
+        }
+        Ok(Destination { config, compiled })
+    }
+
+    /// The two presets, each with its own trigger: what Segment sets up by default.
+    pub fn presets() -> Destination {
+        let subscriptions = [Preset::Send, Preset::SyncEngageAudience]
+            .into_iter()
+            .filter_map(|p| Subscription::preset(p.name(), p).ok())
+            .collect();
+        Destination::new(DestinationConfig { subscriptions })
+            .unwrap_or_else(|e| unreachable!("the presets compile: {e}"))
+    }
+
+    /// Reads and compiles a configuration from JSON.
+    pub fn from_json(text: &str) -> Result<Destination, Error> {
+        let config: DestinationConfig = serde_json::from_str(text)
+            .map_err(|e| crate::error::ConfigError::new("subscriptions", e.to_string()))?;
+        Destination::new(config)
+    }
+
+    /// The configuration as JSON, to save.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(&self.config).unwrap_or_default()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DestinationConfig {
+        &self.config
+    }
+
+    /// The enabled subscriptions' pipelines, by name.
+    pub fn pipelines(&self) -> impl Iterator<Item = (&str, &Trigger, &Pipeline)> {
+        self.compiled.iter().map(|(n, t, p)| (n.as_str(), t, p))
+    }
+
+    /// The names of the subscriptions an event matches.
+    pub fn matching(&self, event: impl AsEvent) -> Vec<&str> {
+        event.with_json(|doc| {
+            self.compiled
+                .iter()
+                .filter(|(_, t, _)| t.matches(doc))
+                .map(|(n, _, _)| n.as_str())
+                .collect()
+        })
+    }
+
+    /// The batch of every subscription the event matches, in configuration order. An event
+    /// that is not a Segment event gives a single rejection; one that matches nothing gives an
+    /// empty list.
+    pub fn route(&self, event: impl AsEvent) -> Vec<Routed<'_>> {
+        event.with_json(|doc| {
+            if let Err(e) = check_event(doc) {
+                return vec![Routed {
+                    subscription: "",
+                    batch: Err(e.into()),
+                }];
+            }
+            self.compiled
+                .iter()
+                .filter(|(_, t, _)| t.matches(doc))
+                .map(|(name, _, pipeline)| Routed {
+                    subscription: name,
+                    batch: pipeline.batch(doc),
+                })
+                .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saves_and_loads_the_same_configuration() {
+        let d = Destination::presets();
+        let again = Destination::from_json(&d.to_json()).unwrap();
+        assert_eq!(again.config(), d.config());
+        assert_eq!(again.pipelines().count(), 2);
+    }
+
+    #[test]
+    fn routes_to_every_matching_subscription() {
+        let d = Destination::from_json(
+            r#"{"subscriptions":[
+                {"name":"all tracks","trigger":"type = \"track\""},
+                {"name":"orders","trigger":"event = \"Order Completed\"","mapping":{"ip":{"@path":"$.context.ip"}}},
+                {"name":"off","trigger":"type = \"track\"","enabled":false}
+            ]}"#,
+        )
+        .unwrap();
+        let event = serde_json::json!({"type":"track","event":"Order Completed","userId":"u","messageId":"m","timestamp":"2026-01-01T00:00:00Z"});
+        let routed = d.route(&event);
+        let names: Vec<&str> = routed.iter().map(|r| r.subscription).collect();
+        assert_eq!(names, ["all tracks", "orders"]);
+        assert!(routed.iter().all(|r| r.batch.is_ok()));
+        assert!(d.route(serde_json::json!({"type":"page"})).is_empty());
+        assert!(d.route(serde_json::json!({"no":"type"}))[0].batch.is_err());
+    }
+
+    #[test]
+    fn errors_name_the_subscription() {
+        let err = Destination::from_json(r#"{"subscriptions":[{"name":"bad","trigger":"type = \"track\"","mapping":{"ip":{"@nope":1}}}]}"#).unwrap_err();
+        assert!(err.to_string().contains("subscription `bad`"), "{err}");
+        let err =
+            Destination::from_json(r#"{"subscriptions":[{"name":"x","trigger":"type = (("}]}"#)
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("trigger") || err.to_string().contains("subscriptions"),
+            "{err}"
+        );
+    }
+}

@@ -1,1 +1,0 @@
-//! Segment subscription triggers (placeholder: being written).

@@ -1,0 +1,621 @@
+//! The HTTP client against a mock Rokt on loopback.
+
+mod support;
+
+use rokt_capi::client::{Client, Clock, RetryPolicy};
+use rokt_capi::error::{AttemptFailure, GiveUp, TransportErrorKind};
+use rokt_capi::request::{Endpoint, Limits, RequestKind};
+use rokt_capi::{Error, Pipeline};
+use serde_json::json;
+use std::time::{Duration, SystemTime};
+use support::{MockServer, Received, Reply};
+
+fn paths(received: &[Received]) -> Vec<String> {
+    received.iter().map(|r| r.path.clone()).collect()
+}
+
+#[tokio::test]
+async fn send_posts_one_batch_with_auth_and_headers() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let client = support::client(&server);
+    let receipt = client.send(support::event(1)).await.unwrap();
+    assert_eq!((receipt.status, receipt.attempts), (202, 1));
+    assert_eq!(receipt.kind, RequestKind::Single);
+
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    let r = &got[0];
+    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/events"));
+    assert_eq!(
+        r.header("authorization"),
+        Some(support::expected_auth().as_str())
+    );
+    assert_eq!(
+        r.header("authorization"),
+        Some("Basic dGVzdC1rZXk6dGVzdC1zZWNyZXQ=")
+    );
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert!(
+        r.header("user-agent")
+            .unwrap()
+            .starts_with("rokt-capi-rust/")
+    );
+    // The body is exactly what the pipeline builds: one batch object.
+    let expected = client.pipeline().request(support::event(1)).unwrap();
+    let body = r.json();
+    assert!(body.is_object());
+    assert_eq!(body["events"][0]["data"]["source_message_id"], json!("m-1"));
+    assert_eq!(body["user_identities"]["email"], json!("user1@example.com"));
+    let preview: serde_json::Value = serde_json::from_slice(&expected.body).unwrap();
+    assert_eq!(body["user_identities"], preview["user_identities"]);
+}
+
+#[tokio::test]
+async fn base_path_and_user_agent_are_configurable() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let client = Client::builder()
+        .credentials(rokt_capi::Credentials::new(support::KEY, support::SECRET))
+        .endpoint(Endpoint::custom(&format!("{}/s2s/v2/", server.url())).unwrap())
+        .user_agent("my-service/1.0")
+        .build()
+        .unwrap();
+    let batch = support::batch(&client, 7);
+    client.send_batch(&batch).await.unwrap();
+    client.send_bulk(&[batch.clone(), batch]).await;
+    let got = server.received();
+    assert_eq!(paths(&got), ["/s2s/v2/events", "/s2s/v2/bulkevents"]);
+    assert_eq!(got[0].header("user-agent"), Some("my-service/1.0"));
+}
+
+#[tokio::test]
+async fn bulk_goes_to_bulkevents_as_an_array() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let client = support::client(&server);
+    let batches: Vec<_> = (0..3).map(|i| support::batch(&client, i)).collect();
+    let report = client.send_bulk(&batches).await;
+    assert_eq!((report.delivered(), report.requests), (3, 1));
+    let got = server.received();
+    assert_eq!(paths(&got), ["/bulkevents"]);
+    assert_eq!(got[0].message_ids(), ["m-0", "m-1", "m-2"]);
+}
+
+#[tokio::test]
+async fn bulk_splits_at_100_items_in_order() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let client = support::client(&server);
+    let report = client.send_events((0..250).map(support::event)).await;
+    assert_eq!((report.delivered(), report.requests), (250, 3));
+    let got = server.received();
+    let sizes: Vec<usize> = got.iter().map(|r| r.batches().len()).collect();
+    assert_eq!(sizes, [100, 100, 50]);
+    let ids: Vec<String> = got.iter().flat_map(Received::message_ids).collect();
+    let expected: Vec<String> = (0..250).map(|i| format!("m-{i}")).collect();
+    assert_eq!(ids, expected);
+}
+
+fn padded_event(i: usize, pad: usize) -> serde_json::Value {
+    let mut e = support::event(i);
+    e["context"]["userAgent"] = json!("x".repeat(pad));
+    e
+}
+
+#[tokio::test]
+async fn bulk_splits_by_bytes() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let client = support::client(&server);
+    // Each batch is about 100 KB: two fit in a 256 KB request, three do not.
+    let events: Vec<_> = (0..5).map(|i| padded_event(i, 100 * 1024)).collect();
+    let report = client.send_events(&events).await;
+    assert_eq!(report.delivered(), 5);
+    let got = server.received();
+    let sizes: Vec<usize> = got.iter().map(|r| r.batches().len()).collect();
+    assert_eq!(sizes, [2, 2, 1]);
+    for r in &got {
+        assert!(r.body.len() <= Limits::default().max_request_bytes);
+    }
+}
+
+#[tokio::test]
+async fn oversize_items_are_refused_before_sending() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let client = support::client(&server);
+    let huge = padded_event(1, 130 * 1024);
+
+    let err = client.send(&huge).await.unwrap_err();
+    assert!(matches!(err, Error::TooLarge { limit, .. } if limit == 128 * 1024));
+    assert!(err.is_bad_input());
+    assert_eq!(server.count(), 0, "nothing is sent for an oversize event");
+
+    let report = client
+        .send_events([support::event(0), huge, support::event(2)])
+        .await;
+    assert!(report.items[0].is_ok() && report.items[2].is_ok());
+    assert!(matches!(report.items[1], Err(Error::TooLarge { .. })));
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].message_ids(), ["m-0", "m-2"]);
+
+    // Bad input is refused the same way, without a request.
+    let report = client.send_events([support::bad_event()]).await;
+    assert!(report.items[0].as_ref().unwrap_err().is_bad_input());
+    assert_eq!((report.requests, server.count()), (0, 1));
+}
+
+#[tokio::test]
+async fn old_events_go_to_historical() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    // The clock is fixed: 2026-03-04 is "now".
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_772_600_000);
+    let client = support::builder(&server)
+        .clock(Clock::fixed(now))
+        .build()
+        .unwrap();
+    let recent = support::event_at(1, "2026-03-01T00:00:00Z");
+    let old = support::event_at(2, "2026-01-01T00:00:00Z");
+
+    let r = client.send(&old).await.unwrap();
+    assert_eq!(r.kind, RequestKind::Historical);
+    let r = client.send(&recent).await.unwrap();
+    assert_eq!(r.kind, RequestKind::Single);
+    let report = client.send_events([&recent, &old, &recent, &old]).await;
+    assert_eq!(report.delivered(), 4);
+    let got = server.received();
+    assert_eq!(
+        paths(&got),
+        [
+            "/bulkevents/historical",
+            "/events",
+            "/bulkevents",
+            "/bulkevents/historical"
+        ]
+    );
+    assert!(got[0].json().is_array(), "historical takes an array");
+    assert_eq!(got[3].batches().len(), 2);
+
+    // The caller may choose the route.
+    let b = client.pipeline().batch(&old).unwrap();
+    assert_eq!(client.route_for(&b), RequestKind::Historical);
+    client.send_batch_as(RequestKind::Bulk, &b).await.unwrap();
+    client
+        .send_bulk_as(RequestKind::Single, &[b.clone(), b])
+        .await;
+    assert_eq!(
+        paths(&server.received()[4..]),
+        ["/bulkevents", "/events", "/events"]
+    );
+
+    // A shorter threshold, configurable.
+    let client = support::builder(&server)
+        .clock(Clock::fixed(now))
+        .historical_after(Duration::from_secs(86_400))
+        .build()
+        .unwrap();
+    assert_eq!(
+        client.send(&recent).await.unwrap().kind,
+        RequestKind::Historical
+    );
+}
+
+#[tokio::test]
+async fn retries_429_after_retry_after() {
+    let server = MockServer::script(vec![
+        Reply::status(429).header("Retry-After", "0"),
+        Reply::status(429).header("Retry-After", "Sun, 06 Nov 1994 08:49:37 GMT"),
+        Reply::accepted(),
+    ])
+    .await;
+    let client = support::client(&server);
+    let r = client.send(support::event(1)).await.unwrap();
+    assert_eq!((r.status, r.attempts), (202, 3));
+    let got = server.received();
+    assert_eq!(got.len(), 3);
+    assert!(
+        got.iter().all(|r| r.body == got[0].body),
+        "the same body is resent"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_beyond_the_deadline_gives_up_without_waiting() {
+    let server = MockServer::script(vec![Reply::status(429).header("Retry-After", "3600")]).await;
+    let client = support::client(&server);
+    let err = client.send(support::event(1)).await.unwrap_err();
+    assert_eq!(
+        err,
+        Error::Failed {
+            attempts: 1,
+            reason: GiveUp::Deadline,
+            last: AttemptFailure::Status(429)
+        }
+    );
+    assert!(!err.is_permanent());
+    assert_eq!(server.count(), 1);
+}
+
+#[tokio::test]
+async fn retries_500_then_succeeds() {
+    let server = MockServer::script(vec![Reply::status(500), Reply::accepted()]).await;
+    let client = support::client(&server);
+    let r = client.send(support::event(1)).await.unwrap();
+    assert_eq!((r.status, r.attempts), (202, 2));
+    assert_eq!(server.count(), 2);
+}
+
+#[tokio::test]
+async fn a_storm_of_503_ends_after_max_attempts() {
+    let server = MockServer::script(vec![Reply::status(503)]).await;
+    let client = support::builder(&server)
+        .retry(support::fast_retry().with_max_attempts(4))
+        .build()
+        .unwrap();
+    let err = client.send(support::event(1)).await.unwrap_err();
+    assert_eq!(
+        err,
+        Error::Failed {
+            attempts: 4,
+            reason: GiveUp::MaxAttempts,
+            last: AttemptFailure::Status(503)
+        }
+    );
+    assert_eq!(err.status(), 503);
+    assert_eq!(server.count(), 4);
+}
+
+#[tokio::test]
+async fn a_storm_of_503_ends_at_the_deadline() {
+    let server = MockServer::script(vec![Reply::status(503)]).await;
+    let policy = RetryPolicy::default()
+        .with_max_attempts(10_000)
+        .with_base_delay(Duration::from_millis(2))
+        .with_max_delay(Duration::from_millis(10))
+        .with_deadline(Duration::from_millis(150));
+    let client = support::builder(&server).retry(policy).build().unwrap();
+    let err = client.send(support::event(1)).await.unwrap_err();
+    let Error::Failed {
+        attempts,
+        reason,
+        last,
+    } = err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        (reason, last),
+        (GiveUp::Deadline, AttemptFailure::Status(503))
+    );
+    assert!(attempts > 1 && attempts < 10_000);
+    assert_eq!(server.count(), attempts as usize);
+}
+
+#[tokio::test]
+async fn connection_reset_is_retried() {
+    let server = MockServer::script(vec![Reply::Reset, Reply::Close, Reply::accepted()]).await;
+    let client = support::client(&server);
+    let r = client.send(support::event(1)).await.unwrap();
+    assert_eq!(r.attempts, 3);
+    assert_eq!(server.count(), 3);
+
+    let server = MockServer::script(vec![Reply::Reset]).await;
+    let client = support::builder(&server)
+        .retry(support::fast_retry().with_max_attempts(3))
+        .build()
+        .unwrap();
+    let err = client.send(support::event(1)).await.unwrap_err();
+    assert_eq!(
+        err,
+        Error::Failed {
+            attempts: 3,
+            reason: GiveUp::MaxAttempts,
+            last: AttemptFailure::Transport(TransportErrorKind::Connection)
+        }
+    );
+    assert_eq!(server.count(), 3);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_connect_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let client = Client::builder()
+        .api_key("k")
+        .api_secret("s")
+        .endpoint_url(&url)
+        .retry(support::fast_retry().with_max_attempts(2))
+        .build()
+        .unwrap();
+    let err = client.send(support::event(1)).await.unwrap_err();
+    assert_eq!(
+        err,
+        Error::Failed {
+            attempts: 2,
+            reason: GiveUp::MaxAttempts,
+            last: AttemptFailure::Transport(TransportErrorKind::Connect)
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_slow_answer_times_out_and_is_retried() {
+    let server = MockServer::script(vec![
+        Reply::accepted().after(Duration::from_secs(3)),
+        Reply::accepted(),
+    ])
+    .await;
+    let client = support::builder(&server)
+        .request_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let r = client.send(support::event(1)).await.unwrap();
+    assert_eq!(r.attempts, 2);
+
+    let server = MockServer::script(vec![Reply::accepted().after(Duration::from_secs(3))]).await;
+    let client = support::builder(&server)
+        .request_timeout(Duration::from_millis(100))
+        .retry(support::fast_retry().with_max_attempts(2))
+        .build()
+        .unwrap();
+    let err = client.send(support::event(1)).await.unwrap_err();
+    assert_eq!(
+        err,
+        Error::Failed {
+            attempts: 2,
+            reason: GiveUp::MaxAttempts,
+            last: AttemptFailure::Transport(TransportErrorKind::Timeout)
+        }
+    );
+    assert_eq!(err.status(), 504);
+}
+
+#[tokio::test]
+async fn permanent_errors_are_not_retried() {
+    let personal = "Invalid email user1@example.com";
+    for (status, code) in [
+        (400, "BAD_REQUEST"),
+        (401, "UNAUTHORIZED"),
+        (403, "FORBIDDEN"),
+    ] {
+        let server = MockServer::script(vec![Reply::errors(status, &[(code, personal)])]).await;
+        let client = support::client(&server);
+        let err = client.send(support::event(1)).await.unwrap_err();
+        let Error::Rejected(rejection) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(rejection.status, status);
+        assert_eq!(rejection.code.as_deref(), Some(code));
+        assert_eq!(rejection.message(), Some(personal));
+        assert!(err.is_permanent() && !err.is_bad_input());
+        assert_eq!(err.status(), status);
+        // Neither Display nor Debug repeats what Rokt echoed.
+        assert!(!err.to_string().contains("example.com"), "{err}");
+        assert!(!format!("{err:?}").contains("example.com"));
+        assert_eq!(server.count(), 1, "{status} must not be retried");
+
+        // A bulk request is refused as a whole, also in one request.
+        let report = client.send_events((0..3).map(support::event)).await;
+        assert!(
+            report
+                .items
+                .iter()
+                .all(|r| matches!(r, Err(Error::Rejected(x)) if x.status == status))
+        );
+        assert_eq!(server.count(), 2);
+    }
+    // A body that is not mParticle's shape: status only.
+    let server = MockServer::script(vec![Reply::status(401).body("Unauthorized")]).await;
+    let err = support::client(&server)
+        .send(support::event(1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "rejected by Rokt: HTTP 401");
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let target = MockServer::script(vec![Reply::accepted()]).await;
+    let server = MockServer::script(vec![
+        Reply::status(307).header("Location", &format!("{}/events", target.url())),
+    ])
+    .await;
+    let err = support::client(&server)
+        .send(support::event(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Rejected(r) if r.status == 307),
+        "{err:?}"
+    );
+    assert_eq!((server.count(), target.count()), (1, 0));
+}
+
+#[tokio::test]
+async fn partial_errors_reject_the_named_items() {
+    let server = MockServer::script(vec![Reply::errors(
+        202,
+        &[
+            ("BAD_REQUEST", "Path '[1].events[0].data' is invalid"),
+            ("BAD_REQUEST", "Path '[3].user_identities' is invalid"),
+        ],
+    )])
+    .await;
+    let client = support::client(&server);
+    let report = client.send_events((0..5).map(support::event)).await;
+    for (i, item) in report.items.iter().enumerate() {
+        if i == 1 || i == 3 {
+            let Err(Error::Rejected(r)) = item else {
+                panic!("{i}: {item:?}")
+            };
+            assert_eq!((r.status, r.code.as_deref()), (202, Some("BAD_REQUEST")));
+        } else {
+            assert_eq!(item.as_ref().unwrap().status, 202);
+        }
+    }
+    assert_eq!(server.count(), 1, "named items need no second request");
+}
+
+#[tokio::test]
+async fn unattributed_errors_resend_items_one_by_one() {
+    // The bulk answer names item 0 and has one error that names nothing; the other items
+    // are then sent alone to `/events`, where m-2 is refused.
+    let server = MockServer::start(|r| {
+        if r.path == "/bulkevents" {
+            return Reply::errors(
+                202,
+                &[
+                    ("BAD_REQUEST", "Path '[0]' is invalid"),
+                    ("BAD_REQUEST", "Something is wrong"),
+                ],
+            );
+        }
+        if r.message_ids() == ["m-2"] {
+            return Reply::errors(202, &[("BAD_REQUEST", "Required event field missing")]);
+        }
+        Reply::accepted()
+    })
+    .await;
+    let client = support::client(&server);
+    let report = client.send_events((0..4).map(support::event)).await;
+    let ok: Vec<bool> = report.items.iter().map(Result::is_ok).collect();
+    assert_eq!(ok, [false, true, false, true]);
+    assert_eq!(report.items[1].as_ref().unwrap().kind, RequestKind::Single);
+    let got = server.received();
+    assert_eq!(
+        paths(&got),
+        ["/bulkevents", "/events", "/events", "/events"]
+    );
+    let singles: Vec<String> = got[1..].iter().flat_map(Received::message_ids).collect();
+    assert_eq!(singles, ["m-1", "m-2", "m-3"]);
+
+    // A single event with errors in its 202 is rejected.
+    let err = client.send(support::event(2)).await.unwrap_err();
+    assert!(matches!(err, Error::Rejected(r) if r.status == 202));
+}
+
+#[tokio::test]
+async fn historical_items_are_resent_alone_on_the_historical_route() {
+    let server = MockServer::start(|r| {
+        if r.batches().len() > 1 {
+            Reply::errors(202, &[("BAD_REQUEST", "no item named")])
+        } else {
+            Reply::accepted()
+        }
+    })
+    .await;
+    let client = support::client(&server);
+    let old = support::event_at(1, "2020-01-01T00:00:00Z");
+    let report = client.send_events([&old, &old]).await;
+    assert_eq!(report.delivered(), 2);
+    assert_eq!(paths(&server.received()), ["/bulkevents/historical"; 3]);
+}
+
+#[tokio::test]
+async fn send_request_sends_a_prebuilt_request() {
+    let server = MockServer::script(vec![Reply::status(500), Reply::accepted()]).await;
+    let client = support::client(&server);
+    let pipeline = Pipeline::builder()
+        .endpoint(Endpoint::custom(&server.url()).unwrap())
+        .build()
+        .unwrap();
+    let request = pipeline.request(support::event(3)).unwrap();
+    assert!(request.header("authorization").is_none());
+    let r = client.send_request(&request).await.unwrap();
+    assert_eq!((r.status, r.attempts), (202, 2));
+    let got = server.received();
+    assert_eq!(
+        got[1].header("authorization"),
+        Some(support::expected_auth().as_str())
+    );
+    assert_eq!(got[1].body, request.body.to_vec());
+}
+
+#[test]
+fn the_builder_checks_its_settings() {
+    let config = |b: rokt_capi::ClientBuilder| match b.build() {
+        Err(Error::Config(e)) => e.setting,
+        other => panic!("{other:?}"),
+    };
+    let ok = || Client::builder().api_key("k").api_secret("s");
+    assert_eq!(config(Client::builder()), "credentials");
+    assert_eq!(config(Client::builder().api_key("k")), "credentials");
+    assert_eq!(config(Client::builder().api_secret("s")), "credentials");
+    assert_eq!(config(ok().endpoint_url("http://example.com")), "endpoint");
+    assert_eq!(
+        config(ok().endpoint_url("https://u:p@example.com")),
+        "endpoint"
+    );
+    assert_eq!(config(ok().endpoint_url("not a url")), "endpoint");
+    assert_eq!(
+        config(ok().request_timeout(Duration::ZERO)),
+        "request_timeout"
+    );
+    assert_eq!(
+        config(ok().connect_timeout(Duration::ZERO)),
+        "connect_timeout"
+    );
+    assert_eq!(
+        config(ok().retry(RetryPolicy::default().with_max_attempts(0))),
+        "retry"
+    );
+    assert_eq!(config(ok().user_agent("bad\nagent")), "user_agent");
+    assert_eq!(
+        config(
+            ok().pipeline(Pipeline::new(rokt_capi::mapping::Preset::Send))
+                .overrides(json!({}))
+        ),
+        "pipeline"
+    );
+    assert!(matches!(
+        ok().overrides(json!({"email": {"@nonsense": 1}})).build(),
+        Err(Error::Mapping(_))
+    ));
+
+    let client = ok().api_secret("s3cr3t-value").build().unwrap();
+    assert_eq!(client.endpoint(), &Endpoint::rokt());
+    let shown = format!("{client:?}");
+    assert!(!shown.contains("s3cr3t-value"), "{shown}");
+    assert!(!shown.contains(&rokt_capi::Credentials::new("k", "s3cr3t-value").authorization()));
+    let pod = ok()
+        .endpoint(Endpoint::pod(rokt_capi::request::Pod::Eu1))
+        .build()
+        .unwrap();
+    assert_eq!(
+        pod.endpoint().url(RequestKind::Bulk),
+        "https://s2s.eu1.mparticle.com/v2/bulkevents"
+    );
+
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Client>();
+}
+
+/// `cargo run --example event_tester` works offline: it prints the payload and `202`.
+/// (`cargo test` builds the examples; when run alone without them, this test says so and passes.)
+#[test]
+fn the_event_tester_example_runs_offline() {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let tester = dir
+        .join("examples")
+        .join(format!("event_tester{}", std::env::consts::EXE_SUFFIX));
+    if !tester.exists() {
+        println!("skipped: {} is not built", tester.display());
+        return;
+    }
+    let out = std::process::Command::new(tester)
+        .env_remove("ROKT_API_KEY")
+        .env_remove("ROKT_API_SECRET")
+        .env_remove("ROKT_ENDPOINT")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("POST http://127.0.0.1:"), "{stdout}");
+    assert!(
+        stdout.contains("\"source_message_id\": \"event-tester-"),
+        "{stdout}"
+    );
+    assert!(stdout.trim_end().ends_with("HTTP status: 202"), "{stdout}");
+}

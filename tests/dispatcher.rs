@@ -1,0 +1,570 @@
+//! The background dispatcher against a mock Rokt on loopback, including a fault-injection run.
+
+mod support;
+
+use rokt_capi::Error;
+use rokt_capi::client::{Dispatcher, EnqueueError, Outcome, RetryPolicy, Ticket, Verdict};
+use rokt_capi::request::RequestKind;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{MockServer, Received, Reply};
+use tokio::sync::mpsc;
+
+fn drain(rx: &mut mpsc::UnboundedReceiver<Outcome>) -> Vec<Outcome> {
+    let mut out = Vec::new();
+    while let Ok(o) = rx.try_recv() {
+        out.push(o);
+    }
+    out
+}
+
+fn by_ticket(outcomes: &[Outcome]) -> HashMap<Ticket, usize> {
+    let mut seen = HashMap::new();
+    for o in outcomes {
+        *seen.entry(o.ticket).or_insert(0) += 1;
+    }
+    seen
+}
+
+#[tokio::test]
+async fn groups_events_into_bulk_requests_and_reports_each_once() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .flush_interval(Duration::from_secs(3600)) // only full requests and `flush`
+        .outcomes_to(tx)
+        .build()
+        .unwrap();
+    let mut tickets = Vec::new();
+    for i in 0..250 {
+        tickets.push(dispatcher.enqueue(support::event(i)).await.unwrap());
+    }
+    dispatcher.flush().await.unwrap();
+    let outcomes = drain(&mut rx);
+    assert_eq!(outcomes.len(), 250, "flush returns after every outcome");
+    assert!(by_ticket(&outcomes).values().all(|&n| n == 1));
+    for o in &outcomes {
+        let Verdict::Delivered(r) = &o.verdict else {
+            panic!("{o:?}")
+        };
+        assert_eq!((r.status, r.kind), (202, RequestKind::Bulk));
+        let i = tickets.iter().position(|t| *t == o.ticket).unwrap();
+        assert_eq!(o.message_id.as_deref(), Some(format!("m-{i}").as_str()));
+    }
+    let got = server.received();
+    let mut sizes: Vec<usize> = got.iter().map(|r| r.batches().len()).collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, [50, 100, 100]);
+    assert!(got.iter().all(|r| r.path == "/bulkevents"));
+    assert!(
+        got.iter()
+            .all(|r| r.header("authorization") == Some(support::expected_auth().as_str()))
+    );
+    dispatcher.shutdown().await;
+    assert!(dispatcher.is_closed());
+}
+
+#[tokio::test]
+async fn bad_input_is_rejected_at_enqueue() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .on_outcome({
+            let seen = seen.clone();
+            move |o| seen.lock().unwrap().push(o)
+        })
+        .build()
+        .unwrap();
+    let mut bad = support::bad_event();
+    bad["messageId"] = "bad-1".into();
+    let ticket = dispatcher.enqueue(&bad).await.unwrap();
+    {
+        // Reported before enqueue returned.
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].ticket, ticket);
+        assert_eq!(seen[0].message_id.as_deref(), Some("bad-1"));
+        assert!(matches!(&seen[0].verdict, Verdict::Rejected(e) if e.is_bad_input()));
+    }
+    let huge = {
+        let mut e = support::event(2);
+        e["context"]["userAgent"] = "x".repeat(200 * 1024).into();
+        e
+    };
+    dispatcher.try_enqueue(huge).unwrap();
+    assert!(matches!(
+        &seen.lock().unwrap()[1].verdict,
+        Verdict::Rejected(Error::TooLarge { .. })
+    ));
+    dispatcher.shutdown().await;
+    assert_eq!(server.count(), 0, "bad input never reaches Rokt");
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_full_queue_makes_try_enqueue_give_the_event_back() {
+    // One slow request in flight, one event waiting for it, a queue of one.
+    let server =
+        MockServer::script(vec![Reply::accepted().after(Duration::from_millis(300))]).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .queue_capacity(1)
+        .concurrency(1)
+        .max_batch_items(1)
+        .outcomes_to(tx)
+        .build()
+        .unwrap();
+    let mut accepted = 0;
+    let mut full = None;
+    for i in 0..1000 {
+        match dispatcher.try_enqueue(support::event(i)) {
+            Ok(_) => accepted += 1,
+            Err(EnqueueError::Full(event)) => {
+                full = Some(event);
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+        tokio::task::yield_now().await;
+    }
+    let event = full.expect("the queue fills up");
+    assert!(accepted >= 1);
+    assert_eq!(event["messageId"], format!("m-{accepted}"));
+    // `enqueue` waits for room instead.
+    dispatcher.enqueue(event).await.unwrap();
+    dispatcher.shutdown().await;
+    let outcomes = drain(&mut rx);
+    assert_eq!(outcomes.len(), accepted + 1);
+    assert!(outcomes.iter().all(|o| o.verdict.is_delivered()));
+}
+
+#[tokio::test]
+async fn the_flush_interval_sends_a_partial_batch() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .flush_interval(Duration::from_millis(20))
+        .outcomes_to(tx)
+        .build()
+        .unwrap();
+    for i in 0..3 {
+        dispatcher.enqueue(support::event(i)).await.unwrap();
+    }
+    for _ in 0..3 {
+        let o = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("sent without flush")
+            .unwrap();
+        assert!(o.verdict.is_delivered());
+    }
+    // Usually one request of 3; a slow machine may have split them. Nothing was flushed.
+    let sent: usize = server.received().iter().map(|r| r.batches().len()).sum();
+    assert_eq!(sent, 3);
+}
+
+#[tokio::test]
+async fn shutdown_closes_the_queue() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .outcomes_to(tx)
+        .build()
+        .unwrap();
+    let clone = dispatcher.clone();
+    for i in 0..5 {
+        clone.enqueue(support::event(i)).await.unwrap();
+    }
+    dispatcher.shutdown().await;
+    assert_eq!(drain(&mut rx).len(), 5, "shutdown drains the queue");
+    let back = clone.enqueue(support::event(9)).await.unwrap_err();
+    assert!(matches!(back, EnqueueError::Closed(_)));
+    assert_eq!(back.into_inner()["messageId"], "m-9");
+    assert!(matches!(
+        clone.try_enqueue(support::event(9)),
+        Err(EnqueueError::Closed(_))
+    ));
+    assert_eq!(clone.flush().await, Err(Error::Closed));
+    clone.shutdown().await; // again: fine
+    drop((dispatcher, clone));
+    assert!(rx.recv().await.is_none(), "no outcome after shutdown");
+    assert_eq!(server.count(), 1);
+}
+
+#[tokio::test]
+async fn dropping_every_handle_still_delivers_what_was_queued() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .flush_interval(Duration::from_secs(3600))
+        .outcomes_to(tx)
+        .build()
+        .unwrap();
+    for i in 0..7 {
+        dispatcher.enqueue(support::event(i)).await.unwrap();
+    }
+    drop(dispatcher);
+    // The background task sends what is queued, then drops its end of the channel.
+    let mut n = 0;
+    while let Some(o) = rx.recv().await {
+        assert!(o.verdict.is_delivered());
+        n += 1;
+    }
+    assert_eq!(n, 7);
+}
+
+#[tokio::test]
+async fn rejections_and_failures_are_reported() {
+    let server = MockServer::start(|r: &Received| {
+        let ids = r.message_ids();
+        if ids.iter().any(|id| id == "m-0") {
+            Reply::errors(400, &[("BAD_REQUEST", "bad")])
+        } else {
+            Reply::status(503)
+        }
+    })
+    .await;
+    let client = support::builder(&server)
+        .retry(support::fast_retry().with_max_attempts(3))
+        .build()
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let dispatcher = Dispatcher::builder(client)
+        .max_batch_items(1)
+        .outcomes_to(tx)
+        .build()
+        .unwrap();
+    for i in 0..2 {
+        dispatcher.enqueue(support::event(i)).await.unwrap();
+    }
+    dispatcher.shutdown().await;
+    let mut outcomes = drain(&mut rx);
+    outcomes.sort_by_key(|o| o.ticket);
+    assert!(
+        matches!(&outcomes[0].verdict, Verdict::Rejected(Error::Rejected(r)) if r.status == 400)
+    );
+    assert!(matches!(
+        &outcomes[1].verdict,
+        Verdict::Failed(Error::Failed { attempts: 3, .. })
+    ));
+    assert_eq!(server.count(), 1 + 3);
+}
+
+#[tokio::test]
+async fn routes_old_events_to_historical_and_honours_a_forced_route() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .build()
+        .unwrap();
+    dispatcher.enqueue(support::event(1)).await.unwrap();
+    dispatcher
+        .enqueue(support::event_at(2, "2020-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    dispatcher.flush().await.unwrap();
+    let mut paths: Vec<String> = server.received().into_iter().map(|r| r.path).collect();
+    paths.sort();
+    assert_eq!(paths, ["/bulkevents", "/bulkevents/historical"]);
+
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .kind(RequestKind::Single)
+        .rate_limit(10_000.0)
+        .build()
+        .unwrap();
+    for i in 0..3 {
+        dispatcher.enqueue(support::event(i)).await.unwrap();
+    }
+    dispatcher.shutdown().await;
+    let got = server.received();
+    assert!(
+        got.iter()
+            .all(|r| r.path == "/events" && r.json().is_object())
+    );
+    assert_eq!(got.len(), 3);
+}
+
+#[tokio::test]
+async fn the_builder_checks_its_settings() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let b = || Dispatcher::builder(support::client(&server));
+    for (builder, setting) in [
+        (b().queue_capacity(0), "queue_capacity"),
+        (b().concurrency(0), "concurrency"),
+        (b().flush_interval(Duration::ZERO), "flush_interval"),
+        (b().rate_limit(0.0), "rate_limit"),
+        (b().rate_limit(f64::NAN), "rate_limit"),
+        (b().max_batch_items(0), "max_batch_items"),
+    ] {
+        assert!(matches!(builder.build(), Err(Error::Config(e)) if e.setting == setting));
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_callback_loses_no_other_outcome() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let seen = Arc::new(AtomicUsize::new(0));
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .on_outcome({
+            let seen = seen.clone();
+            move |o| {
+                if o.ticket.id() == 0 {
+                    panic!("a careless callback");
+                }
+                seen.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+        .build()
+        .unwrap();
+    for i in 0..10 {
+        dispatcher.enqueue(support::event(i)).await.unwrap();
+    }
+    dispatcher.shutdown().await;
+    assert_eq!(seen.load(Ordering::Relaxed), 9);
+
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Dispatcher>();
+}
+
+#[test]
+fn building_outside_a_runtime_is_a_config_error() {
+    let client = rokt_capi::Client::builder()
+        .api_key("k")
+        .api_secret("s")
+        .build()
+        .unwrap();
+    assert!(matches!(
+        Dispatcher::builder(client).build(),
+        Err(Error::Config(e)) if e.setting == "runtime"
+    ));
+}
+
+/// What the fault-injecting server saw.
+#[derive(Default)]
+struct Ledger {
+    /// Times each messageId was accepted (processed) by the server.
+    accepted: HashMap<String, usize>,
+    /// Ids whose request was processed but whose answer was lost (connection reset).
+    lost: HashSet<String>,
+    faults: HashMap<&'static str, usize>,
+    requests: usize,
+}
+
+/// 10,000 events, no faults: how fast the dispatcher moves events to a loopback server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throughput_without_faults() {
+    const EVENTS: usize = 10_000;
+    let received = Arc::new(AtomicUsize::new(0));
+    let server = MockServer::start({
+        let received = received.clone();
+        move |r: &Received| {
+            received.fetch_add(r.message_ids().len(), Ordering::Relaxed);
+            Reply::accepted()
+        }
+    })
+    .await;
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .on_outcome({
+            let delivered = delivered.clone();
+            move |o| {
+                if o.verdict.is_delivered() {
+                    delivered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+        .build()
+        .unwrap();
+    let now = chrono::Utc::now().to_rfc3339();
+    let events: Vec<_> = (0..EVENTS).map(|i| support::event_at(i, &now)).collect();
+    let started = Instant::now();
+    for e in events {
+        dispatcher.enqueue(e).await.unwrap();
+    }
+    dispatcher.shutdown().await;
+    let elapsed = started.elapsed();
+    assert_eq!(delivered.load(Ordering::Relaxed), EVENTS);
+    assert_eq!(received.load(Ordering::Relaxed), EVENTS);
+    println!(
+        "throughput: {EVENTS} events in {} requests, {:.2} s, {:.0} events/s (enqueue, map, build, send, outcome)",
+        server.count(),
+        elapsed.as_secs_f64(),
+        EVENTS as f64 / elapsed.as_secs_f64()
+    );
+}
+
+/// ≥10,000 events through the dispatcher to a server that fails a random 30% of requests
+/// (429, 500, 503, a reset before processing, a reset after processing = a lost answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_injection_every_event_settles_exactly_once() {
+    const EVENTS: usize = 10_000;
+    const BAD: usize = 10;
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let rng = Mutex::new(fastrand::Rng::with_seed(0x5EED_CAFE));
+    let server = MockServer::start({
+        let ledger = ledger.clone();
+        move |r: &Received| {
+            let ids = r.message_ids();
+            let (fault, kind) = {
+                let mut rng = rng.lock().unwrap();
+                (rng.f64() < 0.30, rng.usize(0..5))
+            };
+            let mut l = ledger.lock().unwrap();
+            l.requests += 1;
+            let accept = |l: &mut Ledger| {
+                for id in &ids {
+                    *l.accepted.entry(id.clone()).or_insert(0) += 1;
+                }
+            };
+            if !fault {
+                accept(&mut l);
+                return Reply::accepted();
+            }
+            let (name, reply) = match kind {
+                0 => ("429", Reply::status(429).header("Retry-After", "0")),
+                1 => ("500", Reply::status(500)),
+                2 => ("503", Reply::status(503)),
+                3 => ("reset", Reply::Reset),
+                _ => {
+                    accept(&mut l);
+                    l.lost.extend(ids.iter().cloned());
+                    ("lost answer", Reply::Reset)
+                }
+            };
+            *l.faults.entry(name).or_insert(0) += 1;
+            reply
+        }
+    })
+    .await;
+    let client = support::builder(&server)
+        .retry(
+            RetryPolicy::default()
+                // Few attempts, so that some requests exhaust them and end as Failed.
+                .with_max_attempts(4)
+                .with_base_delay(Duration::from_millis(1))
+                .with_max_delay(Duration::from_millis(8))
+                .with_deadline(Duration::from_secs(30)),
+        )
+        .build()
+        .unwrap();
+
+    let outcomes = Arc::new(Mutex::new(Vec::with_capacity(EVENTS + BAD)));
+    let callbacks = Arc::new(AtomicUsize::new(0));
+    let dispatcher = Dispatcher::builder(client)
+        .queue_capacity(1_000)
+        .concurrency(4)
+        .max_batch_items(25)
+        .flush_interval(Duration::from_millis(20))
+        .on_outcome({
+            let outcomes = outcomes.clone();
+            let callbacks = callbacks.clone();
+            move |o| {
+                callbacks.fetch_add(1, Ordering::Relaxed);
+                outcomes.lock().unwrap().push(o);
+            }
+        })
+        .build()
+        .unwrap();
+
+    let started = Instant::now();
+    let now = chrono::Utc::now().to_rfc3339();
+    let mut tickets: HashMap<Ticket, String> = HashMap::new();
+    // Two producers share the dispatcher.
+    let half = EVENTS / 2;
+    let producer = |range: std::ops::Range<usize>| {
+        let d = dispatcher.clone();
+        let now = now.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for i in range {
+                let t = d.enqueue(support::event_at(i, &now)).await.unwrap();
+                mine.push((t, format!("m-{i}")));
+            }
+            mine
+        })
+    };
+    let a = producer(0..half);
+    let b = producer(half..EVENTS);
+    for (t, id) in a.await.unwrap().into_iter().chain(b.await.unwrap()) {
+        tickets.insert(t, id);
+    }
+    let mut bad_tickets = HashSet::new();
+    for i in 0..BAD {
+        let mut bad = support::bad_event();
+        bad["messageId"] = format!("bad-{i}").into();
+        bad_tickets.insert(dispatcher.enqueue(bad).await.unwrap());
+    }
+    dispatcher.shutdown().await;
+    let elapsed = started.elapsed();
+
+    let outcomes = outcomes.lock().unwrap();
+    let ledger = ledger.lock().unwrap();
+    // Every event settles exactly once.
+    assert_eq!(callbacks.load(Ordering::Relaxed), EVENTS + BAD);
+    let counts = by_ticket(&outcomes);
+    assert_eq!(counts.len(), EVENTS + BAD);
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "an outcome reported twice"
+    );
+    let (mut delivered, mut rejected, mut failed) = (0, 0, 0);
+    let mut duplicates = 0;
+    for o in outcomes.iter() {
+        if bad_tickets.contains(&o.ticket) {
+            assert!(matches!(&o.verdict, Verdict::Rejected(e) if e.is_bad_input()));
+            rejected += 1;
+            continue;
+        }
+        let id = &tickets[&o.ticket];
+        assert_eq!(o.message_id.as_ref(), Some(id));
+        let times = ledger.accepted.get(id).copied().unwrap_or(0);
+        match &o.verdict {
+            Verdict::Delivered(_) => {
+                delivered += 1;
+                assert!(times >= 1, "{id} delivered but never received");
+            }
+            Verdict::Failed(e) => {
+                failed += 1;
+                assert!(!e.is_permanent(), "{e}");
+                assert!(
+                    times == 0 || ledger.lost.contains(id),
+                    "{id} failed but was accepted"
+                );
+            }
+            Verdict::Rejected(e) => panic!("{id} rejected: {e}"),
+            _ => unreachable!(),
+        }
+        if times > 1 {
+            assert!(
+                ledger.lost.contains(id),
+                "{id} received {times} times without a lost answer"
+            );
+            duplicates += times - 1;
+        }
+    }
+    assert_eq!(delivered + failed, EVENTS);
+    let known: HashSet<&String> = tickets.values().collect();
+    assert!(ledger.accepted.keys().all(|id| known.contains(id)));
+    let injected: usize = ledger.faults.values().sum();
+    assert!(injected > 0);
+
+    let mut faults: Vec<_> = ledger.faults.iter().collect();
+    faults.sort();
+    println!("fault injection: {EVENTS} events (+{BAD} bad input) through the dispatcher");
+    println!(
+        "  requests seen by the server: {}, injected faults: {injected} ({:.1}%) {faults:?}",
+        ledger.requests,
+        100.0 * injected as f64 / ledger.requests as f64
+    );
+    println!("  outcomes: delivered {delivered}, rejected {rejected} (bad input), failed {failed}");
+    println!(
+        "  duplicates at the server: {duplicates} (distinct events in lost-answer requests: {})",
+        ledger.lost.len()
+    );
+    println!(
+        "  elapsed {:.2} s, {:.0} events/s",
+        elapsed.as_secs_f64(),
+        EVENTS as f64 / elapsed.as_secs_f64()
+    );
+}
