@@ -338,6 +338,10 @@ fn rejected_corpus_events_leak_nothing() {
         "no_leaks corpus: {events} events, {rejected} rejected, {values_checked} personal values checked"
     );
     assert!(rejected >= 5, "the corpus has rejected cases");
+    assert!(
+        captured_logs().contains("event rejected"),
+        "the pipeline's own log lines are captured"
+    );
     assert!(values_checked >= 100, "personal values were found");
 
     // Every personal value of the corpus, against the logs of the whole run.

@@ -2,8 +2,10 @@
 //! [`Error`], and hostile input (deep nesting, endless lines) is refused with bounded memory.
 //!
 //! Property tests run every input through every stage (`Json::parse` → `payload` → `batch` →
-//! `encode` → `request` → `bulk`), for both presets with hashing off and on, and check that the
-//! stages agree with each other and that every accepted body is a well-formed Rokt batch.
+//! `encode` → `request` → `bulk`), for both presets with hashing off and on and for Send with
+//! open objects mapped whole, and check that the stages agree with each other (and with the
+//! `serde_json::Value` and `segment::Event` ways in) and that every accepted body is a
+//! well-formed Rokt batch.
 //! `PROPTEST_CASES` overrides the number of cases of every property.
 
 use proptest::prelude::*;
@@ -24,7 +26,8 @@ use std::time::{Duration, Instant};
 // The pipelines and the checks every input goes through.
 // ---------------------------------------------------------------------------------------------
 
-/// Both presets, each with hashing off and with every hashing switch on.
+/// Both presets, each with hashing off and with every hashing switch on, and the Send preset
+/// with open objects mapped whole.
 fn pipelines() -> &'static [(&'static str, Pipeline)] {
     static PIPELINES: OnceLock<Vec<(&'static str, Pipeline)>> = OnceLock::new();
     PIPELINES.get_or_init(|| {
@@ -41,11 +44,21 @@ fn pipelines() -> &'static [(&'static str, Pipeline)] {
             }
             b.build().expect("preset pipelines build")
         };
+        // Open objects mapped whole, as accounts often configure them: every member of the
+        // event's objects becomes an attribute.
+        let open = Pipeline::builder()
+            .overrides(json!({
+                "eventProperties": {"@path": "$.properties"},
+                "user_attributes": {"@path": "$.context.traits"}
+            }))
+            .build()
+            .expect("open objects pipeline builds");
         vec![
             ("send", build(Preset::Send, false)),
             ("send+hash", build(Preset::Send, true)),
             ("sync", build(Preset::SyncEngageAudience, false)),
             ("sync+hash", build(Preset::SyncEngageAudience, true)),
+            ("send+open", open),
         ]
     })
 }
@@ -1080,7 +1093,7 @@ fn ndjson_every_line_ends_in_one_outcome() {
         any::<bool>(),
         any::<bool>(),
         1usize..600,
-        0usize..4,
+        0usize..5,
     );
     let lines_seen = std::cell::Cell::new(0u64);
     let t = check("NDJSON stream", cases(800), strategy, |input| {
@@ -1398,6 +1411,7 @@ fn a_50_mb_line_is_refused_without_buffering_it() {
         lines_of_reader(reader)
     });
     let elapsed = started.elapsed();
+    println!("robustness 50 MB line: skipped in {elapsed:.1?}, heap peak {peak} bytes");
     assert_eq!(got.len(), 2);
     assert_eq!(
         got[0].1,
@@ -1495,4 +1509,61 @@ fn bulk_requests_stay_within_the_request_limit() {
         assert_eq!(items.len(), r.items);
     }
     assert_eq!(plan.requests.iter().map(|r| r.items).sum::<usize>(), 12);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time: an event with many keys costs time linear in their number.
+// ---------------------------------------------------------------------------------------------
+
+/// Open attribute maps used to look keys up by a scan on every insert: a 1 MiB line with
+/// 100,000 properties took minutes. 40,000 keys in two open objects must now take well under
+/// the bound below even in a debug build on a busy machine (quadratic took over 30 s).
+#[test]
+fn many_keys_cost_linear_time() {
+    let p = Pipeline::builder()
+        .overrides(json!({
+            "eventProperties": {"@path": "$.properties"},
+            "user_attributes": {"@path": "$.traits"}
+        }))
+        .build()
+        .expect("pipeline");
+    let n = 40_000;
+    let mut e = a_valid_event();
+    let mut props: Map<String, Value> = (0..n).map(|i| (format!("k{i}"), json!(i))).collect();
+    props.insert("order_id".into(), json!("o-1"));
+    e["properties"] = Value::Object(props.clone());
+    e["traits"] = Value::Object(props);
+    // Repeated keys keep their first position and take the last value, as in JavaScript.
+    let text = e
+        .to_string()
+        .replacen(r#""k0":0"#, r#""k0":0,"k1":"first","k0":"last""#, 1);
+    let doc = Json::parse(&text).expect("JSON");
+    let started = Instant::now();
+    let batch = p.batch(&doc).expect("a batch");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "{n} keys took {elapsed:?}"
+    );
+    let attrs = &batch.events[0].data.custom_attributes;
+    assert_eq!(
+        attrs.len(),
+        n + 3,
+        "conversiontype, confirmationref, k0… and order_id"
+    );
+    let keys: Vec<&str> = attrs.keys().take(5).collect();
+    assert_eq!(
+        keys,
+        ["conversiontype", "confirmationref", "k0", "k1", "k10"]
+    );
+    assert_eq!(
+        attrs.get("k0"),
+        Some(&rokt_capi::rokt::AttributeValue::String("last".into()))
+    );
+    assert_eq!(
+        attrs.get("k1"),
+        Some(&rokt_capi::rokt::AttributeValue::Number(1.into()))
+    );
+    assert_eq!(batch.user_attributes.extra.len(), n + 1);
+    assert!(matches!(p.encode(&doc), Err(Error::TooLarge { .. })));
 }

@@ -3,6 +3,7 @@
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 /// A scalar attribute value: string, number or boolean.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,42 +64,81 @@ pub(crate) fn js_number(n: f64) -> serde_json::Number {
 
 /// Attributes in insertion order; inserting an existing key replaces its value in place, as
 /// JavaScript's object spread does.
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct AttributeMap(Vec<(Cow<'static, str>, AttributeValue)>);
+#[derive(Clone, Default)]
+pub struct AttributeMap {
+    entries: Vec<(Cow<'static, str>, AttributeValue)>,
+    /// Where each key is, once the map is past [`INDEX_FROM`] entries: an event with thousands
+    /// of properties would otherwise cost time quadratic in their number.
+    index: Option<HashMap<Cow<'static, str>, usize>>,
+}
+
+/// The size from which an [`AttributeMap`] indexes its keys; below it a scan is cheaper.
+const INDEX_FROM: usize = 32;
+
+impl PartialEq for AttributeMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl std::fmt::Debug for AttributeMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("AttributeMap").field(&self.entries).finish()
+    }
+}
 
 impl AttributeMap {
     /// An empty map.
     pub fn new() -> Self {
-        Self(Vec::new())
+        Self::default()
     }
     /// Sets `key`, replacing an earlier value in its original position.
     pub fn insert(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<AttributeValue>) {
         let key = key.into();
         let value = value.into();
-        match self.0.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((key, value)),
+        if let Some(i) = self.position(&key) {
+            self.entries[i].1 = value;
+            return;
+        }
+        if let Some(index) = &mut self.index {
+            index.insert(key.clone(), self.entries.len());
+        }
+        self.entries.push((key, value));
+        if self.index.is_none() && self.entries.len() > INDEX_FROM {
+            let index = self
+                .entries
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.clone(), i))
+                .collect();
+            self.index = Some(index);
+        }
+    }
+    fn position(&self, key: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(key).copied(),
+            None => self.entries.iter().position(|(k, _)| k == key),
         }
     }
     /// The value under `key`.
     pub fn get(&self, key: &str) -> Option<&AttributeValue> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.position(key).map(|i| &self.entries[i].1)
     }
     /// The keys, in order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|(k, _)| k.as_ref())
+        self.entries.iter().map(|(k, _)| k.as_ref())
     }
     /// The entries, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &AttributeValue)> {
-        self.0.iter().map(|(k, v)| (k.as_ref(), v))
+        self.entries.iter().map(|(k, v)| (k.as_ref(), v))
     }
     /// How many entries.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.entries.len()
     }
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries.is_empty()
     }
 }
 
@@ -106,14 +146,14 @@ impl IntoIterator for AttributeMap {
     type Item = (Cow<'static, str>, AttributeValue);
     type IntoIter = std::vec::IntoIter<(Cow<'static, str>, AttributeValue)>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+        self.entries.into_iter()
     }
 }
 
 impl Serialize for AttributeMap {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
+        let mut map = serializer.serialize_map(Some(self.entries.len()))?;
+        for (k, v) in &self.entries {
             map.serialize_entry(k.as_ref(), v)?;
         }
         map.end()
@@ -140,5 +180,54 @@ impl<'de> Deserialize<'de> for AttributeMap {
             }
         }
         deserializer.deserialize_map(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_in_place_below_and_above_the_index_threshold() {
+        for n in [3, INDEX_FROM, INDEX_FROM + 1, 500] {
+            let mut m = AttributeMap::new();
+            for i in 0..n {
+                m.insert(format!("k{i}"), i as f64);
+            }
+            m.insert("k0", "again");
+            m.insert(format!("k{}", n - 1), true);
+            m.insert("new", false);
+            assert_eq!(m.len(), n + 1);
+            assert_eq!(m.keys().next(), Some("k0"));
+            assert_eq!(m.keys().last(), Some("new"));
+            assert_eq!(m.get("k0"), Some(&AttributeValue::from("again")));
+            assert_eq!(
+                m.get(&format!("k{}", n - 1)),
+                Some(&AttributeValue::Bool(true))
+            );
+            assert_eq!(m.get("missing"), None);
+            let positions: Vec<usize> = (0..n)
+                .map(|i| m.keys().position(|k| k == format!("k{i}")).unwrap())
+                .collect();
+            assert!(positions.iter().enumerate().all(|(i, &p)| i == p));
+        }
+    }
+
+    #[test]
+    fn equality_ignores_the_index() {
+        let mut a = AttributeMap::new();
+        for i in 0..(INDEX_FROM + 5) {
+            a.insert(format!("k{i}"), true);
+        }
+        assert!(a.index.is_some());
+        let unindexed = AttributeMap {
+            entries: a.entries.clone(),
+            index: None,
+        };
+        assert_eq!(a, unindexed);
+        let json = serde_json::to_string(&a).unwrap();
+        let back: AttributeMap = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, a);
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
     }
 }
