@@ -20,19 +20,21 @@
 //! The tests run one at a time (a lock), so the RSS figures and the log capture are their own.
 //! The figures: `cargo test --release --test faults -- --nocapture --test-threads=1`.
 
+mod capture;
 mod support;
 
+use capture::Captured;
 use rokt_capi::client::{Client, Dispatcher, EnqueueError, Outcome, RetryPolicy, Ticket, Verdict};
 use rokt_capi::error::Rejection;
 use rokt_capi::request::{Endpoint, RequestKind};
 use rokt_capi::{Credentials, Error};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use support::{Gate, MockServer, Received, Reply};
+use tracing_subscriber::fmt::format::FmtSpan;
 
 // ---------------------------------------------------------------------------------------------
 // Harness: one test at a time, a runtime per test, every log line captured at TRACE.
@@ -56,59 +58,19 @@ fn run<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-/// Everything logged through `tracing` (and `log`), by every thread, at every level.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Installs the capturing subscriber (TRACE, spans included) once for this test binary.
+/// The capture every test of this file logs into: TRACE for every target, spans included.
 fn logs() -> &'static Captured {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        use tracing_subscriber::util::SubscriberInitExt;
-        let captured = Captured::default();
-        let writer = captured.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish()
-            .try_init()
-            .expect("the only subscriber of this test binary");
-        captured
-    })
+    capture::install("trace", FmtSpan::FULL)
 }
 
 /// Where the captured log is now.
 fn log_mark() -> usize {
-    logs()
-        .0
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .len()
+    logs().len()
 }
 
 /// What was logged since `mark`, after checking that capture works (a canary gets through).
 fn logs_since(mark: usize) -> String {
-    let canary = format!("capture-canary-{mark}");
-    tracing::trace!(target: "rokt_capi", "{canary}");
-    let all = logs().0.lock().unwrap_or_else(PoisonError::into_inner);
-    let text = String::from_utf8_lossy(&all[mark..]).into_owned();
-    assert!(text.contains(&canary), "the log capture works");
-    text
+    logs().checked_since(mark)
 }
 
 /// Fails if `text` (what `surface` printed) contains any of `values`, in any letter case.

@@ -6,14 +6,16 @@
 //! The values are collected from each event by walking it for the keys that hold personal data,
 //! so the checks follow the events; every test asserts it found values to look for.
 
+mod capture;
+
+use capture::Captured;
 use rokt_capi::mapping::Preset;
 use rokt_capi::ndjson::Lines;
 use rokt_capi::segment::Event;
 use rokt_capi::{Credentials, Error, EventError, Json, Pipeline};
 use serde_json::{Value, json};
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use tracing_subscriber::fmt::format::FmtSpan;
 
 /// The API secret every pipeline here is built with (besides the corpus's own).
 const SECRET: &str = "sk-Secret-9f8e7d6c5b4a";
@@ -22,47 +24,14 @@ const SECRET: &str = "sk-Secret-9f8e7d6c5b4a";
 // Capturing the logs.
 // ---------------------------------------------------------------------------------------------
 
-/// Everything logged through `tracing` (and `log`), by every thread, at every level.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Installs the capturing subscriber once for the whole test binary, and returns the buffer.
+/// The capture of this test binary: TRACE for every target, spans included.
 fn logs() -> &'static Captured {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        use tracing_subscriber::util::SubscriberInitExt;
-        let captured = Captured::default();
-        let writer = captured.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish()
-            .try_init()
-            .expect("the only subscriber of this test binary");
-        captured
-    })
+    capture::install("trace", FmtSpan::FULL)
 }
 
 /// The logs so far, after checking that capture works (a canary line gets through).
 fn captured_logs() -> String {
-    let logs = logs();
-    let canary = format!("capture-canary-{:?}", std::thread::current().id());
-    tracing::trace!(target: "rokt_capi", "{canary}");
-    let text = String::from_utf8_lossy(&logs.0.lock().expect("log buffer")).into_owned();
-    assert!(text.contains(&canary), "the log capture works");
-    text
+    logs().checked_since(0)
 }
 
 // ---------------------------------------------------------------------------------------------

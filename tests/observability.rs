@@ -1,14 +1,15 @@
 //! Observability (issue 7): the dispatcher's counters, outcome labels, and the tracing spans and
 //! events of the client and dispatcher, which must carry no personal data.
 
+mod capture;
 mod support;
 
+use capture::Captured;
 use rokt_capi::client::{Dispatcher, Outcome, Stats, Verdict};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::{MockServer, Received, Reply};
 use tokio::sync::mpsc;
+use tracing_subscriber::fmt::format::FmtSpan;
 
 fn drain(rx: &mut mpsc::UnboundedReceiver<Outcome>) -> Vec<Outcome> {
     let mut out = Vec::new();
@@ -141,46 +142,11 @@ fn verdict_labels() {
     assert!(Verdict::Failed(Error::Closed).error().is_some());
 }
 
-/// Everything the test binary's subscriber wrote.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Installs, once for this test binary, a global TRACE subscriber for `rokt_capi` that records
-/// spans when they close, and returns what it has written so far. (A global one, because
-/// thread-local subscribers miss callsites that parallel tests register first.) Every test in
-/// this file logs through it, so the no-leak check covers them all.
+/// spans when they close, and returns what it has written so far. Every test in this file logs
+/// through it, so the no-leak check covers them all.
 fn logs() -> Captured {
-    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
-    CAPTURED
-        .get_or_init(|| {
-            let out = Captured::default();
-            let writer = out.clone();
-            let subscriber = tracing_subscriber::fmt()
-                .with_env_filter("rokt_capi=trace")
-                .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-                .with_ansi(false)
-                .with_writer(move || writer.clone())
-                .finish();
-            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
-            out
-        })
-        .clone()
+    capture::install("rokt_capi=trace", FmtSpan::CLOSE).clone()
 }
 
 #[tokio::test]
