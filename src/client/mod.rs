@@ -52,7 +52,7 @@ pub use stats::Stats;
 
 use crate::credentials::Credentials;
 use crate::error::{ConfigError, Error, TransportErrorKind};
-use crate::mapping::Preset;
+use crate::mapping::{Preset, SendMapping};
 use crate::pipeline::Pipeline;
 use crate::request::{Endpoint, Limits, Request, RequestKind, USER_AGENT, join_array, plan_bulk};
 use crate::rokt::Batch;
@@ -476,7 +476,9 @@ impl ClientBuilder {
                 ConfigError::new("user_agent", "must be non-empty visible ASCII text")
             })?;
 
-        let mapping_pipeline = match (self.pipeline, self.preset, self.overrides) {
+        // The mapping is compiled once here (or taken from the given pipeline); the client's
+        // pipeline then gets the client's endpoint and credentials.
+        let (mapping, pipeline_limits) = match (self.pipeline, self.preset, self.overrides) {
             (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
                 return Err(ConfigError::new(
                     "pipeline",
@@ -484,18 +486,19 @@ impl ClientBuilder {
                 )
                 .into());
             }
-            (Some(p), None, None) => p,
+            (Some(p), None, None) => (p.mapping().clone(), Some(*p.limits())),
             (None, preset, overrides) => {
-                let mut b = Pipeline::builder().preset(preset.unwrap_or(Preset::Send));
-                if let Some(o) = overrides {
-                    b = b.overrides(o);
-                }
-                b.build()?
+                let preset = preset.unwrap_or(Preset::Send);
+                let mapping = match overrides {
+                    Some(o) => SendMapping::new(preset, &o)?,
+                    None => SendMapping::preset_defaults(preset),
+                };
+                (mapping, None)
             }
         };
-        let limits = self.limits.unwrap_or_else(|| *mapping_pipeline.limits());
+        let limits = self.limits.or(pipeline_limits).unwrap_or_default();
         let pipeline = Pipeline::builder()
-            .mapping(mapping_pipeline.mapping().clone())
+            .mapping(mapping)
             .credentials(credentials.clone())
             .endpoint(endpoint.clone())
             .limits(limits)
