@@ -44,16 +44,15 @@ pub fn is_sha256_hex(value: &str) -> bool {
 /// );
 /// ```
 pub fn sha256_hex(value: &str) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(value.as_bytes());
-    let mut out = [0u8; 64];
-    // Encoding into a stack buffer: 32 bytes always fit 64 hex digits.
-    if hex::encode_to_slice(digest, &mut out).is_err() {
-        return hex::encode(digest);
+    // Five digests per event: a direct nibble lookup costs a fraction of the generic encoder.
+    let mut out = String::with_capacity(64);
+    for byte in digest {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
     }
-    match std::str::from_utf8(&out) {
-        Ok(hex) => hex.to_owned(),
-        Err(_) => hex::encode(digest),
-    }
+    out
 }
 
 /// How a value is cleaned before it is sent or hashed.

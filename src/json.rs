@@ -71,7 +71,11 @@ impl<'a> Json<'a> {
     /// The member `key` of an object (the last one, if the key repeats).
     pub fn get(&self, key: &str) -> Option<&Json<'a>> {
         match self {
-            Json::Object(pairs) => pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
+            Json::Object(pairs) => pairs
+                .iter()
+                .rev()
+                .find(|(k, _)| key_eq(k, key))
+                .map(|(_, v)| v),
             _ => None,
         }
     }
@@ -154,6 +158,14 @@ impl<'a> Json<'a> {
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::Value::from(self)
     }
+}
+
+/// Key equality for member lookups. Keys of one object mostly differ in length or first byte;
+/// testing those inline spares a `memcmp` call for nearly every key that is not the one sought.
+#[inline]
+pub(crate) fn key_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.first() == b.first() && a == b
 }
 
 impl From<&Json<'_>> for serde_json::Value {

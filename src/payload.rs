@@ -245,7 +245,11 @@ impl<'r, 'a> ObjectSource<'r, 'a> {
         match self {
             ObjectSource::Absent => Resolved::Undefined,
             ObjectSource::Literal(members, failures) => {
-                match members.iter().rev().find(|(k, _)| k == key) {
+                match members
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| crate::json::key_eq(k, key))
+                {
                     Some((_, node)) => match node.eval(event) {
                         Ok(r) => r,
                         Err(e) => record_failure(failures, e),

@@ -339,13 +339,30 @@ pub(crate) fn is_js_whitespace(c: char) -> bool {
 
 /// JavaScript's `trim()`.
 pub(crate) fn trim(s: &str) -> &str {
-    s.trim_matches(is_js_whitespace)
+    // Almost every value starts and ends with a visible ASCII character; checking the two end
+    // bytes spares the char-by-char Unicode whitespace test for them.
+    let visible = |b: u8| b > b' ' && b < 0x7f;
+    match s.as_bytes() {
+        [first, .., last] if visible(*first) && visible(*last) => s,
+        [only] if visible(*only) => s,
+        _ => s.trim_matches(is_js_whitespace),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    proptest! {
+        #[test]
+        fn trim_fast_path_agrees_with_the_full_trim(
+            s in "[ \t\n\u{a0}\u{3000}\u{feff}\u{85}a-z\u{7f}é]{0,6}"
+        ) {
+            prop_assert_eq!(trim(&s), s.trim_matches(is_js_whitespace));
+        }
+    }
 
     fn stringify(v: serde_json::Value) -> String {
         let mut out = String::new();

@@ -16,7 +16,27 @@ impl From<SendPayload> for Batch {
 /// `YYYYMMDD`, as Rokt takes a date of birth.
 fn compact_date(d: chrono::NaiveDate) -> String {
     use chrono::Datelike;
-    format!("{:04}{:02}{:02}", d.year(), d.month(), d.day())
+    // `parse_date` only accepts four-digit years, so eight digits always suffice; writing them
+    // directly avoids the formatting machinery on every event with a birthday.
+    let (y, m, day) = (d.year(), d.month(), d.day());
+    if !(0..=9999).contains(&y) {
+        return format!("{y:04}{m:02}{day:02}");
+    }
+    let y = y as u32;
+    let digits = [
+        y / 1000,
+        y / 100 % 10,
+        y / 10 % 10,
+        y % 10,
+        m / 10,
+        m % 10,
+        day / 10,
+        day % 10,
+    ];
+    digits
+        .iter()
+        .map(|&n| char::from_digit(n, 10).unwrap_or('0'))
+        .collect()
 }
 
 /// Builds the batch object Rokt receives for one validated payload.
@@ -103,5 +123,20 @@ pub fn build(p: SendPayload) -> Batch {
         user_identities: ids,
         events,
         ip: p.ip,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compact_date;
+    use chrono::NaiveDate;
+
+    #[test]
+    fn compact_date_pads_every_part() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        assert_eq!(compact_date(d(1990, 7, 4)), "19900704");
+        assert_eq!(compact_date(d(5, 1, 31)), "00050131");
+        assert_eq!(compact_date(d(9999, 12, 1)), "99991201");
+        assert_eq!(compact_date(d(10000, 1, 1)), "100000101");
     }
 }
