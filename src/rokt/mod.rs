@@ -74,7 +74,9 @@ impl Batch {
     /// The batch as the JSON bytes sent on the wire.
     pub fn to_json_bytes(&self) -> Vec<u8> {
         // A typical batch is under a kilobyte: one allocation instead of a series of doublings.
-        let mut out = Vec::with_capacity(1024);
+        // Kept below 1,024 bytes, where glibc's malloc switches to its slower large-chunk path
+        // (and consolidates its free lists) on every event.
+        let mut out = Vec::with_capacity(1000);
         // Serializing plain data structs to a Vec cannot fail: no maps with non-string keys.
         match serde_json::to_writer(&mut out, self) {
             Ok(()) => out,
