@@ -88,9 +88,90 @@ struct Tally {
     requests: u64,
 }
 
-struct Preview<W: Write> {
+/// Turns one line into its encoded batch: pure, and shared by every thread.
+struct Encoder {
     pipeline: Pipeline,
     trigger: Option<Trigger>,
+}
+
+/// What became of one line: its encoded batch, `None` when the trigger skips it, or why it
+/// was rejected.
+type Encoded = Result<Option<bytes::Bytes>, Error>;
+
+impl Encoder {
+    fn encode(&self, text: &str) -> Encoded {
+        let doc = Json::parse(text).map_err(|e| Error::from(EventError::from_json(&e)))?;
+        if let Some(t) = &self.trigger {
+            rokt_capi::segment::check_event(&doc)?;
+            if !t.matches(&doc) {
+                return Ok(None);
+            }
+        }
+        self.pipeline.encode(&doc).map(Some)
+    }
+
+    /// Encodes a chunk on `threads` scoped threads, in contiguous parts so the outcomes keep
+    /// the input order.
+    fn encode_chunk(&self, chunk: &Chunk, threads: usize) -> Vec<Encoded> {
+        let lines: Vec<Result<&str, &Error>> = chunk.lines().collect();
+        let part = lines.len().div_ceil(threads).max(1);
+        let encode = |part: &[Result<&str, &Error>]| -> Vec<Encoded> {
+            part.iter()
+                .map(|line| match line {
+                    Ok(text) => self.encode(text),
+                    Err(e) => Err((*e).clone()),
+                })
+                .collect()
+        };
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = lines
+                .chunks(part)
+                .map(|p| scope.spawn(move || encode(p)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        })
+    }
+}
+
+/// Lines read ahead for the worker threads, their text in one arena so the workers can borrow
+/// them all at once.
+#[derive(Default)]
+struct Chunk {
+    arena: String,
+    /// Each line's index and its span in the arena, or why it could not be read.
+    spans: Vec<(u64, Result<std::ops::Range<usize>, Error>)>,
+}
+
+impl Chunk {
+    fn push(&mut self, index: u64, text: Result<&str, Error>) {
+        let span = text.map(|t| {
+            self.arena.push_str(t);
+            self.arena.len() - t.len()..self.arena.len()
+        });
+        self.spans.push((index, span));
+    }
+
+    fn lines(&self) -> impl Iterator<Item = Result<&str, &Error>> {
+        self.spans.iter().map(|(_, span)| match span {
+            Ok(r) => Ok(&self.arena[r.clone()]),
+            Err(e) => Err(e),
+        })
+    }
+
+    fn clear(&mut self) {
+        self.arena.clear();
+        self.spans.clear();
+    }
+}
+
+/// Groups encoded batches into requests and writes every outcome.
+struct Sink<W: Write> {
     batch: usize,
     quiet: bool,
     out: W,
@@ -98,62 +179,32 @@ struct Preview<W: Write> {
     pending: Vec<bytes::Bytes>,
 }
 
-impl<W: Write> Preview<W> {
-    fn line(&mut self, index: u64, line: Result<&str, Error>) -> std::io::Result<()> {
-        let outcome = line.and_then(|l| self.encode(l));
-        self.outcome(index, outcome)
-    }
-
-    /// Encodes a chunk of lines on every thread, then reports them in input order.
-    fn chunk(
+impl<W: Write> Sink<W> {
+    /// Reports an encoded chunk, in input order.
+    fn report(
         &mut self,
-        arena: &str,
-        spans: &mut Vec<(u64, Result<std::ops::Range<usize>, Error>)>,
-        threads: usize,
+        pipeline: &Pipeline,
+        chunk: &Chunk,
+        encoded: Vec<Encoded>,
     ) -> std::io::Result<()> {
-        let texts: Vec<&str> = spans
-            .iter()
-            .filter_map(|(_, s)| s.as_ref().ok().map(|r| &arena[r.clone()]))
-            .collect();
-        let skip: Vec<bool> = texts.iter().map(|t| self.skipped_by_trigger(t)).collect();
-        let mut encoded = self
-            .pipeline
-            .encode_all(&texts, threads)
-            .into_iter()
-            .zip(skip);
-        for (index, span) in spans.drain(..) {
-            let outcome = match span {
-                Err(e) => Err(e),
-                Ok(_) => match encoded.next() {
-                    Some((_, true)) => Ok(None),
-                    Some((r, false)) => r.map(Some),
-                    None => Ok(None),
-                },
-            };
-            self.outcome(index, outcome)?;
+        for ((index, _), outcome) in chunk.spans.iter().zip(encoded) {
+            self.outcome(pipeline, *index, outcome)?;
         }
         Ok(())
     }
 
-    /// Whether a well-formed event fails the trigger (bad input is left for the encoder to report).
-    fn skipped_by_trigger(&self, text: &str) -> bool {
-        match &self.trigger {
-            None => false,
-            Some(_) => matches!(self.encode(text), Ok(None)),
-        }
-    }
-
     fn outcome(
         &mut self,
+        pipeline: &Pipeline,
         index: u64,
-        outcome: Result<Option<bytes::Bytes>, Error>,
+        outcome: Encoded,
     ) -> std::io::Result<()> {
         self.tally.events += 1;
         match outcome {
             Ok(Some(item)) => {
                 self.pending.push(item);
                 if self.pending.len() >= self.batch {
-                    self.flush_batch()?;
+                    self.flush_batch(pipeline)?;
                 }
             }
             Ok(None) => {
@@ -181,19 +232,7 @@ impl<W: Write> Preview<W> {
         Ok(())
     }
 
-    /// The encoded batch for one line, `None` when the trigger skips it.
-    fn encode(&self, text: &str) -> Result<Option<bytes::Bytes>, Error> {
-        let doc = Json::parse(text).map_err(|e| Error::from(EventError::from_json(&e)))?;
-        if let Some(t) = &self.trigger {
-            rokt_capi::segment::check_event(&doc)?;
-            if !t.matches(&doc) {
-                return Ok(None);
-            }
-        }
-        self.pipeline.encode(&doc).map(Some)
-    }
-
-    fn flush_batch(&mut self) -> std::io::Result<()> {
+    fn flush_batch(&mut self, pipeline: &Pipeline) -> std::io::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -202,12 +241,10 @@ impl<W: Write> Preview<W> {
             items
                 .into_iter()
                 .flatten()
-                .map(|b| self.pipeline.request_for(RequestKind::Single, b, 1))
+                .map(|b| pipeline.request_for(RequestKind::Single, b, 1))
                 .collect()
         } else {
-            self.pipeline
-                .bulk_encoded(RequestKind::Bulk, items)
-                .requests
+            pipeline.bulk_encoded(RequestKind::Bulk, items).requests
         };
         for r in requests {
             self.tally.requests += 1;
@@ -248,9 +285,8 @@ fn run() -> Result<(), String> {
     };
     let mut lines = Lines::new(BufReader::with_capacity(1 << 20, input));
     let stdout = std::io::stdout();
-    let mut preview = Preview {
-        pipeline,
-        trigger,
+    let encoder = Encoder { pipeline, trigger };
+    let mut sink = Sink {
         batch: args.batch,
         quiet: args.quiet,
         out: std::io::BufWriter::with_capacity(1 << 20, stdout.lock()),
@@ -260,39 +296,61 @@ fn run() -> Result<(), String> {
     let started = Instant::now();
     if args.threads == 1 {
         while let Some(line) = lines.next_line().map_err(|e| format!("read error: {e}"))? {
-            preview
-                .line(line.index, line.text)
+            let outcome = line.text.and_then(|text| encoder.encode(text));
+            sink.outcome(&encoder.pipeline, line.index, outcome)
                 .map_err(|e| e.to_string())?;
         }
     } else {
-        // Lines are copied into one arena per chunk so the workers can borrow them all.
-        let mut arena = String::with_capacity(CHUNK * 1024);
-        let mut spans = Vec::with_capacity(CHUNK);
-        loop {
-            let line = lines.next_line().map_err(|e| format!("read error: {e}"))?;
-            let done = line.is_none();
-            if let Some(line) = line {
-                let span = line.text.map(|t| {
-                    arena.push_str(t);
-                    arena.len() - t.len()..arena.len()
-                });
-                spans.push((line.index, span));
+        // Pipelined: while the workers encode one chunk, this thread reads the next one and
+        // reports the one before, so reading and writing overlap the encoding.
+        let (mut reading, mut spare) = (Chunk::default(), Chunk::default());
+        std::thread::scope(|scope| -> Result<(), String> {
+            let mut working = None;
+            loop {
+                let mut done = false;
+                while reading.spans.len() < CHUNK {
+                    match lines.next_line().map_err(|e| format!("read error: {e}"))? {
+                        Some(line) => reading.push(line.index, line.text),
+                        None => {
+                            done = true;
+                            break;
+                        }
+                    }
+                }
+                let finished =
+                    working
+                        .take()
+                        .map(|worker: std::thread::ScopedJoinHandle<'_, _>| {
+                            worker
+                                .join()
+                                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                        });
+                if !reading.spans.is_empty() {
+                    let chunk = std::mem::replace(&mut reading, std::mem::take(&mut spare));
+                    let encoder = &encoder;
+                    let threads = args.threads;
+                    working = Some(scope.spawn(move || {
+                        let encoded = encoder.encode_chunk(&chunk, threads);
+                        (chunk, encoded)
+                    }));
+                }
+                if let Some((mut chunk, encoded)) = finished {
+                    sink.report(&encoder.pipeline, &chunk, encoded)
+                        .map_err(|e| e.to_string())?;
+                    chunk.clear();
+                    spare = chunk;
+                }
+                if done && working.is_none() {
+                    return Ok(());
+                }
             }
-            if spans.len() >= CHUNK || (done && !spans.is_empty()) {
-                preview
-                    .chunk(&arena, &mut spans, args.threads)
-                    .map_err(|e| e.to_string())?;
-                arena.clear();
-            }
-            if done {
-                break;
-            }
-        }
+        })?;
     }
-    preview.flush_batch().map_err(|e| e.to_string())?;
-    preview.out.flush().map_err(|e| e.to_string())?;
+    sink.flush_batch(&encoder.pipeline)
+        .map_err(|e| e.to_string())?;
+    sink.out.flush().map_err(|e| e.to_string())?;
     let secs = started.elapsed().as_secs_f64();
-    let t = &preview.tally;
+    let t = &sink.tally;
     if args.quiet {
         eprintln!(
             "events: {}, sent: {}, rejected: {}, skipped: {}, requests: {}, {:.3} s, {:.0} events/s",

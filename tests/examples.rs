@@ -630,3 +630,63 @@ async fn replay_dead_letters_failures_after_retries() {
             .all(|r| r.header("authorization") == Some(support::expected_auth().as_str()))
     );
 }
+
+/// Runs the preview over `input` with `args`, returning its stdout.
+fn preview(exe: &Path, args: &[&str], input: &str) -> String {
+    let mut child = command(exe)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the preview");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_owned();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(wait(&mut child).success());
+    out
+}
+
+#[test]
+fn the_preview_reports_the_same_outcomes_in_the_same_order_on_any_number_of_threads() {
+    let Some(exe) = example("preview") else {
+        return;
+    };
+    // Over two read-ahead chunks of lines, with rejected and unreadable lines among them.
+    let bundled = std::fs::read_to_string(bundled()).unwrap();
+    let mut input = String::new();
+    for i in 0..1_900 {
+        input.push_str(&bundled);
+        if i % 300 == 0 {
+            input.push_str("{\"type\":\"track\"\n\n");
+        }
+    }
+    let lines = input.lines().filter(|l| !l.trim().is_empty()).count();
+    for args in [
+        &["--batch", "7"][..],
+        &["--trigger", "type = \"track\""][..],
+    ] {
+        let one = preview(&exe, args, &input);
+        let mut accounted = 0;
+        for line in one.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            accounted += match v.get("body") {
+                Some(Value::Array(items)) => items.len(),
+                _ => 1,
+            };
+        }
+        assert_eq!(accounted, lines, "one outcome per line with {args:?}");
+        for threads in ["2", "3"] {
+            let many = preview(&exe, &[args, &["--threads", threads]].concat(), &input);
+            assert!(one == many, "--threads {threads} differs with {args:?}");
+        }
+    }
+}
