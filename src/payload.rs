@@ -891,11 +891,43 @@ pub fn parse_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(num(0..4) as i32, num(5..7), num(8..10))
 }
 
+/// The shape nearly every Segment timestamp has, `YYYY-MM-DDTHH:MM:SS[.mmm]Z`, read with digit
+/// arithmetic; anything else (other precisions, offsets, leap seconds) is left to chrono.
+fn utc_millis(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let with_ms = match b.len() {
+        20 => false,
+        24 => true,
+        _ => return None,
+    };
+    let at = |i: usize, c: u8| b[i] == c;
+    let shaped = at(4, b'-') && at(7, b'-') && at(10, b'T') && at(13, b':') && at(16, b':');
+    if !shaped || !at(b.len() - 1, b'Z') || (with_ms && !at(19, b'.')) {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| {
+        b[r].iter().try_fold(0u32, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let milli = if with_ms { num(20..23)? } else { 0 };
+    if second > 59 {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+    let time = date.and_hms_milli_opt(hour, minute, second, milli)?;
+    Some(time.and_utc().timestamp_millis())
+}
+
 /// An event timestamp as Unix milliseconds: RFC 3339 / ISO 8601 (an offset-less time is UTC,
 /// as on Segment's servers), a bare date (midnight UTC), RFC 2822, or digits meaning Unix ms.
 pub fn parse_timestamp(s: &str) -> Option<i64> {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return s.parse().ok();
+    }
+    if let Some(ms) = utc_millis(s) {
+        return Some(ms);
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.timestamp_millis());
@@ -922,6 +954,29 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The digit-arithmetic path agrees with chrono wherever it answers, and answers for the
+        /// common shape.
+        #[test]
+        fn utc_millis_agrees_with_chrono(
+            (y, mo, d, h, mi, sec) in (0u32..10_000, 0u32..14, 0u32..33, 0u32..25, 0u32..61, 0u32..62),
+            fraction in prop::sample::select(vec!["", ".", ".5", ".123", ".999", ".1234", ".12a"]),
+            separator in prop::sample::select(vec!["T", "t", " "]),
+            zone in prop::sample::select(vec!["Z", "z", "", "+00:00", "-05:30"]),
+        ) {
+            let s = format!("{y:04}-{mo:02}-{d:02}{separator}{h:02}:{mi:02}:{sec:02}{fraction}{zone}");
+            let chrono = DateTime::parse_from_rfc3339(&s).ok().map(|t| t.timestamp_millis());
+            if let Some(ms) = utc_millis(&s) {
+                prop_assert_eq!(Some(ms), chrono, "{}", s);
+            }
+            let common = separator == "T" && zone == "Z" && matches!(fraction, "" | ".123" | ".999");
+            if common && chrono.is_some() && sec < 60 {
+                prop_assert!(utc_millis(&s).is_some(), "{}", s);
+            }
+        }
+    }
 
     #[test]
     fn dates_must_be_calendar_days() {
