@@ -6,6 +6,7 @@
 
 mod attributes;
 mod build;
+mod wire;
 
 pub use build::build;
 
@@ -75,11 +76,16 @@ impl Batch {
     pub fn to_json_bytes(&self) -> Vec<u8> {
         // A typical batch is under a kilobyte: one allocation instead of a series of doublings.
         let mut out = Vec::with_capacity(1024);
-        // Serializing plain data structs to a Vec cannot fail: no maps with non-string keys.
-        match serde_json::to_writer(&mut out, self) {
-            Ok(()) => out,
-            Err(_) => Vec::new(),
+        // The wire serializer writes serde_json's bytes, only faster (see `wire`). It refuses
+        // what it cannot spell exactly, which these types never hold; should that change,
+        // serde_json writes the batch instead, so the bytes are the same either way.
+        if wire::to_writer(&mut out, self).is_err() {
+            out.clear();
+            if serde_json::to_writer(&mut out, self).is_err() {
+                out.clear();
+            }
         }
+        out
     }
 }
 
