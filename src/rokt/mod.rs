@@ -6,6 +6,7 @@
 
 mod attributes;
 mod build;
+mod wire;
 
 pub use build::build;
 
@@ -73,17 +74,46 @@ impl Batch {
 
     /// The batch as the JSON bytes sent on the wire.
     pub fn to_json_bytes(&self) -> Vec<u8> {
-        // A typical batch is under a kilobyte: one allocation instead of a series of doublings.
-        // Kept below 1,024 bytes, where glibc's malloc switches to its slower large-chunk path
-        // (and consolidates its free lists) on every event.
-        let mut out = Vec::with_capacity(1000);
-        // Serializing plain data structs to a Vec cannot fail: no maps with non-string keys.
-        match serde_json::to_writer(&mut out, self) {
-            Ok(()) => out,
-            Err(_) => Vec::new(),
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        // Written into a per-thread buffer, then copied out at its exact size: batches vary
+        // around a kilobyte, so any fixed first guess means a reallocation for many of them,
+        // and an exact-size vector becomes `Bytes` without another allocation.
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                self.write_json(&mut buf);
+                let out = buf.to_vec();
+                if buf.capacity() > SCRATCH_KEPT {
+                    *buf = Vec::new();
+                }
+                out
+            }
+            Err(_) => {
+                let mut out = Vec::new();
+                self.write_json(&mut out);
+                out
+            }
+        })
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) {
+        // The wire serializer writes serde_json's bytes, only faster (see `wire`). It refuses
+        // what it cannot spell exactly, which these types never hold; should that change,
+        // serde_json writes the batch instead, so the bytes are the same either way.
+        if wire::to_writer(out, self).is_err() {
+            out.clear();
+            if serde_json::to_writer(&mut *out, self).is_err() {
+                out.clear();
+            }
         }
     }
 }
+
+/// The largest scratch buffer a thread keeps between batches; an outsized batch's buffer is
+/// released rather than held for the thread's lifetime.
+const SCRATCH_KEPT: usize = 64 * 1024;
 
 /// The mParticle environment a batch is recorded in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
