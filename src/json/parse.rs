@@ -1,0 +1,362 @@
+//! A fast path for [`Json::parse`](super::Json::parse).
+//!
+//! Going through serde's `Deserializer`/`Visitor` machinery costs more than the JSON itself for
+//! small events, so the common shapes are parsed here directly. The result must be exactly what
+//! `serde_json::from_str::<Json>` gives (same values, same number representation, same borrowed
+//! strings), so this parser only answers when it is sure: on anything invalid or unusual it
+//! returns `None` and the caller asks serde_json, which then produces the value or the error.
+
+use super::Json;
+use serde_json::Number;
+use std::borrow::Cow;
+
+/// serde_json starts with a budget of 128 and fails when a container brings it to 0, so 127
+/// nested containers parse and the 128th is an error. Deeper input goes to serde_json for it.
+const MAX_DEPTH: u32 = 127;
+
+/// The exact powers of ten serde_json's `f64_from_parts` uses for exponents up to 22. Every one
+/// is exactly representable, so one multiplication or division rounds once, as there.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Below this a significand converts to f64 exactly, which the decimal fast path relies on.
+const EXACT_SIGNIFICAND: u64 = 1 << 53;
+
+/// Parses `text` as serde_json would, or returns `None` when it is invalid or outside the cases
+/// this parser replicates exactly.
+pub(super) fn parse(text: &str) -> Option<Json<'_>> {
+    let mut p = Parser {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+        depth: 0,
+    };
+    p.skip_ws();
+    let value = p.value()?;
+    p.skip_ws();
+    (p.pos == p.bytes.len()).then_some(value)
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    depth: u32,
+}
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn value(&mut self) -> Option<Json<'a>> {
+        match self.peek()? {
+            b'"' => {
+                self.pos += 1;
+                self.string().map(Json::Str)
+            }
+            b'{' => self.object(),
+            b'[' => self.array(),
+            b't' => self.literal(b"true", Json::Bool(true)),
+            b'f' => self.literal(b"false", Json::Bool(false)),
+            b'n' => self.literal(b"null", Json::Null),
+            b'-' | b'0'..=b'9' => self.number().map(Json::Number),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], value: Json<'a>) -> Option<Json<'a>> {
+        let end = self.pos + word.len();
+        (self.bytes.get(self.pos..end)? == word).then(|| {
+            self.pos = end;
+            value
+        })
+    }
+
+    fn enter(&mut self) -> Option<()> {
+        self.depth += 1;
+        (self.depth <= MAX_DEPTH).then_some(())
+    }
+
+    fn object(&mut self) -> Option<Json<'a>> {
+        self.enter()?;
+        self.pos += 1;
+        self.skip_ws();
+        if self.peek()? == b'}' {
+            self.pos += 1;
+            self.depth -= 1;
+            return Some(Json::Object(Vec::new()));
+        }
+        // Segment objects rarely have more than eight members; sizing for that up front saves
+        // the reallocations of growing from empty.
+        let mut pairs = Vec::with_capacity(8);
+        loop {
+            if self.peek()? != b'"' {
+                return None;
+            }
+            self.pos += 1;
+            let key = self.string()?;
+            self.skip_ws();
+            if self.peek()? != b':' {
+                return None;
+            }
+            self.pos += 1;
+            self.skip_ws();
+            let value = self.value()?;
+            pairs.push((key, value));
+            self.skip_ws();
+            match self.peek()? {
+                b',' => {
+                    self.pos += 1;
+                    self.skip_ws();
+                }
+                b'}' => {
+                    self.pos += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+        self.depth -= 1;
+        Some(Json::Object(pairs))
+    }
+
+    fn array(&mut self) -> Option<Json<'a>> {
+        self.enter()?;
+        self.pos += 1;
+        self.skip_ws();
+        let mut items = Vec::new();
+        if self.peek()? == b']' {
+            self.pos += 1;
+            self.depth -= 1;
+            return Some(Json::Array(items));
+        }
+        loop {
+            items.push(self.value()?);
+            self.skip_ws();
+            match self.peek()? {
+                b',' => {
+                    self.pos += 1;
+                    self.skip_ws();
+                }
+                b']' => {
+                    self.pos += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+        self.depth -= 1;
+        Some(Json::Array(items))
+    }
+
+    /// A string whose opening quote has been consumed. Borrowed when it has no escapes, as
+    /// serde_json's `visit_borrowed_str`; owned otherwise, as its `visit_str`.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        let start = self.pos;
+        let stop = self.scan(start)?;
+        if self.bytes[stop] == b'"' {
+            self.pos = stop + 1;
+            // Both ends sit next to an ASCII quote, so they are char boundaries of `text`.
+            return self.text.get(start..stop).map(Cow::Borrowed);
+        }
+        self.escaped(start, stop)
+    }
+
+    /// The rest of a string from its first backslash at `at`; `start` is where its text began.
+    fn escaped(&mut self, start: usize, mut at: usize) -> Option<Cow<'a, str>> {
+        let mut out = String::with_capacity(at - start + 16);
+        let mut run = start;
+        loop {
+            // Runs end before a quote or a backslash and restart after an ASCII escape, so the
+            // slice is on char boundaries.
+            out.push_str(self.text.get(run..at)?);
+            if self.bytes[at] == b'"' {
+                self.pos = at + 1;
+                return Some(Cow::Owned(out));
+            }
+            let escape = *self.bytes.get(at + 1)?;
+            at += 2;
+            match escape {
+                b'"' => out.push('"'),
+                b'\\' => out.push('\\'),
+                b'/' => out.push('/'),
+                b'b' => out.push('\u{8}'),
+                b'f' => out.push('\u{c}'),
+                b'n' => out.push('\n'),
+                b'r' => out.push('\r'),
+                b't' => out.push('\t'),
+                b'u' => {
+                    let code = hex4(self.bytes.get(at..at + 4)?)?;
+                    // `from_u32` refuses surrogates: those (paired or lone) are left to
+                    // serde_json, which pairs them up or reports the error.
+                    out.push(char::from_u32(code)?);
+                    at += 4;
+                }
+                _ => return None,
+            }
+            run = at;
+            at = self.scan(at)?;
+        }
+    }
+
+    /// The index of the first `"` or `\` at or after `from`; `None` at a control character
+    /// (serde_json rejects those raw) or at the end of input.
+    ///
+    /// Eight bytes at a time, as serde_json scans: strings in events are mostly longer than a
+    /// word, and most words hold nothing to stop at.
+    fn scan(&self, from: usize) -> Option<usize> {
+        const ONES: u64 = u64::from_ne_bytes([1; 8]);
+        const HIGH: u64 = ONES << 7;
+        let mut i = from;
+        while let Some(chunk) = self.bytes.get(i..i + 8) {
+            let word = u64::from_le_bytes(chunk.try_into().ok()?);
+            let quote = word ^ (ONES * u64::from(b'"'));
+            let backslash = word ^ (ONES * u64::from(b'\\'));
+            // A byte's high bit in each term is set when that byte is zero (resp. below 0x20);
+            // borrows can only set bits above the first true hit, so the lowest bit is exact.
+            let hits = (quote.wrapping_sub(ONES) & !quote)
+                | (backslash.wrapping_sub(ONES) & !backslash)
+                | (word.wrapping_sub(ONES * 0x20) & !word);
+            let hits = hits & HIGH;
+            if hits != 0 {
+                i += (hits.trailing_zeros() / 8) as usize;
+                return self.stop_at(i);
+            }
+            i += 8;
+        }
+        while let Some(&b) = self.bytes.get(i) {
+            if b == b'"' || b == b'\\' || b < 0x20 {
+                return self.stop_at(i);
+            }
+            i += 1;
+        }
+        None
+    }
+
+    fn stop_at(&self, i: usize) -> Option<usize> {
+        (self.bytes[i] >= 0x20).then_some(i)
+    }
+
+    /// A number, replicating serde_json's `parse_integer`/`parse_number` for integers and its
+    /// `f64_from_parts` for decimals whose significand is below 2^53 and whose decimal exponent
+    /// is within ±22, where that computation is one exactly-rounded operation. Anything else
+    /// (long significands, large exponents) is left to serde_json.
+    fn number(&mut self) -> Option<Number> {
+        let b = self.bytes;
+        let mut i = self.pos;
+        let negative = b[i] == b'-';
+        if negative {
+            i += 1;
+        }
+        let mut significand: u64 = 0;
+        match *b.get(i)? {
+            b'0' => {
+                i += 1;
+                // There can be only one leading zero.
+                if let Some(b'0'..=b'9') = b.get(i) {
+                    return None;
+                }
+            }
+            b'1'..=b'9' => {
+                while let Some(&c @ b'0'..=b'9') = b.get(i) {
+                    // Past u64, serde_json goes to its long-integer f64 path.
+                    significand = significand
+                        .checked_mul(10)?
+                        .checked_add(u64::from(c - b'0'))?;
+                    i += 1;
+                }
+            }
+            _ => return None,
+        }
+        if !matches!(b.get(i), Some(b'.' | b'e' | b'E')) {
+            self.pos = i;
+            return if negative {
+                // As serde_json: `-0` and values below i64::MIN become floats.
+                let neg = (significand as i64).wrapping_neg();
+                if neg >= 0 {
+                    Number::from_f64(-(significand as f64))
+                } else {
+                    Some(Number::from(neg))
+                }
+            } else {
+                Some(Number::from(significand))
+            };
+        }
+
+        if significand >= EXACT_SIGNIFICAND {
+            return None;
+        }
+        let mut exponent: i32 = 0;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let fraction = i;
+            while let Some(&c @ b'0'..=b'9') = b.get(i) {
+                significand = significand * 10 + u64::from(c - b'0');
+                if significand >= EXACT_SIGNIFICAND {
+                    return None;
+                }
+                i += 1;
+            }
+            if i == fraction {
+                return None;
+            }
+            exponent = -i32::try_from(i - fraction).ok()?;
+        }
+        if let Some(b'e' | b'E') = b.get(i) {
+            i += 1;
+            let positive = match b.get(i) {
+                Some(b'+') => {
+                    i += 1;
+                    true
+                }
+                Some(b'-') => {
+                    i += 1;
+                    false
+                }
+                _ => true,
+            };
+            let digits = i;
+            let mut exp: i32 = 0;
+            while let Some(&c @ b'0'..=b'9') = b.get(i) {
+                // Far outside the fast range already; stop before overflowing.
+                if exp > 10_000 {
+                    return None;
+                }
+                exp = exp * 10 + i32::from(c - b'0');
+                i += 1;
+            }
+            if i == digits {
+                return None;
+            }
+            exponent = if positive {
+                exponent.checked_add(exp)?
+            } else {
+                exponent.checked_sub(exp)?
+            };
+        }
+        let pow = *POW10.get(exponent.unsigned_abs() as usize)?;
+        let mut f = significand as f64;
+        if exponent >= 0 {
+            f *= pow;
+        } else {
+            f /= pow;
+        }
+        self.pos = i;
+        Number::from_f64(if negative { -f } else { f })
+    }
+}
+
+fn hex4(digits: &[u8]) -> Option<u32> {
+    digits
+        .iter()
+        .try_fold(0, |acc, &d| Some((acc << 4) | char::from(d).to_digit(16)?))
+}
