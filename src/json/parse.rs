@@ -21,6 +21,11 @@ const POW10: [f64; 23] = [
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
+/// The placeholder an object member is parsed into.
+// A constant, so `push` copies it from read-only data: built on the stack instead, it was
+// copied with wider loads than it was stored with, which stalls.
+const EMPTY_PAIR: (Cow<'static, str>, Json<'static>) = (Cow::Borrowed(""), Json::Null);
+
 /// Below this a significand converts to f64 exactly, which the decimal fast path relies on.
 const EXACT_SIGNIFICAND: u64 = 1 << 53;
 
@@ -34,9 +39,10 @@ pub(super) fn parse(text: &str) -> Option<Json<'_>> {
         depth: 0,
     };
     p.skip_ws();
-    let value = p.value()?;
+    let mut doc = Json::Null;
+    p.value(&mut doc)?;
     p.skip_ws();
-    (p.pos == p.bytes.len()).then_some(value)
+    (p.pos == p.bytes.len()).then_some(doc)
 }
 
 struct Parser<'a> {
@@ -57,28 +63,40 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn value(&mut self) -> Option<Json<'a>> {
+    /// Parses a value into `slot` (which holds `Null`).
+    ///
+    /// Values are written in place rather than returned: a returned `Json` (32 bytes) goes
+    /// through the stack and is copied again into its vector, and those copies cost more than
+    /// parsing a short string.
+    // Inlined into the container loops, so scalars (most of an event) are stored straight into
+    // their slot; containers stay out of line, they are the recursion.
+    #[inline(always)]
+    fn value(&mut self, slot: &mut Json<'a>) -> Option<()> {
         match self.peek()? {
             b'"' => {
                 self.pos += 1;
-                self.string().map(Json::Str)
+                self.string(slot, Json::Str)?;
             }
-            b'{' => self.object(),
-            b'[' => self.array(),
-            b't' => self.literal(b"true", Json::Bool(true)),
-            b'f' => self.literal(b"false", Json::Bool(false)),
-            b'n' => self.literal(b"null", Json::Null),
-            b'-' | b'0'..=b'9' => self.number().map(Json::Number),
-            _ => None,
+            b'{' => self.object(slot)?,
+            b'[' => self.array(slot)?,
+            b't' => {
+                self.literal(b"true")?;
+                fill(slot, Json::Bool(true));
+            }
+            b'f' => {
+                self.literal(b"false")?;
+                fill(slot, Json::Bool(false));
+            }
+            b'n' => self.literal(b"null")?,
+            b'-' | b'0'..=b'9' => fill(slot, Json::Number(self.number()?)),
+            _ => return None,
         }
+        Some(())
     }
 
-    fn literal(&mut self, word: &[u8], value: Json<'a>) -> Option<Json<'a>> {
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
         let end = self.pos + word.len();
-        (self.bytes.get(self.pos..end)? == word).then(|| {
-            self.pos = end;
-            value
-        })
+        (self.bytes.get(self.pos..end)? == word).then(|| self.pos = end)
     }
 
     fn enter(&mut self) -> Option<()> {
@@ -86,32 +104,39 @@ impl<'a> Parser<'a> {
         (self.depth <= MAX_DEPTH).then_some(())
     }
 
-    fn object(&mut self) -> Option<Json<'a>> {
+    #[inline(never)]
+    fn object(&mut self, slot: &mut Json<'a>) -> Option<()> {
         self.enter()?;
         self.pos += 1;
         self.skip_ws();
         if self.peek()? == b'}' {
             self.pos += 1;
             self.depth -= 1;
-            return Some(Json::Object(Vec::new()));
+            fill(slot, Json::Object(Vec::new()));
+            return Some(());
         }
         // Segment objects rarely have more than eight members; sizing for that up front saves
-        // the reallocations of growing from empty.
-        let mut pairs = Vec::with_capacity(8);
+        // the reallocations of growing from empty. The vector is built in its final place
+        // rather than moved there at the end.
+        fill(slot, Json::Object(Vec::with_capacity(8)));
+        let Json::Object(pairs) = slot else {
+            return None;
+        };
         loop {
             if self.peek()? != b'"' {
                 return None;
             }
             self.pos += 1;
-            let key = self.string()?;
+            pairs.push(EMPTY_PAIR);
+            let (key, value) = pairs.last_mut()?;
+            self.string(key, |s| s)?;
             self.skip_ws();
             if self.peek()? != b':' {
                 return None;
             }
             self.pos += 1;
             self.skip_ws();
-            let value = self.value()?;
-            pairs.push((key, value));
+            self.value(value)?;
             self.skip_ws();
             match self.peek()? {
                 b',' => {
@@ -126,62 +151,70 @@ impl<'a> Parser<'a> {
             }
         }
         self.depth -= 1;
-        Some(Json::Object(pairs))
+        Some(())
     }
 
-    fn array(&mut self) -> Option<Json<'a>> {
+    #[inline(never)]
+    fn array(&mut self, slot: &mut Json<'a>) -> Option<()> {
         self.enter()?;
         self.pos += 1;
         self.skip_ws();
-        let mut items = Vec::new();
-        if self.peek()? == b']' {
-            self.pos += 1;
-            self.depth -= 1;
-            return Some(Json::Array(items));
-        }
-        loop {
-            items.push(self.value()?);
-            self.skip_ws();
-            match self.peek()? {
-                b',' => {
-                    self.pos += 1;
-                    self.skip_ws();
+        fill(slot, Json::Array(Vec::new()));
+        let Json::Array(items) = slot else {
+            return None;
+        };
+        if self.peek()? != b']' {
+            loop {
+                items.push(Json::Null);
+                self.value(items.last_mut()?)?;
+                self.skip_ws();
+                match self.peek()? {
+                    b',' => {
+                        self.pos += 1;
+                        self.skip_ws();
+                    }
+                    b']' => break,
+                    _ => return None,
                 }
-                b']' => {
-                    self.pos += 1;
-                    break;
-                }
-                _ => return None,
             }
         }
+        self.pos += 1;
         self.depth -= 1;
-        Some(Json::Array(items))
+        Some(())
     }
 
-    /// A string whose opening quote has been consumed. Borrowed when it has no escapes, as
-    /// serde_json's `visit_borrowed_str`; owned otherwise, as its `visit_str`.
-    fn string(&mut self) -> Option<Cow<'a, str>> {
+    /// A string whose opening quote has been consumed, stored into `slot` (a placeholder) as
+    /// `wrap` makes it. Borrowed when it has no escapes, as serde_json's `visit_borrowed_str`;
+    /// owned otherwise, as its `visit_str`.
+    // `wrap` rather than returning a `Cow`: an `Option<Cow>` is built on the stack and copied.
+    #[inline(always)]
+    fn string<T>(&mut self, slot: &mut T, wrap: impl FnOnce(Cow<'a, str>) -> T) -> Option<()> {
         let start = self.pos;
         let stop = self.scan(start)?;
         if self.bytes[stop] == b'"' {
             self.pos = stop + 1;
             // Both ends sit next to an ASCII quote, so they are char boundaries of `text`.
-            return self.text.get(start..stop).map(Cow::Borrowed);
+            fill(slot, wrap(Cow::Borrowed(self.slice(start, stop)?)));
+        } else {
+            fill(slot, wrap(Cow::Owned(self.escaped(start, stop)?)));
         }
-        self.escaped(start, stop)
+        Some(())
     }
 
     /// The rest of a string from its first backslash at `at`; `start` is where its text began.
-    fn escaped(&mut self, start: usize, mut at: usize) -> Option<Cow<'a, str>> {
+    // Escapes are rare in events; kept out of line so the common path stays small.
+    #[cold]
+    #[inline(never)]
+    fn escaped(&mut self, start: usize, mut at: usize) -> Option<String> {
         let mut out = String::with_capacity(at - start + 16);
         let mut run = start;
         loop {
             // Runs end before a quote or a backslash and restart after an ASCII escape, so the
             // slice is on char boundaries.
-            out.push_str(self.text.get(run..at)?);
+            out.push_str(self.slice(run, at)?);
             if self.bytes[at] == b'"' {
                 self.pos = at + 1;
-                return Some(Cow::Owned(out));
+                return Some(out);
             }
             let escape = *self.bytes.get(at + 1)?;
             at += 2;
@@ -208,11 +241,21 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// `text[start..stop]`, where both ends are known to be next to ASCII.
+    // `str::get` was left out of line by the compiler, a call per string; `split_at_checked`
+    // inlines to the same two boundary checks.
+    #[inline(always)]
+    fn slice(&self, start: usize, stop: usize) -> Option<&'a str> {
+        let (head, _) = self.text.split_at_checked(stop)?;
+        Some(head.split_at_checked(start)?.1)
+    }
+
     /// The index of the first `"` or `\` at or after `from`; `None` at a control character
     /// (serde_json rejects those raw) or at the end of input.
     ///
     /// Eight bytes at a time, as serde_json scans: strings in events are mostly longer than a
     /// word, and most words hold nothing to stop at.
+    #[inline(always)]
     fn scan(&self, from: usize) -> Option<usize> {
         const ONES: u64 = u64::from_ne_bytes([1; 8]);
         const HIGH: u64 = ONES << 7;
@@ -353,6 +396,14 @@ impl<'a> Parser<'a> {
         self.pos = i;
         Number::from_f64(if negative { -f } else { f })
     }
+}
+
+/// Stores `value` in a placeholder the parser has just pushed (`Null`, or an empty borrowed
+/// key), which has nothing to free: a plain assignment would call the drop glue for it, and
+/// those calls showed in profiles.
+#[inline(always)]
+fn fill<T>(slot: &mut T, value: T) {
+    std::mem::forget(std::mem::replace(slot, value));
 }
 
 fn hex4(digits: &[u8]) -> Option<u32> {
