@@ -32,71 +32,46 @@ const EXACT_SIGNIFICAND: u64 = 1 << 53;
 /// Parses `text` as serde_json would, or returns `None` when it is invalid or outside the cases
 /// this parser replicates exactly.
 pub(super) fn parse(text: &str) -> Option<Json<'_>> {
-    let mut p = Parser {
-        text,
-        bytes: text.as_bytes(),
-        pos: 0,
-        depth: 0,
-    };
-    p.skip_ws();
+    let mut p = Parser { text, depth: 0 };
+    let bytes = text.as_bytes();
     let mut doc = Json::Null;
-    p.value(&mut doc)?;
-    p.skip_ws();
-    (p.pos == p.bytes.len()).then_some(doc)
+    let pos = p.value(skip_ws(bytes, 0), &mut doc)?;
+    (skip_ws(bytes, pos) == bytes.len()).then_some(doc)
 }
 
+/// The parser's state between containers. The position is not in here: it is passed and
+/// returned by value, so it stays in a register; as a field it was stored and reloaded around
+/// every write into the document, which the compiler could not prove leaves it unchanged.
 struct Parser<'a> {
     text: &'a str,
-    bytes: &'a [u8],
-    pos: usize,
     depth: u32,
 }
 
 impl<'a> Parser<'a> {
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.pos).copied()
-    }
-
-    fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
-            self.pos += 1;
-        }
-    }
-
-    /// Parses a value into `slot` (which holds `Null`).
-    ///
-    /// Values are written in place rather than returned: a returned `Json` (32 bytes) goes
-    /// through the stack and is copied again into its vector, and those copies cost more than
-    /// parsing a short string.
+    /// Parses the value at `pos` into `slot` (a placeholder); returns the position after it.
     // Inlined into the container loops, so scalars (most of an event) are stored straight into
     // their slot; containers stay out of line, they are the recursion.
     #[inline(always)]
-    fn value(&mut self, slot: &mut Json<'a>) -> Option<()> {
-        match self.peek()? {
-            b'"' => {
-                self.pos += 1;
-                self.string(slot, Json::Str)?;
-            }
-            b'{' => self.object(slot)?,
-            b'[' => self.array(slot)?,
+    fn value(&mut self, pos: usize, slot: &mut Json<'a>) -> Option<usize> {
+        let bytes = self.text.as_bytes();
+        match *bytes.get(pos)? {
+            b'"' => self.string(pos + 1, slot, Json::Str),
+            b'{' => self.object(pos + 1, slot),
+            b'[' => self.array(pos + 1, slot),
             b't' => {
-                self.literal(b"true")?;
+                let pos = literal(bytes, pos, b"true")?;
                 fill(slot, Json::Bool(true));
+                Some(pos)
             }
             b'f' => {
-                self.literal(b"false")?;
+                let pos = literal(bytes, pos, b"false")?;
                 fill(slot, Json::Bool(false));
+                Some(pos)
             }
-            b'n' => self.literal(b"null")?,
-            b'-' | b'0'..=b'9' => fill(slot, Json::Number(self.number()?)),
-            _ => return None,
+            b'n' => literal(bytes, pos, b"null"),
+            b'-' | b'0'..=b'9' => self.number(pos, slot),
+            _ => None,
         }
-        Some(())
-    }
-
-    fn literal(&mut self, word: &[u8]) -> Option<()> {
-        let end = self.pos + word.len();
-        (self.bytes.get(self.pos..end)? == word).then(|| self.pos = end)
     }
 
     fn enter(&mut self) -> Option<()> {
@@ -104,16 +79,16 @@ impl<'a> Parser<'a> {
         (self.depth <= MAX_DEPTH).then_some(())
     }
 
+    /// An object whose `{` is before `pos`.
     #[inline(never)]
-    fn object(&mut self, slot: &mut Json<'a>) -> Option<()> {
+    fn object(&mut self, pos: usize, slot: &mut Json<'a>) -> Option<usize> {
         self.enter()?;
-        self.pos += 1;
-        self.skip_ws();
-        if self.peek()? == b'}' {
-            self.pos += 1;
+        let bytes = self.text.as_bytes();
+        let mut pos = skip_ws(bytes, pos);
+        if *bytes.get(pos)? == b'}' {
             self.depth -= 1;
             fill(slot, Json::Object(Vec::new()));
-            return Some(());
+            return Some(pos + 1);
         }
         // Segment objects rarely have more than eight members; sizing for that up front saves
         // the reallocations of growing from empty. The vector is built in its final place
@@ -123,100 +98,91 @@ impl<'a> Parser<'a> {
             return None;
         };
         loop {
-            if self.peek()? != b'"' {
+            if *bytes.get(pos)? != b'"' {
                 return None;
             }
-            self.pos += 1;
             pairs.push(EMPTY_PAIR);
             let (key, value) = pairs.last_mut()?;
-            self.string(key, |s| s)?;
-            self.skip_ws();
-            if self.peek()? != b':' {
+            pos = skip_ws(bytes, self.string(pos + 1, key, |s| s)?);
+            if *bytes.get(pos)? != b':' {
                 return None;
             }
-            self.pos += 1;
-            self.skip_ws();
-            self.value(value)?;
-            self.skip_ws();
-            match self.peek()? {
-                b',' => {
-                    self.pos += 1;
-                    self.skip_ws();
-                }
-                b'}' => {
-                    self.pos += 1;
-                    break;
-                }
+            pos = skip_ws(bytes, self.value(skip_ws(bytes, pos + 1), value)?);
+            match *bytes.get(pos)? {
+                b',' => pos = skip_ws(bytes, pos + 1),
+                b'}' => break,
                 _ => return None,
             }
         }
         self.depth -= 1;
-        Some(())
+        Some(pos + 1)
     }
 
+    /// An array whose `[` is before `pos`.
     #[inline(never)]
-    fn array(&mut self, slot: &mut Json<'a>) -> Option<()> {
+    fn array(&mut self, pos: usize, slot: &mut Json<'a>) -> Option<usize> {
         self.enter()?;
-        self.pos += 1;
-        self.skip_ws();
+        let bytes = self.text.as_bytes();
+        let mut pos = skip_ws(bytes, pos);
         fill(slot, Json::Array(Vec::new()));
         let Json::Array(items) = slot else {
             return None;
         };
-        if self.peek()? != b']' {
+        if *bytes.get(pos)? != b']' {
             loop {
                 items.push(Json::Null);
-                self.value(items.last_mut()?)?;
-                self.skip_ws();
-                match self.peek()? {
-                    b',' => {
-                        self.pos += 1;
-                        self.skip_ws();
-                    }
+                pos = skip_ws(bytes, self.value(pos, items.last_mut()?)?);
+                match *bytes.get(pos)? {
+                    b',' => pos = skip_ws(bytes, pos + 1),
                     b']' => break,
                     _ => return None,
                 }
             }
         }
-        self.pos += 1;
         self.depth -= 1;
-        Some(())
+        Some(pos + 1)
     }
 
-    /// A string whose opening quote has been consumed, stored into `slot` (a placeholder) as
-    /// `wrap` makes it. Borrowed when it has no escapes, as serde_json's `visit_borrowed_str`;
-    /// owned otherwise, as its `visit_str`.
+    /// The string whose text starts at `start` (after its opening quote), stored into `slot` (a
+    /// placeholder) as `wrap` makes it; returns the position after the closing quote. Borrowed
+    /// when it has no escapes, as serde_json's `visit_borrowed_str`; owned otherwise, as its
+    /// `visit_str`.
     // `wrap` rather than returning a `Cow`: an `Option<Cow>` is built on the stack and copied.
     #[inline(always)]
-    fn string<T>(&mut self, slot: &mut T, wrap: impl FnOnce(Cow<'a, str>) -> T) -> Option<()> {
-        let start = self.pos;
-        let stop = self.scan(start)?;
-        if self.bytes[stop] == b'"' {
-            self.pos = stop + 1;
-            // Both ends sit next to an ASCII quote, so they are char boundaries of `text`.
-            fill(slot, wrap(Cow::Borrowed(self.slice(start, stop)?)));
+    fn string<T>(
+        &self,
+        start: usize,
+        slot: &mut T,
+        wrap: impl FnOnce(Cow<'a, str>) -> T,
+    ) -> Option<usize> {
+        let stop = scan(self.text.as_bytes(), start)?;
+        if self.text.as_bytes()[stop] == b'"' {
+            fill(slot, wrap(Cow::Borrowed(slice(self.text, start, stop)?)));
+            Some(stop + 1)
         } else {
-            fill(slot, wrap(Cow::Owned(self.escaped(start, stop)?)));
+            let (text, end) = self.escaped(start, stop)?;
+            fill(slot, wrap(Cow::Owned(text)));
+            Some(end)
         }
-        Some(())
     }
 
     /// The rest of a string from its first backslash at `at`; `start` is where its text began.
+    /// Returns the text and the position after the closing quote.
     // Escapes are rare in events; kept out of line so the common path stays small.
     #[cold]
     #[inline(never)]
-    fn escaped(&mut self, start: usize, mut at: usize) -> Option<String> {
+    fn escaped(&self, start: usize, mut at: usize) -> Option<(String, usize)> {
+        let bytes = self.text.as_bytes();
         let mut out = String::with_capacity(at - start + 16);
         let mut run = start;
         loop {
             // Runs end before a quote or a backslash and restart after an ASCII escape, so the
             // slice is on char boundaries.
-            out.push_str(self.slice(run, at)?);
-            if self.bytes[at] == b'"' {
-                self.pos = at + 1;
-                return Some(out);
+            out.push_str(slice(self.text, run, at)?);
+            if bytes[at] == b'"' {
+                return Some((out, at + 1));
             }
-            let escape = *self.bytes.get(at + 1)?;
+            let escape = *bytes.get(at + 1)?;
             at += 2;
             match escape {
                 b'"' => out.push('"'),
@@ -228,7 +194,7 @@ impl<'a> Parser<'a> {
                 b'r' => out.push('\r'),
                 b't' => out.push('\t'),
                 b'u' => {
-                    let code = hex4(self.bytes.get(at..at + 4)?)?;
+                    let code = hex4(bytes.get(at..at + 4)?)?;
                     // `from_u32` refuses surrogates: those (paired or lone) are left to
                     // serde_json, which pairs them up or reports the error.
                     out.push(char::from_u32(code)?);
@@ -237,65 +203,19 @@ impl<'a> Parser<'a> {
                 _ => return None,
             }
             run = at;
-            at = self.scan(at)?;
+            at = scan(bytes, at)?;
         }
-    }
-
-    /// `text[start..stop]`, where both ends are known to be next to ASCII.
-    // `str::get` was left out of line by the compiler, a call per string; `split_at_checked`
-    // inlines to the same two boundary checks.
-    #[inline(always)]
-    fn slice(&self, start: usize, stop: usize) -> Option<&'a str> {
-        let (head, _) = self.text.split_at_checked(stop)?;
-        Some(head.split_at_checked(start)?.1)
-    }
-
-    /// The index of the first `"` or `\` at or after `from`; `None` at a control character
-    /// (serde_json rejects those raw) or at the end of input.
-    ///
-    /// Eight bytes at a time, as serde_json scans: strings in events are mostly longer than a
-    /// word, and most words hold nothing to stop at.
-    #[inline(always)]
-    fn scan(&self, from: usize) -> Option<usize> {
-        const ONES: u64 = u64::from_ne_bytes([1; 8]);
-        const HIGH: u64 = ONES << 7;
-        let mut i = from;
-        while let Some(chunk) = self.bytes.get(i..i + 8) {
-            let word = u64::from_le_bytes(chunk.try_into().ok()?);
-            let quote = word ^ (ONES * u64::from(b'"'));
-            let backslash = word ^ (ONES * u64::from(b'\\'));
-            // A byte's high bit in each term is set when that byte is zero (resp. below 0x20);
-            // borrows can only set bits above the first true hit, so the lowest bit is exact.
-            let hits = (quote.wrapping_sub(ONES) & !quote)
-                | (backslash.wrapping_sub(ONES) & !backslash)
-                | (word.wrapping_sub(ONES * 0x20) & !word);
-            let hits = hits & HIGH;
-            if hits != 0 {
-                i += (hits.trailing_zeros() / 8) as usize;
-                return self.stop_at(i);
-            }
-            i += 8;
-        }
-        while let Some(&b) = self.bytes.get(i) {
-            if b == b'"' || b == b'\\' || b < 0x20 {
-                return self.stop_at(i);
-            }
-            i += 1;
-        }
-        None
-    }
-
-    fn stop_at(&self, i: usize) -> Option<usize> {
-        (self.bytes[i] >= 0x20).then_some(i)
     }
 
     /// A number, replicating serde_json's `parse_integer`/`parse_number` for integers and its
     /// `f64_from_parts` for decimals whose significand is below 2^53 and whose decimal exponent
     /// is within ±22, where that computation is one exactly-rounded operation. Anything else
     /// (long significands, large exponents) is left to serde_json.
-    fn number(&mut self) -> Option<Number> {
-        let b = self.bytes;
-        let mut i = self.pos;
+    // Out of line: numbers are a minority of an event's values, and this is long.
+    #[inline(never)]
+    fn number(&self, pos: usize, slot: &mut Json<'a>) -> Option<usize> {
+        let b = self.text.as_bytes();
+        let mut i = pos;
         let negative = b[i] == b'-';
         if negative {
             i += 1;
@@ -321,18 +241,19 @@ impl<'a> Parser<'a> {
             _ => return None,
         }
         if !matches!(b.get(i), Some(b'.' | b'e' | b'E')) {
-            self.pos = i;
-            return if negative {
+            let n = if negative {
                 // As serde_json: `-0` and values below i64::MIN become floats.
                 let neg = (significand as i64).wrapping_neg();
                 if neg >= 0 {
-                    Number::from_f64(-(significand as f64))
+                    Number::from_f64(-(significand as f64))?
                 } else {
-                    Some(Number::from(neg))
+                    Number::from(neg)
                 }
             } else {
-                Some(Number::from(significand))
+                Number::from(significand)
             };
+            fill(slot, Json::Number(n));
+            return Some(i);
         }
 
         if significand >= EXACT_SIGNIFICAND {
@@ -393,9 +314,72 @@ impl<'a> Parser<'a> {
         } else {
             f /= pow;
         }
-        self.pos = i;
-        Number::from_f64(if negative { -f } else { f })
+        fill(
+            slot,
+            Json::Number(Number::from_f64(if negative { -f } else { f })?),
+        );
+        Some(i)
     }
+}
+
+fn skip_ws(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\t' | b'\r') = bytes.get(pos) {
+        pos += 1;
+    }
+    pos
+}
+
+/// The position after `word`, which must be at `pos`.
+fn literal(bytes: &[u8], pos: usize, word: &[u8]) -> Option<usize> {
+    let end = pos + word.len();
+    (bytes.get(pos..end)? == word).then_some(end)
+}
+
+/// `text[start..stop]`, where both ends are known to be next to ASCII.
+// `str::get` was left out of line by the compiler, a call per string; `split_at_checked`
+// inlines to the same two boundary checks.
+#[inline(always)]
+fn slice(text: &str, start: usize, stop: usize) -> Option<&str> {
+    let (head, _) = text.split_at_checked(stop)?;
+    Some(head.split_at_checked(start)?.1)
+}
+
+/// The index of the first `"` or `\` at or after `from`; `None` at a control character
+/// (serde_json rejects those raw) or at the end of input.
+///
+/// Eight bytes at a time, as serde_json scans: strings in events are mostly longer than a
+/// word, and most words hold nothing to stop at.
+#[inline(always)]
+fn scan(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = ONES << 7;
+    let mut i = from;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?);
+        let quote = word ^ (ONES * u64::from(b'"'));
+        let backslash = word ^ (ONES * u64::from(b'\\'));
+        // A byte's high bit in each term is set when that byte is zero (resp. below 0x20);
+        // borrows can only set bits above the first true hit, so at the lowest hit every term
+        // is exact.
+        let control = word.wrapping_sub(ONES * 0x20) & !word;
+        let hits = ((quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | control)
+            & HIGH;
+        if hits != 0 {
+            let first = hits & hits.wrapping_neg();
+            return (control & first == 0).then_some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'"' | b'\\' => return Some(i),
+            ..0x20 => return None,
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// Stores `value` in a placeholder the parser has just pushed (`Null`, or an empty borrowed

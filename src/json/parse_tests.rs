@@ -260,6 +260,26 @@ fn invalid_or_unusual_input_goes_to_serde_json() {
 }
 
 #[test]
+fn every_stop_position_in_a_word_is_found() {
+    // The string scan reads eight bytes at a time; put each kind of stop at each offset of the
+    // first two words and in the byte-at-a-time tail.
+    for len in 0..20 {
+        let run = "x".repeat(len);
+        for tail in ["", "]", " ]   ", "             ]"] {
+            let open = if tail.is_empty() { "" } else { "[" };
+            accepts(&format!("{open}\"{run}\"{tail}"));
+            accepts(&format!("{open}\"{run}\\n{run}\"{tail}"));
+            accepts(&format!("{open}\"{run}\\u00e9\"{tail}"));
+            accepts(&format!("{open}\"{run}\u{e9}\u{7f}\"{tail}"));
+            declines(&format!("{open}\"{run}\u{1f}\"{tail}"));
+            declines(&format!("{open}\"{run}\u{0}{run}\"{tail}"));
+            declines(&format!("{open}\"{run}\\n{run}\u{1}\"{tail}"));
+            declines(&format!("{open}\"{run}{tail}"));
+        }
+    }
+}
+
+#[test]
 fn nesting_stops_where_serde_json_does() {
     let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
     accepts(&nested(127));
