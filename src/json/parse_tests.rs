@@ -485,6 +485,8 @@ fn key() -> BoxedStrategy<String> {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
     #[test]
     fn generated_documents_take_the_fast_path(
         doc in doc(fast_leaf(), key()),
