@@ -3,6 +3,9 @@
 //! Strings without escapes point into the input buffer and objects are small vectors of pairs,
 //! so parsing an event costs a handful of allocations instead of one per key and value.
 //! Key lookup is linear, which for Segment events (a dozen keys per object) beats hashing.
+//!
+//! [`Json::parse`] goes through a hand-written parser (`parse.rs`) that only answers when its
+//! result is exactly serde_json's, and through serde_json for everything else (errors included).
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
