@@ -418,7 +418,7 @@ impl JsonCodec {
                 None => Val::Undefined,
             },
             JsonMode::Decode => match value.as_str() {
-                Some(s) => match serde_json::from_str::<Json<'_>>(s) {
+                Some(s) => match Json::parse(s) {
                     Ok(parsed) => Val::Owned(js::normalize(parsed.into_owned())),
                     // The reference returns the string unchanged when it is not JSON.
                     Err(_) => value,

@@ -3,12 +3,19 @@
 //! Strings without escapes point into the input buffer and objects are small vectors of pairs,
 //! so parsing an event costs a handful of allocations instead of one per key and value.
 //! Key lookup is linear, which for Segment events (a dozen keys per object) beats hashing.
+//!
+//! [`Json::parse`] goes through a hand-written parser (`parse.rs`) that only answers when its
+//! result is exactly serde_json's, and through serde_json for everything else (errors included).
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;
 use std::fmt;
+
+mod parse;
+#[cfg(test)]
+mod parse_tests;
 
 /// A JSON value whose strings may borrow from the text it was parsed from.
 #[derive(Clone, PartialEq, Default)]
@@ -60,12 +67,21 @@ impl<'a> Json<'a> {
     /// assert_eq!(doc.get("event").and_then(|e| e.as_str()), Some("Order Completed"));
     /// ```
     pub fn parse(text: &'a str) -> Result<Json<'a>, serde_json::Error> {
-        serde_json::from_str(text)
+        // The fast parser answers only when its result is exactly serde_json's; for everything
+        // else (errors included) serde_json has the last word.
+        match parse::parse(text) {
+            Some(doc) => Ok(doc),
+            None => serde_json::from_str(text),
+        }
     }
 
     /// Parses JSON bytes (must be UTF-8).
     pub fn parse_slice(bytes: &'a [u8]) -> Result<Json<'a>, serde_json::Error> {
-        serde_json::from_slice(bytes)
+        // Invalid UTF-8 and failures go to `from_slice` itself, so its errors are unchanged.
+        match std::str::from_utf8(bytes).ok().and_then(parse::parse) {
+            Some(doc) => Ok(doc),
+            None => serde_json::from_slice(bytes),
+        }
     }
 
     /// The member `key` of an object (the last one, if the key repeats).
