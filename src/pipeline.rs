@@ -244,7 +244,7 @@ impl Pipeline {
     /// The batch for one event, encoded as JSON and checked against the per-batch size limit.
     pub fn encode(&self, event: impl AsEvent) -> Result<Bytes, Error> {
         let batch = self.batch(event)?;
-        let bytes = batch.to_json_bytes();
+        let bytes = batch.to_bytes();
         let limit = self.inner.limits.max_item_bytes;
         if bytes.len() > limit {
             return Err(Error::TooLarge {
@@ -252,7 +252,7 @@ impl Pipeline {
                 limit,
             });
         }
-        Ok(bytes.into())
+        Ok(bytes)
     }
 
     /// Encodes many events on `threads` threads (scoped; contiguous chunks keep the results in

@@ -147,7 +147,7 @@ pub(crate) struct Encoded {
 
 impl Encoded {
     pub(crate) fn from_batch(batch: &Batch, limits: &Limits) -> Result<Encoded, Error> {
-        let body = batch.to_json_bytes();
+        let body = batch.to_bytes();
         if body.len() > limits.max_item_bytes {
             return Err(Error::TooLarge {
                 bytes: body.len(),
@@ -155,7 +155,7 @@ impl Encoded {
             });
         }
         Ok(Encoded {
-            body: body.into(),
+            body,
             newest_ms: batch
                 .events
                 .iter()

@@ -410,6 +410,35 @@ fn batches_are_byte_identical() {
 }
 
 #[test]
+fn arena_cut_bytes_equal_the_vector_across_blocks_and_for_outsized_batches() {
+    let small = full_batch();
+    let mut big = full_batch();
+    for i in 0..400 {
+        big.user_attributes
+            .extra
+            .insert(format!("attribute_{i}"), "a value long enough to add up");
+    }
+    let expected_small = serde_json::to_vec(&small).unwrap();
+    let expected_big = serde_json::to_vec(&big).unwrap();
+    assert!(expected_big.len() > super::super::ARENA_BLOCK);
+    // Enough batches to fill several blocks, all kept alive so no block is reused early.
+    let mut kept = Vec::new();
+    for i in 0..100 {
+        let (batch, expected) = if i % 37 == 0 {
+            (&big, &expected_big)
+        } else {
+            (&small, &expected_small)
+        };
+        let bytes = batch.to_bytes();
+        assert_eq!(&bytes[..], &expected[..], "batch {i}");
+        kept.push((bytes, expected));
+    }
+    for (i, (bytes, expected)) in kept.iter().enumerate() {
+        assert_eq!(&bytes[..], &expected[..], "batch {i}, read again");
+    }
+}
+
+#[test]
 fn batches_built_from_the_example_events_are_byte_identical() {
     let pipeline = crate::Pipeline::new(crate::mapping::Preset::Send);
     let text = include_str!("../../../examples/data/events.ndjson");
