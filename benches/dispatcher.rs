@@ -47,16 +47,9 @@ fn deliver(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let events = events();
-    let received = Arc::new(AtomicUsize::new(0));
-    let server = runtime.block_on(MockServer::start({
-        let received = received.clone();
-        move |r: &support::Received| {
-            // Identify calls without an audience make batches without events, so count batches.
-            let batches = r.json().as_array().map_or(1, Vec::len);
-            received.fetch_add(batches, Ordering::Relaxed);
-            Reply::accepted()
-        }
-    }));
+    // The stand-in answers without decoding the bodies: it shares the two cores with the
+    // dispatcher, and decoding would be measured as the dispatcher's cost.
+    let server = runtime.block_on(MockServer::start(|_: &support::Received| Reply::accepted()));
     let settled = Arc::new(AtomicUsize::new(0));
     let delivered = Arc::new(AtomicUsize::new(0));
     let dispatcher = runtime.block_on(async {
@@ -91,6 +84,8 @@ fn deliver(c: &mut Criterion) {
                 spent += started.elapsed();
                 // Every event settles once per round; a bench that lost events would be wrong.
                 assert_eq!(settled.load(Ordering::Relaxed) - before, events.len());
+                assert!(server.count() * 100 >= events.len(), "at most 100 per request");
+                server.clear_received();
             }
             spent
         })
@@ -102,7 +97,6 @@ fn deliver(c: &mut Criterion) {
         delivered.load(Ordering::Relaxed),
     );
     assert_eq!(ok, sent, "every event is delivered to the loopback server");
-    assert_eq!(received.load(Ordering::Relaxed), ok);
 }
 
 criterion_group! {

@@ -247,6 +247,11 @@ impl MockServer {
         .await
     }
 
+    /// Forgets the requests received so far (a long benchmark would otherwise keep them all).
+    pub fn clear_received(&self) {
+        self.received.lock().unwrap().clear();
+    }
+
     /// `http://127.0.0.1:PORT`
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
