@@ -84,7 +84,10 @@ fn deliver(c: &mut Criterion) {
                 spent += started.elapsed();
                 // Every event settles once per round; a bench that lost events would be wrong.
                 assert_eq!(settled.load(Ordering::Relaxed) - before, events.len());
-                assert!(server.count() * 100 >= events.len(), "at most 100 per request");
+                assert!(
+                    server.count() * 100 >= events.len(),
+                    "at most 100 per request"
+                );
                 server.clear_received();
             }
             spent
