@@ -8,6 +8,7 @@
 //! cargo bench --bench dispatcher
 //! ```
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -19,34 +20,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use support::{MockServer, Reply};
 
-fn events() -> Vec<Value> {
-    let text = if let Ok(path) = std::env::var("ROKT_BENCH_EVENTS") {
-        std::fs::read_to_string(path).expect("ROKT_BENCH_EVENTS is readable")
-    } else {
-        let generator = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/bench/make-events.py"
-        );
-        std::process::Command::new("python3")
-            .args([generator, "2000"])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .unwrap_or_else(|| include_str!("../examples/data/events.ndjson").to_owned())
-    };
-    text.lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 fn deliver(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    let events = events();
+    let events: Vec<Value> = common::event_lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
     // The stand-in answers without decoding the bodies: it shares the two cores with the
     // dispatcher, and decoding would be measured as the dispatcher's cost.
     let server = runtime.block_on(MockServer::start(|_: &support::Received| Reply::accepted()));

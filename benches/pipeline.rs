@@ -7,6 +7,8 @@
 //! cargo bench --bench pipeline
 //! ```
 
+mod common;
+
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rokt_capi::hashing::sha256_hex;
 use rokt_capi::mapping::{Preset, SendMapping};
@@ -14,28 +16,6 @@ use rokt_capi::payload::SendPayload;
 use rokt_capi::request::RequestKind;
 use rokt_capi::{Json, Pipeline};
 use std::hint::black_box;
-
-fn events() -> Vec<String> {
-    let text = if let Ok(path) = std::env::var("ROKT_BENCH_EVENTS") {
-        std::fs::read_to_string(path).expect("ROKT_BENCH_EVENTS is readable")
-    } else {
-        let generator = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/bench/make-events.py"
-        );
-        std::process::Command::new("python3")
-            .args([generator, "2000"])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .unwrap_or_else(|| include_str!("../examples/data/events.ndjson").to_owned())
-    };
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_owned)
-        .collect()
-}
 
 fn hash_all() -> Pipeline {
     Pipeline::builder()
@@ -48,7 +28,7 @@ fn hash_all() -> Pipeline {
 }
 
 fn stages(c: &mut Criterion) {
-    let lines = events();
+    let lines = common::event_lines();
     let pipeline = hash_all();
     let mapping: &SendMapping = pipeline.mapping();
     let docs: Vec<Json<'_>> = lines.iter().filter_map(|l| Json::parse(l).ok()).collect();
