@@ -74,28 +74,9 @@ impl Batch {
 
     /// The batch as the JSON bytes sent on the wire.
     pub fn to_json_bytes(&self) -> Vec<u8> {
-        thread_local! {
-            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        // Written into a per-thread buffer, then copied out at its exact size: batches vary
-        // around a kilobyte, so any fixed first guess means a reallocation for many of them,
-        // and an exact-size vector becomes `Bytes` without another allocation.
-        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut buf) => {
-                buf.clear();
-                self.write_json(&mut buf);
-                let out = buf.to_vec();
-                if buf.capacity() > SCRATCH_KEPT {
-                    *buf = Vec::new();
-                }
-                out
-            }
-            Err(_) => {
-                let mut out = Vec::new();
-                self.write_json(&mut out);
-                out
-            }
-        })
+        let mut out = Vec::with_capacity(1024);
+        self.write_json(&mut out);
+        out
     }
 
     /// The wire bytes as shared [`bytes::Bytes`], cut from a per-thread arena: encoding a
