@@ -4,18 +4,19 @@
 //! any case) is passed through untouched, hashing switch or not, so callers that hash on their
 //! side are never hashed twice.
 
+use crate::rokt::Text;
 use sha2::{Digest, Sha256};
 
 /// What one value becomes: the plain key gets the cleaned value, or the hashed key gets a digest.
 #[derive(Clone, PartialEq, Eq)]
-pub enum Hashed {
+pub enum Hashed<S = String> {
     /// Sent in the clear (hashing off), cleaned.
-    Plain(String),
+    Plain(S),
     /// Sent as a lowercase hex SHA-256 digest, or a digest the caller supplied as is.
-    Digest(String),
+    Digest(S),
 }
 
-impl std::fmt::Debug for Hashed {
+impl<S: std::fmt::Display> std::fmt::Debug for Hashed<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Hashed::Plain(_) => f.write_str("Plain(<redacted>)"),
@@ -112,20 +113,29 @@ impl Cleaning {
     }
 
     /// The cleaned value, reusing `value`'s allocation when it can.
-    pub fn apply_owned(self, mut value: String) -> String {
-        if self == Cleaning::Email {
-            if value.is_ascii() {
-                value.make_ascii_lowercase();
+    pub fn apply_owned(self, value: String) -> String {
+        self.clean(value)
+    }
+
+    /// The cleaned value, borrowing or reusing `value` where cleaning leaves it unchanged.
+    pub fn clean<S: Text>(self, value: S) -> S {
+        // Trimming first is the same as the reference's lowercase-then-trim (lowercasing maps
+        // no character to or from whitespace) and leaves less to lowercase.
+        let value = value.trimmed(crate::mapping::js::trim);
+        if self == Cleaning::Email
+            && value
+                .bytes()
+                .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+        {
+            let mut text: String = value.into();
+            if text.is_ascii() {
+                text.make_ascii_lowercase();
             } else {
-                value = value.to_lowercase();
+                text = text.to_lowercase();
             }
+            return S::from(text);
         }
-        let trimmed = crate::mapping::js::trim(&value);
-        if trimmed.len() == value.len() {
-            value
-        } else {
-            trimmed.to_owned()
-        }
+        value
     }
 }
 
@@ -143,12 +153,18 @@ pub fn clean_email(email: &str) -> String {
 /// assert_eq!(maybe_hash(" A@B.co ".into(), true, Cleaning::Email), Hashed::Digest(sha256_hex("a@b.co")));
 /// ```
 pub fn maybe_hash(value: String, hash: bool, cleaning: Cleaning) -> Hashed {
+    maybe_hash_text(value, hash, cleaning)
+}
+
+/// [`maybe_hash`] for either string type: a borrowed value that cleaning leaves unchanged
+/// stays borrowed.
+pub(crate) fn maybe_hash_text<S: Text>(value: S, hash: bool, cleaning: Cleaning) -> Hashed<S> {
     if is_sha256_hex(&value) {
         return Hashed::Digest(value);
     }
-    let cleaned = cleaning.apply_owned(value);
+    let cleaned = cleaning.clean(value);
     if hash {
-        Hashed::Digest(sha256_hex(&cleaned))
+        Hashed::Digest(S::from(sha256_hex(&cleaned)))
     } else {
         Hashed::Plain(cleaned)
     }
@@ -157,6 +173,7 @@ pub fn maybe_hash(value: String, hash: bool, cleaning: Cleaning) -> Hashed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::borrow::Cow;
 
     #[test]
     fn one_block_digests_match_the_streaming_hasher_at_every_length() {
@@ -164,6 +181,25 @@ mod tests {
         for n in 0..text.len() {
             let expected: [u8; 32] = Sha256::digest(&text[..n]).into();
             assert_eq!(sha256(&text[..n]), expected, "length {n}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Cleaning trims before it lowercases (less to lowercase, and a borrowed value stays
+        /// borrowed); the result is the reference's lowercase-then-trim, for both string types.
+        #[test]
+        fn cleaning_matches_lowercase_then_trim(
+            s in "[ \t\n\u{a0}\u{2028}\u{feff}aZé\u{130}\u{3a3}ß@.1]{0,12}"
+        ) {
+            let js_trim = crate::mapping::js::trim;
+            let email = js_trim(&s.to_lowercase()).to_owned();
+            let trimmed = js_trim(&s).to_owned();
+            proptest::prop_assert_eq!(&Cleaning::Email.clean(s.clone()), &email);
+            proptest::prop_assert_eq!(&Cleaning::Email.clean(Cow::Borrowed(s.as_str())), &email);
+            proptest::prop_assert_eq!(&Cleaning::Trim.clean(s.clone()), &trimmed);
+            let borrowed = Cleaning::Trim.clean(Cow::Borrowed(s.as_str()));
+            proptest::prop_assert!(matches!(borrowed, Cow::Borrowed(_)));
+            proptest::prop_assert_eq!(&borrowed, &trimmed);
         }
     }
 

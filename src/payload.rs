@@ -7,8 +7,9 @@
 
 use crate::Json;
 use crate::mapping::{ApplyError, Field, Node, Resolved, SendMapping, js};
-use crate::rokt::{AttributeMap, AttributeScalar, AttributeValue, DeviceInfo, Gender};
+use crate::rokt::{AttributeMap, AttributeScalar, AttributeValue, DeviceInfo, Gender, Text};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 
@@ -115,17 +116,17 @@ impl HashingConfiguration {
 /// The conversion details (`eventDetails`).
 #[derive(Clone, Default, PartialEq)]
 #[non_exhaustive]
-pub struct EventDetails {
+pub struct EventDetails<S = String> {
     /// The conversion's name; without it no conversion event is sent.
-    pub conversiontype: Option<String>,
+    pub conversiontype: Option<S>,
     /// The order id.
-    pub confirmationref: Option<String>,
+    pub confirmationref: Option<S>,
     /// The revenue.
     pub amount: Option<f64>,
     /// The currency code.
-    pub currency: Option<String>,
+    pub currency: Option<S>,
     /// The Segment `messageId`.
-    pub source_message_id: String,
+    pub source_message_id: S,
     /// When the event happened, Unix milliseconds.
     pub timestamp_unixtime_ms: i64,
 }
@@ -133,52 +134,55 @@ pub struct EventDetails {
 /// An audience membership change, from Engage or named by the event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct AudienceUpdate {
+pub struct AudienceUpdate<S = String> {
     /// The audience's key, e.g. `high_value_buyers`.
-    pub name: String,
+    pub name: S,
     /// Whether the user is now in it.
     pub member: bool,
 }
 
 /// One event's values, coerced and validated: everything the Rokt batch is built from.
+///
+/// `S` is the string type (see [`Text`]): owned `String`s from [`SendPayload::from_event`],
+/// `Cow<str>` borrowing from the event from [`SendPayload::from_event_borrowed`].
 #[derive(Clone, Default, PartialEq)]
 #[non_exhaustive]
-pub struct SendPayload {
+pub struct SendPayload<S = String> {
     /// Conversion details.
-    pub event_details: EventDetails,
+    pub event_details: EventDetails<S>,
     /// Extra conversion attributes (strings, numbers and booleans only).
-    pub event_properties: AttributeMap,
+    pub event_properties: AttributeMap<S>,
     /// Hashing switches.
     pub hashing: HashingConfiguration,
     /// Device identifiers.
-    pub device_info: DeviceInfo,
+    pub device_info: DeviceInfo<S>,
     /// The email address, trimmed (cleaned and hashed when the batch is built).
-    pub email: Option<String>,
+    pub email: Option<S>,
     /// The customer id (Segment `userId`).
-    pub customerid: Option<String>,
+    pub customerid: Option<S>,
     /// First name.
-    pub firstname: Option<String>,
+    pub firstname: Option<S>,
     /// Last name.
-    pub lastname: Option<String>,
+    pub lastname: Option<S>,
     /// Mobile number.
-    pub mobile: Option<String>,
+    pub mobile: Option<S>,
     /// Billing zip code.
-    pub billingzipcode: Option<String>,
+    pub billingzipcode: Option<S>,
     /// Date of birth.
     pub dob: Option<NaiveDate>,
     /// Gender.
     pub gender: Option<Gender>,
     /// Extra user attributes (primitives and arrays of primitives).
-    pub extra_user_attributes: AttributeMap,
+    pub extra_user_attributes: AttributeMap<S>,
     /// The user's IP address.
-    pub ip: Option<String>,
+    pub ip: Option<S>,
     /// The audience change this event carries, if any.
-    pub audience: Option<AudienceUpdate>,
+    pub audience: Option<AudienceUpdate<S>>,
     /// The Rokt click id.
-    pub rtid: Option<String>,
+    pub rtid: Option<S>,
 }
 
-impl fmt::Debug for SendPayload {
+impl<S> fmt::Debug for SendPayload<S> {
     /// Shows which fields are present, never their values.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SendPayload")
@@ -197,6 +201,15 @@ impl SendPayload {
         mapping: &SendMapping,
         event: &Json<'_>,
     ) -> Result<SendPayload, ValidationError> {
+        SendPayload::from_event_borrowed(mapping, event).map(SendPayload::into_owned)
+    }
+
+    /// As [`from_event`](SendPayload::from_event), but the strings borrow from the event (and
+    /// the mapping's constants) wherever they are used as they are, so nothing is copied.
+    pub fn from_event_borrowed<'r>(
+        mapping: &'r SendMapping,
+        event: &'r Json<'_>,
+    ) -> Result<SendPayload<Cow<'r, str>>, ValidationError> {
         let failures = RefCell::new(Vec::new());
         let mut v = Validator {
             violations: Vec::new(),
@@ -232,16 +245,52 @@ impl SendPayload {
     }
 }
 
+impl<S: Text> SendPayload<S> {
+    /// The same payload holding owned strings.
+    pub fn into_owned(self) -> SendPayload {
+        let own = |s: Option<S>| s.map(Into::into);
+        let d = self.event_details;
+        SendPayload {
+            event_details: EventDetails {
+                conversiontype: own(d.conversiontype),
+                confirmationref: own(d.confirmationref),
+                amount: d.amount,
+                currency: own(d.currency),
+                source_message_id: d.source_message_id.into(),
+                timestamp_unixtime_ms: d.timestamp_unixtime_ms,
+            },
+            event_properties: self.event_properties.into_owned(),
+            hashing: self.hashing,
+            device_info: self.device_info.into_owned(),
+            email: own(self.email),
+            customerid: own(self.customerid),
+            firstname: own(self.firstname),
+            lastname: own(self.lastname),
+            mobile: own(self.mobile),
+            billingzipcode: own(self.billingzipcode),
+            dob: self.dob,
+            gender: self.gender,
+            extra_user_attributes: self.extra_user_attributes.into_owned(),
+            ip: own(self.ip),
+            audience: self.audience.map(|a| AudienceUpdate {
+                name: a.name.into(),
+                member: a.member,
+            }),
+            rtid: own(self.rtid),
+        }
+    }
+}
+
 /// A top-level object field's value: its literal members (no object is built), or a value.
-enum ObjectSource<'r, 'a> {
+enum ObjectSource<'r, 'a, 'e> {
     Absent,
     /// The members, and where their evaluation failures go.
-    Literal(&'r [(String, Node)], &'r RefCell<Vec<ApplyError>>),
+    Literal(&'r [(String, Node)], &'e RefCell<Vec<ApplyError>>),
     Value(Resolved<'r, 'a>),
 }
 
-impl<'r, 'a> ObjectSource<'r, 'a> {
-    fn member<'s>(&'s self, key: &str, event: &'r Json<'a>) -> Resolved<'s, 'a> {
+impl<'r, 'a> ObjectSource<'r, 'a, '_> {
+    fn member(&self, key: &str, event: &'r Json<'a>) -> Resolved<'r, 'a> {
         match self {
             ObjectSource::Absent => Resolved::Undefined,
             ObjectSource::Literal(members, failures) => {
@@ -257,8 +306,13 @@ impl<'r, 'a> ObjectSource<'r, 'a> {
                     None => Resolved::Undefined,
                 }
             }
-            ObjectSource::Value(r) => match r.as_json().and_then(|o| o.get(key)) {
+            ObjectSource::Value(Resolved::Ref(object)) => match object.get(key) {
                 Some(v) => Resolved::Ref(v),
+                None => Resolved::Undefined,
+            },
+            // An object computed for this event: its members die with it, so they are copied.
+            ObjectSource::Value(r) => match r.as_json().and_then(|o| o.get(key)) {
+                Some(v) => Resolved::Owned(v.clone()),
                 None => Resolved::Undefined,
             },
         }
@@ -284,10 +338,11 @@ const BOOLEAN: &str = "boolean";
 const OBJECT: &str = "object";
 
 impl<'e> Validator<'e> {
-    fn payload<'r, 'a>(&mut self, mapping: &'r SendMapping, event: &'r Json<'a>) -> SendPayload
-    where
-        'e: 'r,
-    {
+    fn payload<'r, 'a>(
+        &mut self,
+        mapping: &'r SendMapping,
+        event: &'r Json<'a>,
+    ) -> SendPayload<Cow<'r, str>> {
         let mut p = SendPayload::default();
 
         let details = self.object(
@@ -496,7 +551,7 @@ impl<'e> Validator<'e> {
             "user_attributes.gender",
             "Gender",
         ) {
-            match g.as_str() {
+            match &*g {
                 "m" => p.gender = Some(Gender::Male),
                 "f" => p.gender = Some(Gender::Female),
                 _ => self.push(
@@ -641,10 +696,7 @@ impl<'e> Validator<'e> {
         key: &str,
         label: &str,
         event: &'r Json<'a>,
-    ) -> ObjectSource<'r, 'a>
-    where
-        'e: 'r,
-    {
+    ) -> ObjectSource<'r, 'a, 'e> {
         match mapping.field(field) {
             None => ObjectSource::Absent,
             Some(Node::Object(members)) => ObjectSource::Literal(members, self.failures),
@@ -668,14 +720,14 @@ impl<'e> Validator<'e> {
         }
     }
 
-    fn root_string(
+    fn root_string<'r>(
         &mut self,
-        mapping: &SendMapping,
+        mapping: &'r SendMapping,
         field: Field,
-        event: &Json<'_>,
+        event: &'r Json<'_>,
         key: &str,
         label: &str,
-    ) -> Option<String> {
+    ) -> Option<Cow<'r, str>> {
         let node = mapping.field(field)?;
         match node.eval(event) {
             Ok(r) => self.string(r, key, label),
@@ -688,32 +740,38 @@ impl<'e> Validator<'e> {
 
     /// A string field: scalars become their text, a one-item array its item; trimmed, and
     /// absent when blank.
-    fn string(&mut self, value: Resolved<'_, '_>, field: &str, label: &str) -> Option<String> {
-        // A string made for this event (a built-in default, a template) is moved, not copied.
-        if let Resolved::Owned(Json::Str(s)) = value {
-            let trimmed = js::trim(&s);
-            if trimmed.is_empty() {
-                return None;
-            }
-            return Some(if trimmed.len() == s.len() {
-                s.into_owned()
-            } else {
-                trimmed.to_owned()
-            });
-        }
-        let v = value.as_json()?;
-        let v = unwrap_single(v);
-        let text = match v {
+    fn string<'r>(
+        &mut self,
+        value: Resolved<'r, '_>,
+        field: &str,
+        label: &str,
+    ) -> Option<Cow<'r, str>> {
+        let text = match value {
+            Resolved::Undefined => return None,
+            // A value in the event or the mapping is borrowed as it is.
+            Resolved::Ref(v) => match self.text(v, field, label)? {
+                Cow::Borrowed(s) => Cow::Borrowed(s),
+                made => Cow::Owned(made.into_owned()),
+            },
+            // A string made for this event (a built-in default, a template) is moved, not copied.
+            Resolved::Owned(Json::Str(s)) => s.trimmed(js::trim),
+            Resolved::Owned(v) => Cow::Owned(self.text(&v, field, label)?.into_owned()),
+        };
+        (!text.is_empty()).then_some(text)
+    }
+
+    /// A scalar's text, trimmed; `None` for null and, after reporting it, for a non-scalar.
+    fn text<'v>(&mut self, v: &'v Json<'_>, field: &str, label: &str) -> Option<Cow<'v, str>> {
+        Some(match unwrap_single(v) {
             Json::Null => return None,
-            Json::Str(s) => js::trim(s).to_owned(),
-            Json::Number(n) => js::number_to_string(n),
-            Json::Bool(b) => b.to_string(),
+            Json::Str(s) => Cow::Borrowed(js::trim(s)),
+            Json::Number(n) => Cow::Owned(js::number_to_string(n)),
+            Json::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
             other => {
                 self.type_error(field, label, STRING, other);
                 return None;
             }
-        };
-        (!text.is_empty()).then_some(text)
+        })
     }
 
     fn number(&mut self, value: Resolved<'_, '_>, field: &str, label: &str) -> Option<f64> {
@@ -798,26 +856,28 @@ fn unwrap_single<'v, 'a>(v: &'v Json<'a>) -> &'v Json<'a> {
 
 /// The members of an open object field, minus the known keys, keeping strings, numbers and
 /// booleans (and, where `arrays`, arrays of them with at least one such item).
-fn open_attributes(
-    source: &ObjectSource<'_, '_>,
-    event: &Json<'_>,
+fn open_attributes<'r>(
+    source: &ObjectSource<'r, '_, '_>,
+    event: &'r Json<'_>,
     known: &[&str],
     arrays: bool,
-) -> AttributeMap {
-    let mut out = AttributeMap::new();
+) -> AttributeMap<Cow<'r, str>> {
+    let mut out: AttributeMap<Cow<'r, str>> = AttributeMap::default();
     let mut keep = |key: &str, value: &Json<'_>| {
         if known.contains(&key) {
             return;
         }
         match value {
-            Json::Str(s) => out.insert(key.to_owned(), AttributeValue::String(s.to_string())),
+            Json::Str(s) => {
+                out.insert(key.to_owned(), AttributeValue::String(s.to_string().into()))
+            }
             Json::Number(n) => out.insert(key.to_owned(), AttributeValue::Number(n.clone())),
             Json::Bool(b) => out.insert(key.to_owned(), AttributeValue::Bool(*b)),
             Json::Array(items) if arrays => {
-                let kept: Vec<AttributeScalar> = items
+                let kept: Vec<AttributeScalar<Cow<'r, str>>> = items
                     .iter()
                     .filter_map(|i| match i {
-                        Json::Str(s) => Some(AttributeScalar::String(s.to_string())),
+                        Json::Str(s) => Some(AttributeScalar::String(s.to_string().into())),
                         Json::Number(n) => Some(AttributeScalar::Number(n.clone())),
                         Json::Bool(b) => Some(AttributeScalar::Bool(*b)),
                         _ => None,
@@ -1003,6 +1063,48 @@ mod tests {
         assert_eq!(parse_timestamp("1772600767891"), Some(1772600767891));
         assert_eq!(parse_timestamp("2026-03-04"), Some(1772582400000));
         assert_eq!(parse_timestamp("yesterday"), None);
+    }
+
+    /// The borrowed payload holds the event's own text wherever a value is used as it is, and
+    /// owns exactly the values it had to make; both forms carry the same values.
+    #[test]
+    fn borrowed_payloads_point_into_the_event_and_agree_with_owned_ones() {
+        let text = r#"{"type":"track","event":"Order Completed","userId":"u-1",
+            "messageId":"m-1","timestamp":"2026-01-01T00:00:00Z",
+            "context":{"ip":"203.0.113.9","traits":{"email":"  Jane@Example.com ","first_name":"Jane"}},
+            "properties":{"order_id":42,"currency":"USD","revenue":"12.50"}}"#;
+        let event = Json::parse(text).unwrap();
+        let mapping = SendMapping::preset_defaults(crate::mapping::Preset::Send);
+        let borrowed = SendPayload::from_event_borrowed(&mapping, &event).unwrap();
+        let within = |s: &str| text.as_bytes().as_ptr_range().contains(&s.as_ptr());
+        for value in [
+            &borrowed.email,
+            &borrowed.firstname,
+            &borrowed.customerid,
+            &borrowed.ip,
+            &borrowed.event_details.currency,
+            &borrowed.event_details.conversiontype,
+        ] {
+            assert!(matches!(value, Some(Cow::Borrowed(s)) if within(s)));
+        }
+        // Trimmed in place: the email borrows the text between the spaces.
+        assert_eq!(borrowed.email.as_deref(), Some("Jane@Example.com"));
+        assert!(matches!(
+            borrowed.event_details.source_message_id,
+            Cow::Borrowed("m-1")
+        ));
+        // A number coerced to a string is made for the payload.
+        assert!(matches!(
+            borrowed.event_details.confirmationref,
+            Some(Cow::Owned(ref s)) if s == "42"
+        ));
+        assert_eq!(borrowed.event_details.amount, Some(12.5));
+        let owned = SendPayload::from_event(&mapping, &event).unwrap();
+        assert_eq!(borrowed.clone().into_owned(), owned);
+        assert_eq!(
+            crate::rokt::build(borrowed).to_json_bytes(),
+            crate::rokt::build(owned).to_json_bytes()
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The whole sans-I/O path: Segment event → mapping → validation → Rokt batch → request.
 
+use crate::Json;
 use crate::credentials::Credentials;
 use crate::error::{ConfigError, Error};
 use crate::mapping::{Preset, SendMapping};
@@ -8,6 +9,7 @@ use crate::request::{Endpoint, Limits, Request, RequestKind, plan_bulk};
 use crate::rokt::Batch;
 use crate::segment::{AsEvent, check_event};
 use bytes::Bytes;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Turns Segment events into the exact requests Rokt receives. Pure and synchronous; cheap to
@@ -225,10 +227,15 @@ impl Pipeline {
 
     /// Maps, coerces and validates one event.
     pub fn payload(&self, event: impl AsEvent) -> Result<SendPayload, Error> {
-        let result: Result<SendPayload, Error> = event.with_json(|doc| {
-            check_event(doc)?;
-            Ok(SendPayload::from_event(&self.inner.mapping, doc)?)
-        });
+        event.with_json(|doc| self.validated(doc).map(SendPayload::into_owned))
+    }
+
+    /// The payload of one parsed event, borrowing its strings.
+    fn validated<'r>(&'r self, doc: &'r Json<'_>) -> Result<SendPayload<Cow<'r, str>>, Error> {
+        let result: Result<_, Error> = match check_event(doc) {
+            Ok(_) => SendPayload::from_event_borrowed(&self.inner.mapping, doc).map_err(Into::into),
+            Err(e) => Err(e.into()),
+        };
         if let Err(e) = &result {
             // Error messages name fields and rules only, never values, so they are safe to log.
             tracing::debug!(error_type = e.error_type(), reason = %e, "event rejected");
@@ -243,8 +250,11 @@ impl Pipeline {
 
     /// The batch for one event, encoded as JSON and checked against the per-batch size limit.
     pub fn encode(&self, event: impl AsEvent) -> Result<Bytes, Error> {
-        let batch = self.batch(event)?;
-        let bytes = batch.to_bytes();
+        // Built from borrowed strings: the batch only lives until its bytes are written.
+        let bytes = event.with_json(|doc| {
+            self.validated(doc)
+                .map(|p| crate::rokt::build(p).to_bytes())
+        })?;
         let limit = self.inner.limits.max_item_bytes;
         if bytes.len() > limit {
             return Err(Error::TooLarge {

@@ -5,12 +5,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use super::Text;
+
 /// A scalar attribute value: string, number or boolean.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum AttributeScalar {
+pub enum AttributeScalar<S = String> {
     /// A string.
-    String(String),
+    String(S),
     /// A number; integral floats are kept as integers so they print as JavaScript prints them.
     Number(serde_json::Number),
     /// A boolean.
@@ -20,15 +22,15 @@ pub enum AttributeScalar {
 /// An attribute value: a scalar or a list of scalars.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum AttributeValue {
+pub enum AttributeValue<S = String> {
     /// A string.
-    String(String),
+    String(S),
     /// A number.
     Number(serde_json::Number),
     /// A boolean.
     Bool(bool),
     /// A list of scalars.
-    List(Vec<AttributeScalar>),
+    List(Vec<AttributeScalar<S>>),
 }
 
 impl From<&str> for AttributeValue {
@@ -41,12 +43,37 @@ impl From<String> for AttributeValue {
         AttributeValue::String(s)
     }
 }
-impl From<bool> for AttributeValue {
+impl<S: Text> AttributeScalar<S> {
+    /// The same scalar holding an owned string.
+    pub fn into_owned(self) -> AttributeScalar {
+        match self {
+            AttributeScalar::String(s) => AttributeScalar::String(s.into()),
+            AttributeScalar::Number(n) => AttributeScalar::Number(n),
+            AttributeScalar::Bool(b) => AttributeScalar::Bool(b),
+        }
+    }
+}
+
+impl<S: Text> AttributeValue<S> {
+    /// The same value holding owned strings.
+    pub fn into_owned(self) -> AttributeValue {
+        match self {
+            AttributeValue::String(s) => AttributeValue::String(s.into()),
+            AttributeValue::Number(n) => AttributeValue::Number(n),
+            AttributeValue::Bool(b) => AttributeValue::Bool(b),
+            AttributeValue::List(items) => {
+                AttributeValue::List(items.into_iter().map(AttributeScalar::into_owned).collect())
+            }
+        }
+    }
+}
+
+impl<S> From<bool> for AttributeValue<S> {
     fn from(b: bool) -> Self {
         AttributeValue::Bool(b)
     }
 }
-impl From<f64> for AttributeValue {
+impl<S> From<f64> for AttributeValue<S> {
     fn from(n: f64) -> Self {
         AttributeValue::Number(js_number(n))
     }
@@ -64,9 +91,9 @@ pub(crate) fn js_number(n: f64) -> serde_json::Number {
 
 /// Attributes in insertion order; inserting an existing key replaces its value in place, as
 /// JavaScript's object spread does.
-#[derive(Clone, Default)]
-pub struct AttributeMap {
-    entries: Vec<(Cow<'static, str>, AttributeValue)>,
+#[derive(Clone)]
+pub struct AttributeMap<S = String> {
+    entries: Vec<(Cow<'static, str>, AttributeValue<S>)>,
     /// Where each key is, once the map is past [`INDEX_FROM`] entries: an event with thousands
     /// of properties would otherwise cost time quadratic in their number.
     index: Option<HashMap<Cow<'static, str>, usize>>,
@@ -75,25 +102,42 @@ pub struct AttributeMap {
 /// The size from which an [`AttributeMap`] indexes its keys; below it a scan is cheaper.
 const INDEX_FROM: usize = 32;
 
-impl PartialEq for AttributeMap {
+// Not derived: the derive would require `S: Default` for an empty map.
+impl<S> Default for AttributeMap<S> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+            index: None,
+        }
+    }
+}
+
+impl<S: PartialEq> PartialEq for AttributeMap<S> {
     fn eq(&self, other: &Self) -> bool {
         self.entries == other.entries
     }
 }
 
-impl std::fmt::Debug for AttributeMap {
+impl<S: std::fmt::Debug> std::fmt::Debug for AttributeMap<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("AttributeMap").field(&self.entries).finish()
     }
 }
 
 impl AttributeMap {
-    /// An empty map.
+    /// An empty map of owned strings (`AttributeMap::default()` makes one of any string type).
     pub fn new() -> Self {
         Self::default()
     }
+}
+
+impl<S> AttributeMap<S> {
     /// Sets `key`, replacing an earlier value in its original position.
-    pub fn insert(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<AttributeValue>) {
+    pub fn insert(
+        &mut self,
+        key: impl Into<Cow<'static, str>>,
+        value: impl Into<AttributeValue<S>>,
+    ) {
         let key = key.into();
         let value = value.into();
         if let Some(i) = self.position(&key) {
@@ -121,7 +165,7 @@ impl AttributeMap {
         }
     }
     /// The value under `key`.
-    pub fn get(&self, key: &str) -> Option<&AttributeValue> {
+    pub fn get(&self, key: &str) -> Option<&AttributeValue<S>> {
         self.position(key).map(|i| &self.entries[i].1)
     }
     /// The keys, in order.
@@ -129,7 +173,7 @@ impl AttributeMap {
         self.entries.iter().map(|(k, _)| k.as_ref())
     }
     /// The entries, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &AttributeValue)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &AttributeValue<S>)> {
         self.entries.iter().map(|(k, v)| (k.as_ref(), v))
     }
     /// How many entries.
@@ -142,16 +186,30 @@ impl AttributeMap {
     }
 }
 
-impl IntoIterator for AttributeMap {
-    type Item = (Cow<'static, str>, AttributeValue);
-    type IntoIter = std::vec::IntoIter<(Cow<'static, str>, AttributeValue)>;
+impl<S: Text> AttributeMap<S> {
+    /// The same map holding owned strings.
+    pub fn into_owned(self) -> AttributeMap {
+        AttributeMap {
+            entries: self
+                .entries
+                .into_iter()
+                .map(|(k, v)| (k, v.into_owned()))
+                .collect(),
+            index: self.index,
+        }
+    }
+}
+
+impl<S> IntoIterator for AttributeMap<S> {
+    type Item = (Cow<'static, str>, AttributeValue<S>);
+    type IntoIter = std::vec::IntoIter<(Cow<'static, str>, AttributeValue<S>)>;
     fn into_iter(self) -> Self::IntoIter {
         self.entries.into_iter()
     }
 }
 
-impl Serialize for AttributeMap {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+impl<S: Serialize> Serialize for AttributeMap<S> {
+    fn serialize<W: Serializer>(&self, serializer: W) -> Result<W::Ok, W::Error> {
         let mut map = serializer.serialize_map(Some(self.entries.len()))?;
         for (k, v) in &self.entries {
             map.serialize_entry(k.as_ref(), v)?;
@@ -160,11 +218,11 @@ impl Serialize for AttributeMap {
     }
 }
 
-impl<'de> Deserialize<'de> for AttributeMap {
+impl<'de, S: Deserialize<'de>> Deserialize<'de> for AttributeMap<S> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = AttributeMap;
+        struct Visitor<S>(std::marker::PhantomData<S>);
+        impl<'de, S: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<S> {
+            type Value = AttributeMap<S>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a map of attributes")
             }
@@ -172,14 +230,14 @@ impl<'de> Deserialize<'de> for AttributeMap {
                 self,
                 mut access: A,
             ) -> Result<Self::Value, A::Error> {
-                let mut map = AttributeMap::new();
-                while let Some((k, v)) = access.next_entry::<String, AttributeValue>()? {
+                let mut map = AttributeMap::default();
+                while let Some((k, v)) = access.next_entry::<String, AttributeValue<S>>()? {
                     map.insert(k, v);
                 }
                 Ok(map)
             }
         }
-        deserializer.deserialize_map(Visitor)
+        deserializer.deserialize_map(Visitor(std::marker::PhantomData))
     }
 }
 

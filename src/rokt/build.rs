@@ -1,14 +1,14 @@
 //! Building one Rokt batch from a validated payload (SPEC §5): pure, no I/O.
 
 use super::{
-    AUDIENCE_ID_PREFIX, AttributeValue, Batch, CustomEvent, CustomEventData, CustomEventType,
-    IntegrationAttributes, RoktIntegration, UserAttributes, UserIdentities,
+    AUDIENCE_ID_PREFIX, AttributeMap, AttributeValue, Batch, CustomEvent, CustomEventData,
+    CustomEventType, IntegrationAttributes, RoktIntegration, Text, UserAttributes, UserIdentities,
 };
-use crate::hashing::{Cleaning, Hashed, maybe_hash};
+use crate::hashing::{Cleaning, Hashed, maybe_hash_text};
 use crate::payload::SendPayload;
 
-impl From<SendPayload> for Batch {
-    fn from(p: SendPayload) -> Batch {
+impl<S: Text> From<SendPayload<S>> for Batch<S> {
+    fn from(p: SendPayload<S>) -> Batch<S> {
         build(p)
     }
 }
@@ -39,8 +39,9 @@ fn compact_date(d: chrono::NaiveDate) -> String {
         .collect()
 }
 
-/// Builds the batch object Rokt receives for one validated payload.
-pub fn build(p: SendPayload) -> Batch {
+/// Builds the batch object Rokt receives for one validated payload. Strings the payload holds
+/// are moved (or, borrowed, stay borrowed); only digests, cleaned emails and dates are made.
+pub fn build<S: Text>(p: SendPayload<S>) -> Batch<S> {
     let h = p.hashing;
     let mut ids = UserIdentities {
         customerid: p.customerid,
@@ -48,7 +49,7 @@ pub fn build(p: SendPayload) -> Batch {
         ..Default::default()
     };
     if let Some(email) = p.email {
-        match maybe_hash(email, h.email, Cleaning::Email) {
+        match maybe_hash_text(email, h.email, Cleaning::Email) {
             Hashed::Plain(v) => ids.email = Some(v),
             Hashed::Digest(v) => ids.other = Some(v),
         }
@@ -56,7 +57,7 @@ pub fn build(p: SendPayload) -> Batch {
 
     let mut user = UserAttributes::default();
     let split =
-        |value: Option<String>, on: bool| match value.map(|v| maybe_hash(v, on, Cleaning::Trim)) {
+        |value: Option<S>, on: bool| match value.map(|v| maybe_hash_text(v, on, Cleaning::Trim)) {
             Some(Hashed::Plain(v)) => (Some(v), None),
             Some(Hashed::Digest(v)) => (None, Some(v)),
             None => (None, None),
@@ -65,7 +66,7 @@ pub fn build(p: SendPayload) -> Batch {
     (user.lastname, user.lastnamesha256) = split(p.lastname, h.last_name);
     (user.mobile, user.mobilesha256) = split(p.mobile, h.mobile);
     (user.billingzipcode, user.billingzipsha256) = split(p.billingzipcode, h.billing_zipcode);
-    user.dob = p.dob.map(compact_date);
+    user.dob = p.dob.map(|d| S::from(compact_date(d)));
     user.gender = p.gender;
     user.extra = p.extra_user_attributes;
 
@@ -73,31 +74,38 @@ pub fn build(p: SendPayload) -> Batch {
     let ms = details.timestamp_unixtime_ms;
     let mut events = Vec::with_capacity(2);
     if let Some(audience) = &p.audience {
-        let mut attrs = super::AttributeMap::new();
-        attrs.insert("audience_name", audience.name.as_str());
-        attrs.insert("status", if audience.member { "add" } else { "drop" });
+        let status = if audience.member { "add" } else { "drop" };
+        let mut attrs = AttributeMap::default();
+        attrs.insert(
+            "audience_name",
+            AttributeValue::String(audience.name.clone()),
+        );
+        attrs.insert("status", AttributeValue::String(S::from_static(status)));
         events.push(CustomEvent::new(CustomEventData {
             custom_event_type: CustomEventType::Other,
-            source_message_id: format!("{AUDIENCE_ID_PREFIX}{}", details.source_message_id),
+            source_message_id: S::from(format!(
+                "{AUDIENCE_ID_PREFIX}{}",
+                &*details.source_message_id
+            )),
             timestamp_unixtime_ms: ms,
-            event_name: "audiencemembershipupdate".into(),
+            event_name: S::from_static("audiencemembershipupdate"),
             custom_attributes: attrs,
         }));
         user.extra
-            .insert(format!("segment_{}", audience.name), audience.member);
+            .insert(format!("segment_{}", &*audience.name), audience.member);
     }
     if let Some(conversiontype) = details.conversiontype {
-        let mut attrs = super::AttributeMap::new();
-        attrs.insert("conversiontype", conversiontype);
+        let mut attrs = AttributeMap::default();
+        attrs.insert("conversiontype", AttributeValue::String(conversiontype));
         if let Some(r) = details.confirmationref {
-            attrs.insert("confirmationref", r);
+            attrs.insert("confirmationref", AttributeValue::String(r));
         }
         // The reference keeps the amount only when truthy: an amount of 0 is left out.
         if let Some(a) = details.amount.filter(|a| *a != 0.0) {
             attrs.insert("amount", AttributeValue::from(a));
         }
         if let Some(c) = details.currency {
-            attrs.insert("currency", c);
+            attrs.insert("currency", AttributeValue::String(c));
         }
         for (k, v) in p.event_properties.into_iter() {
             attrs.insert(k, v);
@@ -106,7 +114,7 @@ pub fn build(p: SendPayload) -> Batch {
             custom_event_type: CustomEventType::Transaction,
             source_message_id: details.source_message_id,
             timestamp_unixtime_ms: ms,
-            event_name: "conversion".into(),
+            event_name: S::from_static("conversion"),
             custom_attributes: attrs,
         }));
     }

@@ -6,11 +6,13 @@
 
 mod attributes;
 mod build;
+mod text;
 mod wire;
 
 pub use build::build;
 
 pub use attributes::{AttributeMap, AttributeScalar, AttributeValue};
+pub use text::Text;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,30 +23,33 @@ pub const ROKT_INTEGRATION_ID: &str = "1277";
 pub const AUDIENCE_ID_PREFIX: &str = "aud_";
 
 /// One batch object: everything Rokt learns from one Segment event.
+///
+/// `S` is the string type (see [`Text`]): owned `String`s by default; the encoder builds
+/// batches of `Cow<str>` borrowing from the event.
 #[derive(Clone, PartialEq, Serialize, Deserialize, Default)]
 #[non_exhaustive]
-pub struct Batch {
+pub struct Batch<S = String> {
     /// Always `production` in the reference.
     pub environment: Environment,
     /// Browser and mobile device identifiers.
-    pub device_info: DeviceInfo,
+    pub device_info: DeviceInfo<S>,
     /// Profile attributes, plain or hashed, plus open extras and `segment_<audience>` flags.
-    pub user_attributes: UserAttributes,
+    pub user_attributes: UserAttributes<S>,
     /// Identities Rokt matches users by.
-    pub user_identities: UserIdentities,
+    pub user_identities: UserIdentities<S>,
     /// Present only when an rtid is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub integration_attributes: Option<IntegrationAttributes>,
+    pub integration_attributes: Option<IntegrationAttributes<S>>,
     /// The audience event (first) and the conversion event, when there are any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub events: Vec<CustomEvent>,
+    pub events: Vec<CustomEvent<S>>,
     /// The end user's IP address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ip: Option<String>,
+    pub ip: Option<S>,
 }
 
 /// Keeps personal data out of logs: only the shape of a batch is printed.
-impl std::fmt::Debug for Batch {
+impl<S> std::fmt::Debug for Batch<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Batch")
             .field("environment", &self.environment)
@@ -54,7 +59,7 @@ impl std::fmt::Debug for Batch {
     }
 }
 
-impl Batch {
+impl<S: Text> Batch<S> {
     /// The Segment `messageId` this batch was built from, as carried by its events: the id
     /// Rokt de-duplicates on. `None` for a batch without events (an identify call that only
     /// updates the profile).
@@ -66,7 +71,7 @@ impl Batch {
         match conversion {
             Some(e) => Some(&e.data.source_message_id),
             None => self.events.first().map(|e| {
-                let id = e.data.source_message_id.as_str();
+                let id: &str = &e.data.source_message_id;
                 id.strip_prefix(AUDIENCE_ID_PREFIX).unwrap_or(id)
             }),
         }
@@ -144,43 +149,57 @@ pub enum Environment {
 /// Device identifiers (`device_info`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[non_exhaustive]
-pub struct DeviceInfo {
+pub struct DeviceInfo<S = String> {
     /// The browser's `User-Agent`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http_header_user_agent: Option<String>,
+    pub http_header_user_agent: Option<S>,
     /// IDFA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ios_advertising_id: Option<String>,
+    pub ios_advertising_id: Option<S>,
     /// Google advertising id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub android_advertising_id: Option<String>,
+    pub android_advertising_id: Option<S>,
     /// iOS identifier for vendor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ios_idfv: Option<String>,
+    pub ios_idfv: Option<S>,
     /// Android device id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub android_uuid: Option<String>,
+    pub android_uuid: Option<S>,
+}
+
+impl<S: Text> DeviceInfo<S> {
+    /// The same identifiers as owned strings.
+    pub fn into_owned(self) -> DeviceInfo {
+        let own = |s: Option<S>| s.map(Into::into);
+        DeviceInfo {
+            http_header_user_agent: own(self.http_header_user_agent),
+            ios_advertising_id: own(self.ios_advertising_id),
+            android_advertising_id: own(self.android_advertising_id),
+            ios_idfv: own(self.ios_idfv),
+            android_uuid: own(self.android_uuid),
+        }
+    }
 }
 
 /// Identities (`user_identities`): email in the clear or hashed, customer id, and the rtid.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[non_exhaustive]
-pub struct UserIdentities {
+pub struct UserIdentities<S = String> {
     /// Cleaned email address (hashing off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
+    pub email: Option<S>,
     /// SHA-256 hex of the cleaned email (hashing on, or already hashed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub other: Option<String>,
+    pub other: Option<S>,
     /// The Segment `userId`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub customerid: Option<String>,
+    pub customerid: Option<S>,
     /// The Rokt click id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub other2: Option<String>,
+    pub other2: Option<S>,
 }
 
-impl std::fmt::Debug for UserIdentities {
+impl<S: std::fmt::Debug> std::fmt::Debug for UserIdentities<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UserIdentities")
             .field("email", &self.email.as_ref().map(|_| "<redacted>"))
@@ -197,43 +216,43 @@ impl std::fmt::Debug for UserIdentities {
 /// Profile attributes (`user_attributes`): the six known ones and any extras.
 #[derive(Clone, PartialEq, Serialize, Deserialize, Default)]
 #[non_exhaustive]
-pub struct UserAttributes {
+pub struct UserAttributes<S = String> {
     /// First name, trimmed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub firstname: Option<String>,
+    pub firstname: Option<S>,
     /// SHA-256 hex of the first name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub firstnamesha256: Option<String>,
+    pub firstnamesha256: Option<S>,
     /// Last name, trimmed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lastname: Option<String>,
+    pub lastname: Option<S>,
     /// SHA-256 hex of the last name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lastnamesha256: Option<String>,
+    pub lastnamesha256: Option<S>,
     /// Mobile number, trimmed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mobile: Option<String>,
+    pub mobile: Option<S>,
     /// SHA-256 hex of the mobile number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mobilesha256: Option<String>,
+    pub mobilesha256: Option<S>,
     /// Billing zip code, trimmed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub billingzipcode: Option<String>,
+    pub billingzipcode: Option<S>,
     /// SHA-256 hex of the billing zip code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub billingzipsha256: Option<String>,
+    pub billingzipsha256: Option<S>,
     /// Date of birth as `YYYYMMDD`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dob: Option<String>,
+    pub dob: Option<S>,
     /// `m` or `f`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gender: Option<Gender>,
     /// Extra attributes the mapping adds, then `segment_<audience>` membership flags.
     #[serde(flatten)]
-    pub extra: AttributeMap,
+    pub extra: AttributeMap<S>,
 }
 
-impl std::fmt::Debug for UserAttributes {
+impl<S> std::fmt::Debug for UserAttributes<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let keys: Vec<&str> = self.extra.keys().collect();
         f.debug_struct("UserAttributes")
@@ -255,32 +274,32 @@ pub enum Gender {
 
 /// `integration_attributes`, keyed by integration id.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct IntegrationAttributes {
+pub struct IntegrationAttributes<S = String> {
     /// Rokt's own integration (id 1277).
     #[serde(rename = "1277")]
-    pub rokt: RoktIntegration,
+    pub rokt: RoktIntegration<S>,
 }
 
 /// What Rokt's integration carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct RoktIntegration {
+pub struct RoktIntegration<S = String> {
     /// The rtid, for conversion attribution.
-    pub passbackconversiontrackingid: String,
+    pub passbackconversiontrackingid: S,
 }
 
 /// One event in a batch. Rokt's CAPI takes only custom events.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct CustomEvent {
+pub struct CustomEvent<S = String> {
     /// Always `custom_event`.
     pub event_type: EventType,
     /// The event's content.
-    pub data: CustomEventData,
+    pub data: CustomEventData<S>,
 }
 
-impl CustomEvent {
+impl<S> CustomEvent<S> {
     /// Wraps event data as a custom event.
-    pub fn new(data: CustomEventData) -> Self {
+    pub fn new(data: CustomEventData<S>) -> Self {
         Self {
             event_type: EventType::CustomEvent,
             data,
@@ -299,17 +318,17 @@ pub enum EventType {
 /// The body of a custom event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct CustomEventData {
+pub struct CustomEventData<S = String> {
     /// `transaction` for conversions, `other` for audience updates.
     pub custom_event_type: CustomEventType,
     /// The Segment `messageId` (prefixed `aud_` for audience events): Rokt de-duplicates on it.
-    pub source_message_id: String,
+    pub source_message_id: S,
     /// When the event happened, in Unix milliseconds.
     pub timestamp_unixtime_ms: i64,
     /// `conversion` or `audiencemembershipupdate`.
-    pub event_name: String,
+    pub event_name: S,
     /// The event's attributes.
-    pub custom_attributes: AttributeMap,
+    pub custom_attributes: AttributeMap<S>,
 }
 
 /// mParticle's custom event category.

@@ -199,9 +199,9 @@ fn numbers_are_spelled_as_serde_json_spells_them() {
 fn empty_and_nested_collections() {
     same(&AttributeMap::new());
     same(&Vec::<AttributeScalar>::new());
-    same(&AttributeValue::List(vec![]));
-    same(&Batch::default());
-    same(&UserAttributes::default());
+    same(&AttributeValue::<String>::List(vec![]));
+    same(&Batch::<String>::default());
+    same(&UserAttributes::<String>::default());
     same(&BTreeMap::<String, Vec<BTreeMap<String, ()>>>::new());
     let mut nested = BTreeMap::new();
     nested.insert(
@@ -402,10 +402,10 @@ fn batches_are_byte_identical() {
     let batch = full_batch();
     same(&batch);
     assert_eq!(batch.to_json_bytes(), serde_json::to_vec(&batch).unwrap());
-    same(&Batch::default());
+    same(&Batch::<String>::default());
     assert_eq!(
-        Batch::default().to_json_bytes(),
-        serde_json::to_vec(&Batch::default()).unwrap()
+        Batch::<String>::default().to_json_bytes(),
+        serde_json::to_vec(&Batch::<String>::default()).unwrap()
     );
 }
 
