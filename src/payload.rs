@@ -6,7 +6,7 @@
 //! `12.5`), the field schema is checked, and finally the action's own identifier rule runs.
 
 use crate::Json;
-use crate::mapping::{ApplyError, Field, Node, Resolved, SendMapping, js};
+use crate::mapping::{ApplyError, EventMemo, Field, Node, Resolved, SendMapping, js};
 use crate::rokt::{AttributeMap, AttributeScalar, AttributeValue, DeviceInfo, Gender};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use std::cell::RefCell;
@@ -202,7 +202,7 @@ impl SendPayload {
             violations: Vec::new(),
             failures: &failures,
         };
-        let payload = v.payload(mapping, event);
+        let payload = mapping.with_memo(event, |memo| v.payload(mapping, memo));
         let failed = std::mem::take(&mut *failures.borrow_mut());
         for failure in failed {
             v.mapping_failed(failure);
@@ -241,7 +241,7 @@ enum ObjectSource<'r, 'a> {
 }
 
 impl<'r, 'a> ObjectSource<'r, 'a> {
-    fn member<'s>(&'s self, key: &str, event: &'r Json<'a>) -> Resolved<'s, 'a> {
+    fn member<'s>(&'s self, key: &str, event: &EventMemo<'_, 'r, 'a>) -> Resolved<'s, 'a> {
         match self {
             ObjectSource::Absent => Resolved::Undefined,
             ObjectSource::Literal(members, failures) => {
@@ -284,7 +284,11 @@ const BOOLEAN: &str = "boolean";
 const OBJECT: &str = "object";
 
 impl<'e> Validator<'e> {
-    fn payload<'r, 'a>(&mut self, mapping: &'r SendMapping, event: &'r Json<'a>) -> SendPayload
+    fn payload<'r, 'a>(
+        &mut self,
+        mapping: &'r SendMapping,
+        event: &EventMemo<'_, 'r, 'a>,
+    ) -> SendPayload
     where
         'e: 'r,
     {
@@ -640,7 +644,7 @@ impl<'e> Validator<'e> {
         field: Field,
         key: &str,
         label: &str,
-        event: &'r Json<'a>,
+        event: &EventMemo<'_, 'r, 'a>,
     ) -> ObjectSource<'r, 'a>
     where
         'e: 'r,
@@ -668,11 +672,11 @@ impl<'e> Validator<'e> {
         }
     }
 
-    fn root_string(
+    fn root_string<'r, 'a>(
         &mut self,
-        mapping: &SendMapping,
+        mapping: &'r SendMapping,
         field: Field,
-        event: &Json<'_>,
+        event: &EventMemo<'_, 'r, 'a>,
         key: &str,
         label: &str,
     ) -> Option<String> {
@@ -798,9 +802,9 @@ fn unwrap_single<'v, 'a>(v: &'v Json<'a>) -> &'v Json<'a> {
 
 /// The members of an open object field, minus the known keys, keeping strings, numbers and
 /// booleans (and, where `arrays`, arrays of them with at least one such item).
-fn open_attributes(
-    source: &ObjectSource<'_, '_>,
-    event: &Json<'_>,
+fn open_attributes<'r, 'a>(
+    source: &ObjectSource<'r, 'a>,
+    event: &EventMemo<'_, 'r, 'a>,
     known: &[&str],
     arrays: bool,
 ) -> AttributeMap {

@@ -1,7 +1,9 @@
 //! The send action's mapping: one compiled node per top-level field, from a preset's defaults
 //! with the user's overrides on top.
 
+use super::memo::{EventMemo, Interner, Prefixes};
 use super::{MappingError, Node, Preset};
+use crate::Json;
 use serde_json::Value;
 
 /// The top-level fields of the send action (SPEC §3), in the reference's order.
@@ -38,6 +40,8 @@ pub struct SendMapping {
     preset: Preset,
     overrides: Value,
     nodes: Vec<Option<Node>>,
+    /// The key prefixes of the paths the fast entry reads from the event.
+    prefixes: Prefixes,
 }
 
 impl SendMapping {
@@ -72,10 +76,24 @@ impl SendMapping {
                 None => preset.default_node(field)?,
             });
         }
+        // What payload.rs evaluates through the fast entry: each field, or each member of a
+        // field written as a literal object.
+        let mut interner = Interner::default();
+        for node in nodes.iter_mut().flatten() {
+            match node {
+                Node::Object(members) => {
+                    for (_, member) in members {
+                        interner.fast_entry(member);
+                    }
+                }
+                other => interner.fast_entry(other),
+            }
+        }
         Ok(SendMapping {
             preset,
             overrides: overrides.clone(),
             nodes,
+            prefixes: interner.finish(),
         })
     }
 
@@ -92,6 +110,16 @@ impl SendMapping {
     /// The compiled node of a top-level field, if the field is mapped.
     pub(crate) fn field(&self, field: Field) -> Option<&Node> {
         self.nodes[field as usize].as_ref()
+    }
+
+    /// Runs `f` with a fresh memo of this mapping's path lookups on `event`, for
+    /// [`Node::eval`].
+    pub(crate) fn with_memo<'r, 'a, T>(
+        &'r self,
+        event: &'r Json<'a>,
+        f: impl FnOnce(&EventMemo<'_, 'r, 'a>) -> T,
+    ) -> T {
+        EventMemo::with(&self.prefixes, event, f)
     }
 }
 
