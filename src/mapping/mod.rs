@@ -79,8 +79,8 @@ pub use builder::{ChainLinks, SendMappingBuilder, Source};
 pub(crate) use memo::EventMemo;
 pub use path::Path;
 pub use presets::{Preset, trait_chain};
-pub(crate) use send::Field;
 pub use send::{FIELDS, SendMapping};
+pub(crate) use send::{Field, Member};
 
 use crate::Json;
 use std::borrow::Cow;
