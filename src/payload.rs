@@ -6,7 +6,7 @@
 //! `12.5`), the field schema is checked, and finally the action's own identifier rule runs.
 
 use crate::Json;
-use crate::mapping::{ApplyError, Field, Node, Resolved, SendMapping, js};
+use crate::mapping::{ApplyError, EventMemo, Field, Member, Node, Resolved, SendMapping, js};
 use crate::rokt::{AttributeMap, AttributeScalar, AttributeValue, DeviceInfo, Gender, Text};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use std::borrow::Cow;
@@ -215,7 +215,7 @@ impl SendPayload {
             violations: Vec::new(),
             failures: &failures,
         };
-        let payload = v.payload(mapping, event);
+        let payload = mapping.with_memo(event, |memo| v.payload(mapping, memo));
         let failed = std::mem::take(&mut *failures.borrow_mut());
         for failure in failed {
             v.mapping_failed(failure);
@@ -284,38 +284,89 @@ impl<S: Text> SendPayload<S> {
 /// A top-level object field's value: its literal members (no object is built), or a value.
 enum ObjectSource<'r, 'a, 'e> {
     Absent,
-    /// The members, and where their evaluation failures go.
-    Literal(&'r [(String, Node)], &'e RefCell<Vec<ApplyError>>),
+    /// The members, the mapping that indexes them, and where their evaluation failures go.
+    Literal(
+        &'r [(String, Node)],
+        &'r SendMapping,
+        &'e RefCell<Vec<ApplyError>>,
+    ),
+    /// An object written without directives, and the mapping that indexes its members.
+    Constant(&'r Json<'static>, &'r SendMapping),
     Value(Resolved<'r, 'a>),
 }
 
 impl<'r, 'a> ObjectSource<'r, 'a, '_> {
-    fn member(&self, key: &str, event: &'r Json<'a>) -> Resolved<'r, 'a> {
+    /// A member the send action reads: a literal's is found by the index the mapping made
+    /// when compiled.
+    fn member(&self, member: Member, event: &EventMemo<'_, 'r, 'a>) -> Resolved<'r, 'a> {
         match self {
-            ObjectSource::Absent => Resolved::Undefined,
-            ObjectSource::Literal(members, failures) => {
-                match members
+            ObjectSource::Literal(members, mapping, failures) => {
+                let node = mapping.member(member);
+                debug_assert!(
+                    node.is_none_or(|n| members.iter().any(|(_, m)| std::ptr::eq(m, n))),
+                    "{member:?} is not a member of this field"
+                );
+                eval_member(node, event, failures)
+            }
+            ObjectSource::Constant(constant, mapping) => {
+                let value = mapping.constant_member(member);
+                debug_assert!(
+                    value.is_none_or(|v| constant
+                        .as_object()
+                        .is_some_and(|pairs| pairs.iter().any(|(_, m)| std::ptr::eq(m, v)))),
+                    "{member:?} is not a member of this field"
+                );
+                value.map_or(Resolved::Undefined, Resolved::Ref)
+            }
+            _ => self.named(member.key(), event),
+        }
+    }
+
+    /// A member named at run time.
+    fn named(&self, key: &str, event: &EventMemo<'_, 'r, 'a>) -> Resolved<'r, 'a> {
+        let found = match self {
+            ObjectSource::Absent => None,
+            ObjectSource::Literal(members, _, failures) => {
+                let node = members
                     .iter()
                     .rev()
                     .find(|(k, _)| crate::json::key_eq(k, key))
-                {
-                    Some((_, node)) => match node.eval(event) {
-                        Ok(r) => r,
-                        Err(e) => record_failure(failures, e),
-                    },
-                    None => Resolved::Undefined,
-                }
+                    .map(|(_, node)| node);
+                return eval_member(node, event, failures);
             }
-            ObjectSource::Value(Resolved::Ref(object)) => match object.get(key) {
-                Some(v) => Resolved::Ref(v),
-                None => Resolved::Undefined,
-            },
+            ObjectSource::Constant(constant, _) => constant.get(key),
+            ObjectSource::Value(Resolved::Ref(object)) => object.get(key),
             // An object computed for this event: its members die with it, so they are copied.
-            ObjectSource::Value(r) => match r.as_json().and_then(|o| o.get(key)) {
-                Some(v) => Resolved::Owned(v.clone()),
-                None => Resolved::Undefined,
-            },
+            ObjectSource::Value(r) => {
+                return match r.as_json().and_then(|o| o.get(key)) {
+                    Some(v) => Resolved::Owned(v.clone()),
+                    None => Resolved::Undefined,
+                };
+            }
+        };
+        found.map_or(Resolved::Undefined, Resolved::Ref)
+    }
+
+    /// The object, when it is a value rather than literal members.
+    fn value(&self) -> Option<&Json<'a>> {
+        match self {
+            ObjectSource::Constant(constant, _) => Some(constant),
+            ObjectSource::Value(r) => r.as_json(),
+            _ => None,
         }
+    }
+}
+
+/// A literal member's value; undefined when the literal has no such member.
+fn eval_member<'r, 'a>(
+    node: Option<&'r Node>,
+    event: &EventMemo<'_, 'r, 'a>,
+    failures: &RefCell<Vec<ApplyError>>,
+) -> Resolved<'r, 'a> {
+    match node.map(|node| node.eval(event)) {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => record_failure(failures, e),
+        None => Resolved::Undefined,
     }
 }
 
@@ -341,7 +392,7 @@ impl<'e> Validator<'e> {
     fn payload<'r, 'a>(
         &mut self,
         mapping: &'r SendMapping,
-        event: &'r Json<'a>,
+        event: &EventMemo<'_, 'r, 'a>,
     ) -> SendPayload<Cow<'r, str>> {
         let mut p = SendPayload::default();
 
@@ -361,27 +412,27 @@ impl<'e> Validator<'e> {
         } else {
             let d = &mut p.event_details;
             d.conversiontype = self.string(
-                details.member("conversiontype", event),
+                details.member(Member::Conversiontype, event),
                 "eventDetails.conversiontype",
                 "Conversion Type",
             );
             d.confirmationref = self.string(
-                details.member("confirmationref", event),
+                details.member(Member::Confirmationref, event),
                 "eventDetails.confirmationref",
                 "Confirmation Reference",
             );
             d.amount = self.number(
-                details.member("amount", event),
+                details.member(Member::Amount, event),
                 "eventDetails.amount",
                 "Amount",
             );
             d.currency = self.string(
-                details.member("currency", event),
+                details.member(Member::Currency, event),
                 "eventDetails.currency",
                 "Currency",
             );
             match self.string(
-                details.member("source_message_id", event),
+                details.member(Member::SourceMessageId, event),
                 "eventDetails.source_message_id",
                 "Source Message ID",
             ) {
@@ -392,7 +443,7 @@ impl<'e> Validator<'e> {
                     "source_message_id",
                 ),
             }
-            match self.timestamp(details.member("timestamp_unixtime_ms", event)) {
+            match self.timestamp(details.member(Member::TimestampUnixtimeMs, event)) {
                 Some(Some(ms)) => d.timestamp_unixtime_ms = ms,
                 Some(None) => {}
                 None => self.missing(
@@ -419,38 +470,38 @@ impl<'e> Validator<'e> {
             "Hashing Configuration",
             event,
         );
-        let flag = |v: &mut Self, key: &str, field: &str, label: &str| {
-            v.boolean(hashing.member(key, event), field, label)
+        let flag = |v: &mut Self, member: Member, field: &str, label: &str| {
+            v.boolean(hashing.member(member, event), field, label)
                 .unwrap_or(false)
         };
         p.hashing = HashingConfiguration {
             email: flag(
                 self,
-                "hashEmail",
+                Member::HashEmail,
                 "hashingConfiguration.hashEmail",
                 "Hash Email",
             ),
             first_name: flag(
                 self,
-                "hashFirstName",
+                Member::HashFirstName,
                 "hashingConfiguration.hashFirstName",
                 "Hash First Name",
             ),
             last_name: flag(
                 self,
-                "hashLastName",
+                Member::HashLastName,
                 "hashingConfiguration.hashLastName",
                 "Hash Last Name",
             ),
             mobile: flag(
                 self,
-                "hashMobile",
+                Member::HashMobile,
                 "hashingConfiguration.hashMobile",
                 "Hash Mobile Number",
             ),
             billing_zipcode: flag(
                 self,
-                "hashBillingZipcode",
+                Member::HashBillingZipcode,
                 "hashingConfiguration.hashBillingZipcode",
                 "Hash Billing Zip Code",
             ),
@@ -465,27 +516,27 @@ impl<'e> Validator<'e> {
         );
         p.device_info = DeviceInfo {
             http_header_user_agent: self.string(
-                device.member("http_header_user_agent", event),
+                device.member(Member::HttpHeaderUserAgent, event),
                 "device_info.http_header_user_agent",
                 "User Agent",
             ),
             ios_advertising_id: self.string(
-                device.member("ios_advertising_id", event),
+                device.member(Member::IosAdvertisingId, event),
                 "device_info.ios_advertising_id",
                 "iOS Advertising ID",
             ),
             android_advertising_id: self.string(
-                device.member("android_advertising_id", event),
+                device.member(Member::AndroidAdvertisingId, event),
                 "device_info.android_advertising_id",
                 "Android Advertising ID",
             ),
             ios_idfv: self.string(
-                device.member("ios_idfv", event),
+                device.member(Member::IosIdfv, event),
                 "device_info.ios_idfv",
                 "iOS ID for Vendor",
             ),
             android_uuid: self.string(
-                device.member("android_uuid", event),
+                device.member(Member::AndroidUuid, event),
                 "device_info.android_uuid",
                 "Android UUID",
             ),
@@ -498,9 +549,13 @@ impl<'e> Validator<'e> {
             "User Identities",
             event,
         );
-        p.email = self.string(ids.member("email", event), "user_identities.email", "Email");
+        p.email = self.string(
+            ids.member(Member::Email, event),
+            "user_identities.email",
+            "Email",
+        );
         p.customerid = self.string(
-            ids.member("customerid", event),
+            ids.member(Member::Customerid, event),
             "user_identities.customerid",
             "Customer ID",
         );
@@ -513,27 +568,27 @@ impl<'e> Validator<'e> {
             event,
         );
         p.firstname = self.string(
-            user.member("firstname", event),
+            user.member(Member::Firstname, event),
             "user_attributes.firstname",
             "First Name",
         );
         p.lastname = self.string(
-            user.member("lastname", event),
+            user.member(Member::Lastname, event),
             "user_attributes.lastname",
             "Last Name",
         );
         p.mobile = self.string(
-            user.member("mobile", event),
+            user.member(Member::Mobile, event),
             "user_attributes.mobile",
             "Mobile Number",
         );
         p.billingzipcode = self.string(
-            user.member("billingzipcode", event),
+            user.member(Member::Billingzipcode, event),
             "user_attributes.billingzipcode",
             "Billing Zip Code",
         );
         if let Some(dob) = self.string(
-            user.member("dob", event),
+            user.member(Member::Dob, event),
             "user_attributes.dob",
             "Date of Birth",
         ) {
@@ -547,7 +602,7 @@ impl<'e> Validator<'e> {
             }
         }
         if let Some(g) = self.string(
-            user.member("gender", event),
+            user.member(Member::Gender, event),
             "user_attributes.gender",
             "Gender",
         ) {
@@ -586,12 +641,12 @@ impl<'e> Validator<'e> {
             event,
         );
         let custom_name = self.string(
-            audience.member("customAudienceName", event),
+            audience.member(Member::CustomAudienceName, event),
             "audienceDetails.customAudienceName",
             "Audience Name",
         );
         let custom_member = self.boolean(
-            audience.member("customAudienceMembership", event),
+            audience.member(Member::CustomAudienceMembership, event),
             "audienceDetails.customAudienceMembership",
             "Audience Membership",
         );
@@ -628,7 +683,7 @@ impl<'e> Validator<'e> {
         );
         p.audience = match (&engage_name, &action) {
             (Some(name), Some(_)) if !matches!(traits, ObjectSource::Absent) => {
-                match traits.member(name, event).as_json() {
+                match traits.named(name, event).as_json() {
                     Some(Json::Bool(member)) => Some(AudienceUpdate {
                         name: name.clone(),
                         member: *member,
@@ -695,11 +750,14 @@ impl<'e> Validator<'e> {
         field: Field,
         key: &str,
         label: &str,
-        event: &'r Json<'a>,
+        event: &EventMemo<'_, 'r, 'a>,
     ) -> ObjectSource<'r, 'a, 'e> {
         match mapping.field(field) {
             None => ObjectSource::Absent,
-            Some(Node::Object(members)) => ObjectSource::Literal(members, self.failures),
+            Some(Node::Object(members)) => ObjectSource::Literal(members, mapping, self.failures),
+            Some(Node::Const(constant @ Json::Object(_))) => {
+                ObjectSource::Constant(constant, mapping)
+            }
             Some(node) => {
                 let r = match node.eval(event) {
                     Ok(r) => r,
@@ -720,11 +778,11 @@ impl<'e> Validator<'e> {
         }
     }
 
-    fn root_string<'r>(
+    fn root_string<'r, 'a>(
         &mut self,
         mapping: &'r SendMapping,
         field: Field,
-        event: &'r Json<'_>,
+        event: &EventMemo<'_, 'r, 'a>,
         key: &str,
         label: &str,
     ) -> Option<Cow<'r, str>> {
@@ -856,9 +914,9 @@ fn unwrap_single<'v, 'a>(v: &'v Json<'a>) -> &'v Json<'a> {
 
 /// The members of an open object field, minus the known keys, keeping strings, numbers and
 /// booleans (and, where `arrays`, arrays of them with at least one such item).
-fn open_attributes<'r>(
-    source: &ObjectSource<'r, '_, '_>,
-    event: &'r Json<'_>,
+fn open_attributes<'r, 'a>(
+    source: &ObjectSource<'r, 'a, '_>,
+    event: &EventMemo<'_, 'r, 'a>,
     known: &[&str],
     arrays: bool,
 ) -> AttributeMap<Cow<'r, str>> {
@@ -892,7 +950,7 @@ fn open_attributes<'r>(
     };
     match source {
         ObjectSource::Absent => {}
-        ObjectSource::Literal(members, failures) => {
+        ObjectSource::Literal(members, _, failures) => {
             // Known members were read already; evaluating them again would be wasted work.
             for (k, node) in members.iter().filter(|(k, _)| !known.contains(&k.as_str())) {
                 match node.eval(event) {
@@ -905,8 +963,8 @@ fn open_attributes<'r>(
                 }
             }
         }
-        ObjectSource::Value(r) => {
-            if let Some(pairs) = r.as_json().and_then(Json::as_object) {
+        ObjectSource::Constant(..) | ObjectSource::Value(_) => {
+            if let Some(pairs) = source.value().and_then(Json::as_object) {
                 for (k, v) in pairs {
                     keep(k, v);
                 }

@@ -18,12 +18,21 @@ pub fn from_event(event: &Json<'_>) -> Option<String> {
         .get("integrations")
         .and_then(|i| i.get(INTEGRATION_NAME))
         .and_then(|r| r.get("rtid"));
+    from_parts(plugin, || event.get("context").and_then(|c| c.get("page")))
+}
+
+/// [`from_event`] from what it reads: the plugin's `rtid` and, only when that gives none,
+/// `context.page`.
+pub(crate) fn from_parts<'p, 'a: 'p>(
+    plugin: Option<&Json<'_>>,
+    page: impl FnOnce() -> Option<&'p Json<'a>>,
+) -> Option<String> {
     match plugin {
         Some(Json::Str(s)) if !s.trim().is_empty() => return Some(s.to_string()),
         Some(Json::Number(n)) => return Some(crate::mapping::js::number_to_string(n)),
         _ => {}
     }
-    let page = event.get("context").and_then(|c| c.get("page"))?;
+    let page = page()?;
     match page.get("search") {
         Some(Json::Str(search)) => from_query(search),
         Some(other) if !other.is_null() => None,

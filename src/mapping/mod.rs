@@ -63,6 +63,7 @@ mod compile;
 pub(crate) mod js;
 #[cfg(feature = "liquid")]
 mod liquid;
+mod memo;
 mod objects;
 mod path;
 pub mod presets;
@@ -75,10 +76,11 @@ mod value;
 mod reference_tests;
 
 pub use builder::{ChainLinks, SendMappingBuilder, Source};
+pub(crate) use memo::EventMemo;
 pub use path::Path;
 pub use presets::{Preset, trait_chain};
-pub(crate) use send::Field;
 pub use send::{FIELDS, SendMapping};
+pub(crate) use send::{Field, Member};
 
 use crate::Json;
 use std::borrow::Cow;
@@ -259,18 +261,19 @@ impl Node {
         compile::compile(&Json::from(value), location)
     }
 
-    /// Evaluates the node against an event.
+    /// Evaluates a node of a send mapping against the event, through the memo of its lookups
+    /// (see [`memo`]).
     pub(crate) fn eval<'r, 'a>(
         &'r self,
-        event: &'r Json<'a>,
+        event: &EventMemo<'_, 'r, 'a>,
     ) -> Result<Resolved<'r, 'a>, ApplyError> {
         // The nodes the presets are made of, without the general path's intermediate value.
         Ok(match self {
             Node::Const(v) => Resolved::Ref(v),
-            Node::Path(path) => path.lookup(event).finalize(),
+            Node::Path(path) => event.lookup(path).finalize(),
             Node::Coalesce(path, otherwise) => {
                 // Each arm takes what it matched, so a miss (the common case) drops nothing.
-                match path.lookup(event) {
+                match event.lookup(path) {
                     Val::Ref(v) => {
                         if !v.is_null() {
                             return Ok(Resolved::Ref(v));
@@ -288,8 +291,8 @@ impl Node {
                     None => Resolved::Undefined,
                 }
             }
-            Node::Builtin(b) => b.eval(event).finalize(),
-            other => other.eval_val(event)?.finalize(),
+            Node::Builtin(b) => b.eval_memo(event).finalize(),
+            other => other.eval_val(event.root())?.finalize(),
         })
     }
 

@@ -2,16 +2,30 @@
 //! into their keys and looked up with the reference's JavaScript semantics.
 
 use super::js;
+use super::memo::PrefixId;
 use super::value::Val;
 use crate::Json;
 use std::borrow::Cow;
 
 /// A compiled path: the keys to walk, in order. An empty path is the whole event.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Path {
     source: String,
     keys: Vec<String>,
+    /// Where a send mapping's per-event memo keeps this path's lookup (see `memo`), when the
+    /// path is one its fast entry evaluates against the event.
+    slot: Option<PrefixId>,
 }
+
+/// The memo slot is bookkeeping of the mapping that holds the path, not part of what the path
+/// reads: two paths with the same source are the same path.
+impl PartialEq for Path {
+    fn eq(&self, other: &Path) -> bool {
+        self.source == other.source && self.keys == other.keys
+    }
+}
+
+impl Eq for Path {}
 
 impl Path {
     /// Compiles a path as `@path` reads it: the first `$.` is removed, then the rest is split on
@@ -21,6 +35,7 @@ impl Path {
         Path {
             source: source.to_owned(),
             keys: split_keys(&trimmed),
+            slot: None,
         }
     }
 
@@ -29,6 +44,17 @@ impl Path {
         Path {
             source: source.to_owned(),
             keys: split_keys(source),
+            slot: None,
+        }
+    }
+
+    /// A path of exactly these keys, including ones no source text splits into.
+    #[cfg(test)]
+    pub(crate) fn from_keys(keys: Vec<String>) -> Path {
+        Path {
+            source: keys.join("."),
+            keys,
+            slot: None,
         }
     }
 
@@ -40,6 +66,15 @@ impl Path {
     /// The keys walked.
     pub fn keys(&self) -> &[String] {
         &self.keys
+    }
+
+    /// The memo slot of the path's full key list, if it has one.
+    pub(crate) fn slot(&self) -> Option<PrefixId> {
+        self.slot
+    }
+
+    pub(crate) fn set_slot(&mut self, slot: Option<PrefixId>) {
+        self.slot = slot;
     }
 
     /// Looks the path up in `root`.

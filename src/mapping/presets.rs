@@ -1,5 +1,6 @@
 //! The send action's presets and the defaults behind every field (SPEC §3).
 
+use super::memo::EventMemo;
 use super::value::Val;
 use super::{MappingError, Node};
 use crate::Json;
@@ -190,25 +191,72 @@ impl Builtin {
                 device_type,
             } => {
                 let device = event.get("context").and_then(|c| c.get("device"));
-                let key = match source {
-                    DeviceIdSource::AdvertisingId => "advertisingId",
-                    DeviceIdSource::Id => "id",
-                };
-                let id = device.and_then(|d| d.get(key));
-                let kind = device.and_then(|d| d.get("type")).and_then(Json::as_str);
-                match id {
-                    Some(v) if liquid_truthy(v) && kind == Some(*device_type) => {
-                        Val::Owned(Json::Str(Cow::Owned(liquid_string(v))))
-                    }
-                    // The Liquid template renders the empty string when its test fails.
-                    _ => Val::Owned(Json::Str(Cow::Borrowed(""))),
-                }
+                let id = device.and_then(|d| d.get(source.key()));
+                let kind = device.and_then(|d| d.get("type"));
+                device_id(id, kind, device_type)
             }
-            Builtin::Rtid => match crate::rtid::from_event(event) {
-                Some(rtid) => Val::Owned(Json::Str(Cow::Owned(rtid))),
-                None => Val::Owned(Json::Str(Cow::Borrowed(""))),
-            },
+            Builtin::Rtid => rtid(crate::rtid::from_event(event)),
         }
+    }
+
+    /// [`Builtin::eval`] on the event, reading it through the memo of its lookups.
+    pub(crate) fn eval_memo<'r, 'a>(&'r self, event: &EventMemo<'_, 'r, 'a>) -> Val<'r, 'a> {
+        match (self, event.device(), event.rtid()) {
+            (
+                Builtin::DeviceId {
+                    source,
+                    device_type,
+                },
+                Some(ids),
+                _,
+            ) => {
+                let id = event.get(match source {
+                    DeviceIdSource::AdvertisingId => ids.advertising_id,
+                    DeviceIdSource::Id => ids.id,
+                });
+                device_id(id, event.get(ids.kind), device_type)
+            }
+            (Builtin::Rtid, _, Some(ids)) => {
+                rtid(crate::rtid::from_parts(event.get(ids.plugin), || {
+                    event.get(ids.page)
+                }))
+            }
+            // A memo made without this built-in's prefixes: read the event directly.
+            _ => self.eval(event.root()),
+        }
+    }
+}
+
+impl DeviceIdSource {
+    /// The `context.device` member read.
+    fn key(self) -> &'static str {
+        match self {
+            DeviceIdSource::AdvertisingId => "advertisingId",
+            DeviceIdSource::Id => "id",
+        }
+    }
+}
+
+/// A device default from `context.device`'s id and type, as found by Liquid.
+fn device_id<'r, 'a>(
+    id: Option<&Json<'_>>,
+    kind: Option<&Json<'_>>,
+    device_type: &str,
+) -> Val<'r, 'a> {
+    match id {
+        Some(v) if liquid_truthy(v) && kind.and_then(Json::as_str) == Some(device_type) => {
+            Val::Owned(Json::Str(Cow::Owned(liquid_string(v))))
+        }
+        // The Liquid template renders the empty string when its test fails.
+        _ => Val::Owned(Json::Str(Cow::Borrowed(""))),
+    }
+}
+
+/// The rtid default's value: the rtid, or the empty string the Liquid template renders.
+fn rtid<'r, 'a>(rtid: Option<String>) -> Val<'r, 'a> {
+    match rtid {
+        Some(rtid) => Val::Owned(Json::Str(Cow::Owned(rtid))),
+        None => Val::Owned(Json::Str(Cow::Borrowed(""))),
     }
 }
 

@@ -1,7 +1,9 @@
 //! The send action's mapping: one compiled node per top-level field, from a preset's defaults
 //! with the user's overrides on top.
 
+use super::memo::{EventMemo, Interner, Prefixes};
 use super::{MappingError, Node, Preset};
+use crate::Json;
 use serde_json::Value;
 
 /// The top-level fields of the send action (SPEC §3), in the reference's order.
@@ -38,6 +40,12 @@ pub struct SendMapping {
     preset: Preset,
     overrides: Value,
     nodes: Vec<Option<Node>>,
+    /// The key prefixes of the paths the fast entry reads from the event.
+    prefixes: Prefixes,
+    /// Where each member the send action reads sits in its field, when the field is a literal
+    /// object: among the object's member nodes, or, for an object without directives (which
+    /// compiles to a constant), among the constant's members.
+    members: [Option<usize>; Member::ALL.len()],
 }
 
 impl SendMapping {
@@ -72,10 +80,34 @@ impl SendMapping {
                 None => preset.default_node(field)?,
             });
         }
+        // What payload.rs evaluates through the fast entry: each field, or each member of a
+        // field written as a literal object.
+        let mut interner = Interner::default();
+        for node in nodes.iter_mut().flatten() {
+            match node {
+                Node::Object(members) => {
+                    for (_, member) in members {
+                        interner.fast_entry(member);
+                    }
+                }
+                other => interner.fast_entry(other),
+            }
+        }
+        let members = Member::ALL.map(|m| match &nodes[m.field() as usize] {
+            Some(Node::Object(members)) => {
+                member_index(members.iter().map(|(k, _)| k.as_str()), m.key())
+            }
+            Some(Node::Const(Json::Object(pairs))) => {
+                member_index(pairs.iter().map(|(k, _)| k.as_ref()), m.key())
+            }
+            _ => None,
+        });
         Ok(SendMapping {
             preset,
             overrides: overrides.clone(),
             nodes,
+            prefixes: interner.finish(),
+            members,
         })
     }
 
@@ -93,6 +125,43 @@ impl SendMapping {
     pub(crate) fn field(&self, field: Field) -> Option<&Node> {
         self.nodes[field as usize].as_ref()
     }
+
+    /// The node of a known member, when its field is a literal object that has it.
+    pub(crate) fn member(&self, member: Member) -> Option<&Node> {
+        let index = self.members[member as usize]?;
+        match self.field(member.field()) {
+            Some(Node::Object(members)) => members.get(index).map(|(_, node)| node),
+            _ => None,
+        }
+    }
+
+    /// The value of a known member, when its field is a constant object that has it.
+    pub(crate) fn constant_member(&self, member: Member) -> Option<&Json<'static>> {
+        let index = self.members[member as usize]?;
+        match self.field(member.field()) {
+            Some(Node::Const(Json::Object(pairs))) => pairs.get(index).map(|(_, value)| value),
+            _ => None,
+        }
+    }
+
+    /// Runs `f` with a fresh memo of this mapping's path lookups on `event`, for
+    /// [`Node::eval`].
+    pub(crate) fn with_memo<'r, 'a, T>(
+        &'r self,
+        event: &'r Json<'a>,
+        f: impl FnOnce(&EventMemo<'_, 'r, 'a>) -> T,
+    ) -> T {
+        EventMemo::with(&self.prefixes, event, f)
+    }
+}
+
+/// Where the member `key` sits among an object's `keys`: the last one, if the key repeats, as
+/// JavaScript keeps the last of repeated keys (and [`Json::get`] finds it).
+fn member_index<'k>(
+    mut keys: impl DoubleEndedIterator<Item = &'k str> + ExactSizeIterator,
+    key: &str,
+) -> Option<usize> {
+    keys.rposition(|k| crate::json::key_eq(k, key))
 }
 
 /// A top-level field, by position in [`FIELDS`].
@@ -112,6 +181,123 @@ pub(crate) enum Field {
     Rtid,
 }
 
+/// A member the send action reads by name from one of its object fields (SPEC §3). Other
+/// members of `user_attributes` (and all of `eventProperties`) are open attributes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Member {
+    Conversiontype = 0,
+    Confirmationref,
+    Amount,
+    Currency,
+    SourceMessageId,
+    TimestampUnixtimeMs,
+    HashEmail,
+    HashFirstName,
+    HashLastName,
+    HashMobile,
+    HashBillingZipcode,
+    HttpHeaderUserAgent,
+    IosAdvertisingId,
+    AndroidAdvertisingId,
+    IosIdfv,
+    AndroidUuid,
+    Email,
+    Customerid,
+    Firstname,
+    Lastname,
+    Mobile,
+    Billingzipcode,
+    Dob,
+    Gender,
+    CustomAudienceName,
+    CustomAudienceMembership,
+}
+
+impl Member {
+    /// Every member, in declaration order (so `ALL[m as usize] == m`).
+    pub(crate) const ALL: [Member; 26] = {
+        use Member::*;
+        [
+            Conversiontype,
+            Confirmationref,
+            Amount,
+            Currency,
+            SourceMessageId,
+            TimestampUnixtimeMs,
+            HashEmail,
+            HashFirstName,
+            HashLastName,
+            HashMobile,
+            HashBillingZipcode,
+            HttpHeaderUserAgent,
+            IosAdvertisingId,
+            AndroidAdvertisingId,
+            IosIdfv,
+            AndroidUuid,
+            Email,
+            Customerid,
+            Firstname,
+            Lastname,
+            Mobile,
+            Billingzipcode,
+            Dob,
+            Gender,
+            CustomAudienceName,
+            CustomAudienceMembership,
+        ]
+    };
+
+    /// The field the member belongs to.
+    pub(crate) fn field(self) -> Field {
+        use Member::*;
+        match self {
+            Conversiontype | Confirmationref | Amount | Currency | SourceMessageId
+            | TimestampUnixtimeMs => Field::EventDetails,
+            HashEmail | HashFirstName | HashLastName | HashMobile | HashBillingZipcode => {
+                Field::HashingConfiguration
+            }
+            HttpHeaderUserAgent | IosAdvertisingId | AndroidAdvertisingId | IosIdfv
+            | AndroidUuid => Field::DeviceInfo,
+            Email | Customerid => Field::UserIdentities,
+            Firstname | Lastname | Mobile | Billingzipcode | Dob | Gender => Field::UserAttributes,
+            CustomAudienceName | CustomAudienceMembership => Field::AudienceDetails,
+        }
+    }
+
+    /// The member's key.
+    pub(crate) fn key(self) -> &'static str {
+        use Member::*;
+        match self {
+            Conversiontype => "conversiontype",
+            Confirmationref => "confirmationref",
+            Amount => "amount",
+            Currency => "currency",
+            SourceMessageId => "source_message_id",
+            TimestampUnixtimeMs => "timestamp_unixtime_ms",
+            HashEmail => "hashEmail",
+            HashFirstName => "hashFirstName",
+            HashLastName => "hashLastName",
+            HashMobile => "hashMobile",
+            HashBillingZipcode => "hashBillingZipcode",
+            HttpHeaderUserAgent => "http_header_user_agent",
+            IosAdvertisingId => "ios_advertising_id",
+            AndroidAdvertisingId => "android_advertising_id",
+            IosIdfv => "ios_idfv",
+            AndroidUuid => "android_uuid",
+            Email => "email",
+            Customerid => "customerid",
+            Firstname => "firstname",
+            Lastname => "lastname",
+            Mobile => "mobile",
+            Billingzipcode => "billingzipcode",
+            Dob => "dob",
+            Gender => "gender",
+            CustomAudienceName => "customAudienceName",
+            CustomAudienceMembership => "customAudienceMembership",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +308,93 @@ mod tests {
             let m = SendMapping::new(p, &serde_json::json!({})).unwrap();
             assert!(m.field(Field::EventDetails).is_some());
             assert!(m.field(Field::EventProperties).is_none());
+        }
+    }
+
+    #[test]
+    fn members_index_the_last_of_repeated_keys() {
+        let c = |n: i64| Node::Const(Json::Number(n.into()));
+        let members = [
+            ("amount".to_owned(), c(0)),
+            ("currency".to_owned(), c(1)),
+            ("amount".to_owned(), c(2)),
+            ("Amount".to_owned(), c(3)),
+        ];
+        let index = |key| member_index(members.iter().map(|(k, _)| k.as_str()), key);
+        assert_eq!(index("amount"), Some(2));
+        assert_eq!(index("currency"), Some(1));
+        assert_eq!(index("amoun"), None);
+        // The index is what the scan it replaces finds.
+        for key in ["amount", "currency", "Amount", "x"] {
+            let scanned = members.iter().rev().find(|(k, _)| k == key).map(|(_, n)| n);
+            assert_eq!(index(key).map(|i| &members[i].1), scanned);
+        }
+        // And, in a constant object, what `Json::get` finds.
+        let constant = Json::parse(r#"{"amount":0,"currency":1,"amount":2,"Amount":3}"#).unwrap();
+        let pairs = constant.as_object().unwrap();
+        for key in ["amount", "currency", "Amount", "x"] {
+            let index = member_index(pairs.iter().map(|(k, _)| k.as_ref()), key);
+            assert!(match (index.map(|i| &pairs[i].1), constant.get(key)) {
+                (Some(a), Some(b)) => std::ptr::eq(a, b),
+                (None, None) => true,
+                _ => false,
+            });
+        }
+    }
+
+    #[test]
+    fn members_resolve_to_their_fields_nodes() {
+        for (i, m) in Member::ALL.into_iter().enumerate() {
+            assert_eq!(m as usize, i, "{m:?}");
+        }
+        let mapping = SendMapping::new(
+            Preset::Send,
+            &serde_json::json!({
+                "eventDetails": {"currency": "EUR", "source_message_id": {"@path": "$.id"}},
+                "user_identities": {"@path": "$.ids"}
+            }),
+        )
+        .unwrap();
+        let member = |m| mapping.member(m);
+        assert_eq!(
+            member(Member::Currency),
+            Some(&Node::Const(Json::Str("EUR".into())))
+        );
+        assert!(
+            matches!(member(Member::SourceMessageId), Some(Node::Path(p)) if p.as_str() == "$.id")
+        );
+        assert_eq!(member(Member::Amount), None, "not in the override");
+        assert_eq!(member(Member::Email), None, "the field is not a literal");
+        assert!(
+            matches!(member(Member::Dob), Some(Node::Coalesce(p, _)) if p.as_str() == "$.context.traits.birthday")
+        );
+        // The preset maps every member, each under its own field and key.
+        let preset = SendMapping::preset_defaults(Preset::Send);
+        for m in Member::ALL {
+            match preset.field(m.field()) {
+                Some(Node::Object(_)) => assert!(preset.member(m).is_some(), "{m:?}"),
+                // An object without directives compiles to a constant.
+                Some(Node::Const(constant)) => assert!(
+                    preset
+                        .constant_member(m)
+                        .is_some_and(|v| constant.get(m.key()).is_some_and(|c| std::ptr::eq(v, c))),
+                    "{m:?}"
+                ),
+                other => panic!("{m:?}: {other:?}"),
+            }
+        }
+        // Every member the mapping has is found under its own key.
+        for m in Member::ALL {
+            let literal = match mapping.field(m.field()) {
+                Some(Node::Object(members)) => members,
+                _ => continue,
+            };
+            let scanned = literal
+                .iter()
+                .rev()
+                .find(|(k, _)| k == m.key())
+                .map(|(_, n)| n);
+            assert_eq!(member(m), scanned, "{m:?}");
         }
     }
 
