@@ -126,6 +126,12 @@ impl SendMapping {
         self.nodes[field as usize].as_ref()
     }
 
+    /// The compiled node of every field the mapping has, in field order.
+    #[cfg(test)]
+    pub(crate) fn field_nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().flatten()
+    }
+
     /// The node of a known member, when its field is a literal object that has it.
     pub(crate) fn member(&self, member: Member) -> Option<&Node> {
         let index = self.members[member as usize]?;
@@ -181,72 +187,62 @@ pub(crate) enum Field {
     Rtid,
 }
 
-/// A member the send action reads by name from one of its object fields (SPEC §3). Other
-/// members of `user_attributes` (and all of `eventProperties`) are open attributes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Member {
-    Conversiontype = 0,
-    Confirmationref,
-    Amount,
-    Currency,
-    SourceMessageId,
-    TimestampUnixtimeMs,
-    HashEmail,
-    HashFirstName,
-    HashLastName,
-    HashMobile,
-    HashBillingZipcode,
-    HttpHeaderUserAgent,
-    IosAdvertisingId,
-    AndroidAdvertisingId,
-    IosIdfv,
-    AndroidUuid,
-    Email,
-    Customerid,
-    Firstname,
-    Lastname,
-    Mobile,
-    Billingzipcode,
-    Dob,
-    Gender,
-    CustomAudienceName,
-    CustomAudienceMembership,
+/// Declares [`Member`] with its keys, once: the enum, `Member::ALL` and `Member::key` all
+/// come from the one list.
+macro_rules! members {
+    ($($member:ident => $key:literal,)*) => {
+        /// A member the send action reads by name from one of its object fields (SPEC §3).
+        /// Other members of `user_attributes` (and all of `eventProperties`) are open
+        /// attributes.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub(crate) enum Member {
+            $($member,)*
+        }
+
+        impl Member {
+            /// Every member, in declaration order (so `ALL[m as usize] == m`).
+            pub(crate) const ALL: [Member; [$($key),*].len()] = [$(Member::$member),*];
+
+            /// The member's key.
+            pub(crate) fn key(self) -> &'static str {
+                match self {
+                    $(Member::$member => $key,)*
+                }
+            }
+        }
+    };
+}
+
+members! {
+    Conversiontype => "conversiontype",
+    Confirmationref => "confirmationref",
+    Amount => "amount",
+    Currency => "currency",
+    SourceMessageId => "source_message_id",
+    TimestampUnixtimeMs => "timestamp_unixtime_ms",
+    HashEmail => "hashEmail",
+    HashFirstName => "hashFirstName",
+    HashLastName => "hashLastName",
+    HashMobile => "hashMobile",
+    HashBillingZipcode => "hashBillingZipcode",
+    HttpHeaderUserAgent => "http_header_user_agent",
+    IosAdvertisingId => "ios_advertising_id",
+    AndroidAdvertisingId => "android_advertising_id",
+    IosIdfv => "ios_idfv",
+    AndroidUuid => "android_uuid",
+    Email => "email",
+    Customerid => "customerid",
+    Firstname => "firstname",
+    Lastname => "lastname",
+    Mobile => "mobile",
+    Billingzipcode => "billingzipcode",
+    Dob => "dob",
+    Gender => "gender",
+    CustomAudienceName => "customAudienceName",
+    CustomAudienceMembership => "customAudienceMembership",
 }
 
 impl Member {
-    /// Every member, in declaration order (so `ALL[m as usize] == m`).
-    pub(crate) const ALL: [Member; 26] = {
-        use Member::*;
-        [
-            Conversiontype,
-            Confirmationref,
-            Amount,
-            Currency,
-            SourceMessageId,
-            TimestampUnixtimeMs,
-            HashEmail,
-            HashFirstName,
-            HashLastName,
-            HashMobile,
-            HashBillingZipcode,
-            HttpHeaderUserAgent,
-            IosAdvertisingId,
-            AndroidAdvertisingId,
-            IosIdfv,
-            AndroidUuid,
-            Email,
-            Customerid,
-            Firstname,
-            Lastname,
-            Mobile,
-            Billingzipcode,
-            Dob,
-            Gender,
-            CustomAudienceName,
-            CustomAudienceMembership,
-        ]
-    };
-
     /// The field the member belongs to.
     pub(crate) fn field(self) -> Field {
         use Member::*;
@@ -261,39 +257,6 @@ impl Member {
             Email | Customerid => Field::UserIdentities,
             Firstname | Lastname | Mobile | Billingzipcode | Dob | Gender => Field::UserAttributes,
             CustomAudienceName | CustomAudienceMembership => Field::AudienceDetails,
-        }
-    }
-
-    /// The member's key.
-    pub(crate) fn key(self) -> &'static str {
-        use Member::*;
-        match self {
-            Conversiontype => "conversiontype",
-            Confirmationref => "confirmationref",
-            Amount => "amount",
-            Currency => "currency",
-            SourceMessageId => "source_message_id",
-            TimestampUnixtimeMs => "timestamp_unixtime_ms",
-            HashEmail => "hashEmail",
-            HashFirstName => "hashFirstName",
-            HashLastName => "hashLastName",
-            HashMobile => "hashMobile",
-            HashBillingZipcode => "hashBillingZipcode",
-            HttpHeaderUserAgent => "http_header_user_agent",
-            IosAdvertisingId => "ios_advertising_id",
-            AndroidAdvertisingId => "android_advertising_id",
-            IosIdfv => "ios_idfv",
-            AndroidUuid => "android_uuid",
-            Email => "email",
-            Customerid => "customerid",
-            Firstname => "firstname",
-            Lastname => "lastname",
-            Mobile => "mobile",
-            Billingzipcode => "billingzipcode",
-            Dob => "dob",
-            Gender => "gender",
-            CustomAudienceName => "customAudienceName",
-            CustomAudienceMembership => "customAudienceMembership",
         }
     }
 }

@@ -1,6 +1,6 @@
 use super::*;
 use crate::mapping::path::lookup_keys;
-use crate::mapping::{Field, Preset, SendMapping};
+use crate::mapping::{Preset, SendMapping};
 use proptest::prelude::*;
 use std::borrow::Cow;
 
@@ -359,12 +359,10 @@ fn check_mapping_in<'r, 'a>(
     event: &'r Json<'a>,
     memo: &EventMemo<'_, 'r, 'a>,
 ) -> Result<(), TestCaseError> {
-    for field in 0..super::super::FIELDS.len() {
-        let field = field_at(field);
-        let nodes: Vec<&Node> = match mapping.field(field) {
-            None => continue,
-            Some(Node::Object(members)) => members.iter().map(|(_, n)| n).collect(),
-            Some(node) => vec![node],
+    for field in mapping.field_nodes() {
+        let nodes: Vec<&Node> = match field {
+            Node::Object(members) => members.iter().map(|(_, n)| n).collect(),
+            node => vec![node],
         };
         for node in nodes {
             let got = node.eval(memo).unwrap();
@@ -378,24 +376,6 @@ fn check_mapping_in<'r, 'a>(
         }
     }
     Ok(())
-}
-
-fn field_at(i: usize) -> Field {
-    use Field::*;
-    [
-        EventDetails,
-        EventProperties,
-        HashingConfiguration,
-        DeviceInfo,
-        UserIdentities,
-        UserAttributes,
-        Ip,
-        AudienceDetails,
-        EngageAudienceName,
-        TraitsOrProps,
-        ComputationAction,
-        Rtid,
-    ][i]
 }
 
 fn mappings() -> Vec<SendMapping> {
