@@ -461,7 +461,7 @@ impl<'e> Validator<'e> {
             "Additional Custom Attributes",
             event,
         );
-        p.event_properties = open_attributes(&props, event, &[], false);
+        p.event_properties = open_attributes(&props, Field::EventProperties, event, false);
 
         let hashing = self.object(
             mapping,
@@ -616,19 +616,7 @@ impl<'e> Validator<'e> {
                 ),
             }
         }
-        p.extra_user_attributes = open_attributes(
-            &user,
-            event,
-            &[
-                "firstname",
-                "lastname",
-                "mobile",
-                "billingzipcode",
-                "dob",
-                "gender",
-            ],
-            true,
-        );
+        p.extra_user_attributes = open_attributes(&user, Field::UserAttributes, event, true);
 
         p.ip = self.root_string(mapping, Field::Ip, event, "ip", "IP Address");
         p.rtid = self.root_string(mapping, Field::Rtid, event, "rtid", "RTID");
@@ -912,19 +900,17 @@ fn unwrap_single<'v, 'a>(v: &'v Json<'a>) -> &'v Json<'a> {
     }
 }
 
-/// The members of an open object field, minus the known keys, keeping strings, numbers and
-/// booleans (and, where `arrays`, arrays of them with at least one such item).
+/// The members of an open object field, minus those the send action reads by name, keeping
+/// strings, numbers and booleans (and, where `arrays`, arrays of them with at least one such
+/// item).
 fn open_attributes<'r, 'a>(
     source: &ObjectSource<'r, 'a, '_>,
+    field: Field,
     event: &EventMemo<'_, 'r, 'a>,
-    known: &[&str],
     arrays: bool,
 ) -> AttributeMap<Cow<'r, str>> {
     let mut out: AttributeMap<Cow<'r, str>> = AttributeMap::default();
     let mut keep = |key: &str, value: &Json<'_>| {
-        if known.contains(&key) {
-            return;
-        }
         match value {
             Json::Str(s) => {
                 out.insert(key.to_owned(), AttributeValue::String(s.to_string().into()))
@@ -950,9 +936,9 @@ fn open_attributes<'r, 'a>(
     };
     match source {
         ObjectSource::Absent => {}
-        ObjectSource::Literal(members, _, failures) => {
+        ObjectSource::Literal(_, mapping, failures) => {
             // Known members were read already; evaluating them again would be wasted work.
-            for (k, node) in members.iter().filter(|(k, _)| !known.contains(&k.as_str())) {
+            for (k, node) in mapping.open_members(field) {
                 match node.eval(event) {
                     Ok(r) => {
                         if let Some(v) = r.as_json() {
@@ -966,7 +952,9 @@ fn open_attributes<'r, 'a>(
         ObjectSource::Constant(..) | ObjectSource::Value(_) => {
             if let Some(pairs) = source.value().and_then(Json::as_object) {
                 for (k, v) in pairs {
-                    keep(k, v);
+                    if !Member::is_known(field, k) {
+                        keep(k, v);
+                    }
                 }
             }
         }
@@ -1028,14 +1016,39 @@ fn utc_millis(s: &str) -> Option<i64> {
             d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
         })
     };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
     let milli = if with_ms { num(20..23)? } else { 0 };
-    if second > 59 {
+    if hour > 23 || minute > 59 || second > 59 || day == 0 || day > days_in_month(year, month)? {
         return None;
     }
-    let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
-    let time = date.and_hms_milli_opt(hour, minute, second, milli)?;
-    Some(time.and_utc().timestamp_millis())
+    let seconds = days_from_civil(year, month, day) * 86_400
+        + i64::from(hour * 3600 + minute * 60 + second);
+    Some(seconds * 1000 + i64::from(milli))
+}
+
+/// The days in a month of the proleptic Gregorian calendar; `None` for no such month.
+fn days_in_month(year: u32, month: u32) -> Option<u32> {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    Some(match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    })
+}
+
+/// Days from 1970-01-01 to a valid date (Howard Hinnant's `days_from_civil`): a few integer
+/// operations, where chrono's date types cost several times as much per event.
+fn days_from_civil(year: u32, month: u32, day: u32) -> i64 {
+    // Years start in March, so the leap day is the last day of the year.
+    let y = i64::from(year) - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = i64::from((153 * ((month + 9) % 12) + 2) / 5 + day - 1);
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 /// An event timestamp as Unix milliseconds: RFC 3339 / ISO 8601 (an offset-less time is UTC,

@@ -1,6 +1,7 @@
 //! The Rokt click id (rtid): where Rokt's browser plugin or the landing URL put it (SPEC D2).
 
 use crate::Json;
+use std::borrow::Cow;
 
 /// The integration name Segment events carry Rokt's settings under.
 pub const INTEGRATION_NAME: &str = "Rokt Conversions API";
@@ -18,40 +19,120 @@ pub fn from_event(event: &Json<'_>) -> Option<String> {
         .get("integrations")
         .and_then(|i| i.get(INTEGRATION_NAME))
         .and_then(|r| r.get("rtid"));
-    from_parts(plugin, || event.get("context").and_then(|c| c.get("page")))
+    from_parts(plugin, || event.get("context").and_then(|c| c.get("page"))).map(Cow::into_owned)
 }
 
 /// [`from_event`] from what it reads: the plugin's `rtid` and, only when that gives none,
-/// `context.page`.
+/// `context.page`. Borrows the event's text where the rtid is written plainly in it.
 pub(crate) fn from_parts<'p, 'a: 'p>(
-    plugin: Option<&Json<'_>>,
+    plugin: Option<&Json<'a>>,
     page: impl FnOnce() -> Option<&'p Json<'a>>,
-) -> Option<String> {
+) -> Option<Cow<'a, str>> {
     match plugin {
-        Some(Json::Str(s)) if !s.trim().is_empty() => return Some(s.to_string()),
-        Some(Json::Number(n)) => return Some(crate::mapping::js::number_to_string(n)),
+        Some(Json::Str(s)) if !s.trim().is_empty() => return Some(reborrow(s)),
+        Some(Json::Number(n)) => return Some(Cow::Owned(crate::mapping::js::number_to_string(n))),
         _ => {}
     }
     let page = page()?;
     match page.get("search") {
-        Some(Json::Str(search)) => from_query(search),
+        Some(Json::Str(search)) => query_rtid(search),
         Some(other) if !other.is_null() => None,
         _ => {
-            let url = page.get("url")?.as_str()?;
-            let query = url.split_once('?')?.1;
-            from_query(query.split('#').next().unwrap_or(query))
+            let url = match page.get("url")? {
+                Json::Str(url) => url,
+                _ => return None,
+            };
+            // The query: after the first `?`, up to a `#`.
+            let after = |c: &Cow<'a, str>, at: usize| -> Cow<'a, str> {
+                match c {
+                    Cow::Borrowed(b) => Cow::Borrowed(&b[at..]),
+                    Cow::Owned(o) => Cow::Owned(o[at..].to_owned()),
+                }
+            };
+            let query = after(url, url.find('?')? + 1);
+            let query = match query {
+                Cow::Borrowed(q) => Cow::Borrowed(q.split('#').next().unwrap_or(q)),
+                Cow::Owned(q) => Cow::Owned(q.split('#').next().unwrap_or(&q).to_owned()),
+            };
+            query_rtid(&query)
         }
     }
 }
 
-/// The first `rtid` parameter of a query string (with or without its leading `?`),
-/// percent-decoded; `None` when absent or blank.
+/// The `rtid` parameter of a URL query (a leading `?` is skipped): the first pair whose
+/// decoded name is exactly `rtid`, its value form-decoded (`+` is a space, `%XX` a byte), or
+/// `None` when that is blank.
+///
+/// ```
+/// assert_eq!(rokt_capi::rtid::from_query("?utm=1&rtid=a%20b").as_deref(), Some("a b"));
+/// assert_eq!(rokt_capi::rtid::from_query("?grtid=9"), None);
+/// ```
 pub fn from_query(query: &str) -> Option<String> {
-    let query = query.strip_prefix('?').unwrap_or(query);
+    query_rtid(&Cow::Borrowed(query)).map(Cow::into_owned)
+}
+
+/// [`from_query`], borrowing the value from `query` when it needs no decoding (the common case:
+/// click ids are URL-safe). Names or values with escapes go through `form_urlencoded`.
+fn query_rtid<'a>(query: &Cow<'a, str>) -> Option<Cow<'a, str>> {
+    let whole: &str = query;
+    let bytes = whole.as_bytes();
+    let first = usize::from(bytes.first() == Some(&b'?'));
+    let encoded = |s: &[u8]| s.iter().any(|&b| b == b'%' || b == b'+');
+    // A byte scan: `str::split` searches through a general pattern matcher, which cost more
+    // than the rest of the event's rtid handling for a query this short.
+    let mut start = first;
+    let value = loop {
+        let end = bytes[start..]
+            .iter()
+            .position(|&b| b == b'&')
+            .map_or(bytes.len(), |i| start + i);
+        let pair = &bytes[start..end];
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], start + i + 1..end),
+            None => (pair, end..end),
+        };
+        if encoded(name) {
+            // A name with escapes may decode to `rtid`: let the full decoder decide.
+            return decoded_rtid(&whole[first..]);
+        }
+        if name == b"rtid" {
+            break value;
+        }
+        if end == bytes.len() {
+            return None;
+        }
+        start = end + 1;
+    };
+    // The range ends at `&` or the end and starts after `=`, so it is on char boundaries.
+    let text = whole.get(value.clone())?;
+    if encoded(text.as_bytes()) {
+        return decoded_rtid(&whole[first..]);
+    }
+    if text.trim().is_empty() {
+        return None;
+    }
+    Some(match query {
+        Cow::Borrowed(q) => Cow::Borrowed(q.get(value)?),
+        Cow::Owned(_) => Cow::Owned(text.to_owned()),
+    })
+}
+
+/// The general case of [`query_rtid`], through the `url` crate's form decoder.
+#[cold]
+fn decoded_rtid<'a>(query: &str) -> Option<Cow<'a, str>> {
     url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "rtid")
         .map(|(_, v)| v.into_owned())
         .filter(|v| !v.trim().is_empty())
+        .map(Cow::Owned)
+}
+
+/// A borrowed string stays borrowed; an owned one is copied.
+fn reborrow<'a>(s: &Cow<'a, str>) -> Cow<'a, str> {
+    match s {
+        Cow::Borrowed(b) => Cow::Borrowed(b),
+        Cow::Owned(o) => Cow::Owned(o.clone()),
+    }
 }
 
 #[cfg(test)]
@@ -79,5 +160,38 @@ mod tests {
         assert_eq!(from_event(&e).as_deref(), Some("u"));
         let e = Json::parse(r#"{"integrations":{"Rokt Conversions API":{"rtid":" "}},"context":{"page":{"url":"https://x/?rtid=u"}}}"#).unwrap();
         assert_eq!(from_event(&e).as_deref(), Some("u"));
+    }
+
+    #[test]
+    fn plain_click_ids_are_borrowed_from_the_query() {
+        let query = String::from("?utm=1&rtid=rt-7&step=2");
+        let found = query_rtid(&Cow::Borrowed(query.as_str()));
+        match found {
+            Some(Cow::Borrowed(v)) => {
+                assert_eq!(v, "rt-7");
+                assert!(query.as_bytes().as_ptr_range().contains(&v.as_ptr()));
+            }
+            other => panic!("expected a borrowed rtid, got {other:?}"),
+        }
+        // Escapes in the value or in a name before it are decoded.
+        assert_eq!(from_query("rtid=a+b").as_deref(), Some("a b"));
+        assert_eq!(from_query("x%3D=1&rtid=v").as_deref(), Some("v"));
+        assert_eq!(from_query("%72tid=decoded&rtid=plain").as_deref(), Some("decoded"));
+        assert_eq!(from_query("rtid&rtid=x"), None);
+        assert_eq!(from_query("&&rtid=x").as_deref(), Some("x"));
+    }
+
+    proptest::proptest! {
+        /// The scan agrees with the `url` crate's form decoder on any query.
+        #[test]
+        fn query_scan_matches_form_decoding(q in "[?]?([rtid=&%+2072a ]{0,6}){0,5}") {
+            let reference = url::form_urlencoded::parse(q.strip_prefix('?').unwrap_or(&q).as_bytes())
+                .find(|(k, _)| k == "rtid")
+                .map(|(_, v)| v.into_owned())
+                .filter(|v| !v.trim().is_empty());
+            proptest::prop_assert_eq!(from_query(&q), reference.clone());
+            let owned: Cow<'_, str> = Cow::Owned(q.clone());
+            proptest::prop_assert_eq!(query_rtid(&owned).map(Cow::into_owned), reference);
+        }
     }
 }

@@ -195,7 +195,7 @@ impl Builtin {
                 let kind = device.and_then(|d| d.get("type"));
                 device_id(id, kind, device_type)
             }
-            Builtin::Rtid => rtid(crate::rtid::from_event(event)),
+            Builtin::Rtid => rtid(crate::rtid::from_event(event).map(Cow::Owned)),
         }
     }
 
@@ -253,9 +253,9 @@ fn device_id<'r, 'a>(
 }
 
 /// The rtid default's value: the rtid, or the empty string the Liquid template renders.
-fn rtid<'r, 'a>(rtid: Option<String>) -> Val<'r, 'a> {
+fn rtid<'r, 'a>(rtid: Option<Cow<'a, str>>) -> Val<'r, 'a> {
     match rtid {
-        Some(rtid) => Val::Owned(Json::Str(Cow::Owned(rtid))),
+        Some(rtid) => Val::Owned(Json::Str(rtid)),
         None => Val::Owned(Json::Str(Cow::Borrowed(""))),
     }
 }

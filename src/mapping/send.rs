@@ -46,6 +46,10 @@ pub struct SendMapping {
     /// object: among the object's member nodes, or, for an object without directives (which
     /// compiles to a constant), among the constant's members.
     members: [Option<usize>; Member::ALL.len()],
+    /// For each field written as a literal object, where its open members are: those the
+    /// send action does not read by name, which become attributes. Found once here rather
+    /// than by comparing every member's key with the known ones on every event.
+    open: Vec<Box<[usize]>>,
 }
 
 impl SendMapping {
@@ -102,12 +106,26 @@ impl SendMapping {
             }
             _ => None,
         });
+        let open = Field::ALL
+            .iter()
+            .zip(&nodes)
+            .map(|(&field, node)| match node {
+                Some(Node::Object(members)) => members
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (k, _))| !Member::is_known(field, k))
+                    .map(|(j, _)| j)
+                    .collect(),
+                _ => Box::default(),
+            })
+            .collect();
         Ok(SendMapping {
             preset,
             overrides: overrides.clone(),
             nodes,
             prefixes: interner.finish(),
             members,
+            open,
         })
     }
 
@@ -139,6 +157,18 @@ impl SendMapping {
             Some(Node::Object(members)) => members.get(index).map(|(_, node)| node),
             _ => None,
         }
+    }
+
+    /// The members of a field written as a literal object that are not known members (see
+    /// [`Member::is_known`]), in order.
+    pub(crate) fn open_members(&self, field: Field) -> impl Iterator<Item = &(String, Node)> {
+        let members = match self.field(field) {
+            Some(Node::Object(members)) => &members[..],
+            _ => &[],
+        };
+        self.open[field as usize]
+            .iter()
+            .filter_map(move |&i| members.get(i))
     }
 
     /// The value of a known member, when its field is a constant object that has it.
@@ -185,6 +215,24 @@ pub(crate) enum Field {
     TraitsOrProps,
     ComputationAction,
     Rtid,
+}
+
+impl Field {
+    /// Every field, in [`FIELDS`] order (so `ALL[f as usize] == f`).
+    pub(crate) const ALL: [Field; FIELDS.len()] = [
+        Field::EventDetails,
+        Field::EventProperties,
+        Field::HashingConfiguration,
+        Field::DeviceInfo,
+        Field::UserIdentities,
+        Field::UserAttributes,
+        Field::Ip,
+        Field::AudienceDetails,
+        Field::EngageAudienceName,
+        Field::TraitsOrProps,
+        Field::ComputationAction,
+        Field::Rtid,
+    ];
 }
 
 /// Declares [`Member`] with its keys, once: the enum, `Member::ALL` and `Member::key` all
@@ -243,6 +291,11 @@ members! {
 }
 
 impl Member {
+    /// Whether `key` names a member the send action reads from `field`.
+    pub(crate) fn is_known(field: Field, key: &str) -> bool {
+        Member::ALL.iter().any(|m| m.field() == field && m.key() == key)
+    }
+
     /// The field the member belongs to.
     pub(crate) fn field(self) -> Field {
         use Member::*;
@@ -272,6 +325,32 @@ mod tests {
             assert!(m.field(Field::EventDetails).is_some());
             assert!(m.field(Field::EventProperties).is_none());
         }
+    }
+
+    #[test]
+    fn fields_are_listed_in_field_order() {
+        for (i, field) in Field::ALL.iter().enumerate() {
+            assert_eq!(*field as usize, i);
+        }
+    }
+
+    #[test]
+    fn open_members_are_the_literal_members_not_read_by_name() {
+        let m = SendMapping::new(
+            Preset::Send,
+            &serde_json::json!({
+                "user_attributes": {"firstname": {"@path": "$.a"}, "tier": {"@path": "$.b"},
+                    "gender": "f", "email": {"@path": "$.d"}},
+                "eventProperties": {"conversiontype": {"@path": "$.e"}}
+            }),
+        )
+        .unwrap();
+        let keys = |f| m.open_members(f).map(|(k, _)| k.as_str()).collect::<Vec<_>>();
+        // `email` is read by name from user_identities, not from user_attributes.
+        assert_eq!(keys(Field::UserAttributes), ["tier", "email"]);
+        // Known members of another field are open attributes here.
+        assert_eq!(keys(Field::EventProperties), ["conversiontype"]);
+        assert!(keys(Field::EventDetails).is_empty());
     }
 
     #[test]
