@@ -45,12 +45,11 @@ pub fn is_sha256_hex(value: &str) -> bool {
 /// );
 /// ```
 pub fn sha256_hex(value: &str) -> String {
-    let digest = sha256(value.as_bytes());
-    // Five digests per event: a byte-to-digit-pair table fills a stack buffer with no per-digit
-    // branches, and the result is one exact allocation.
+    // Five digests per event: each state word is spelled eight digits at a time with integer
+    // arithmetic (no table, no per-digit branch), and the result is one exact allocation.
     let mut out = [0u8; 64];
-    for (pair, byte) in out.chunks_exact_mut(2).zip(digest) {
-        pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
+    for (digits, word) in out.chunks_exact_mut(8).zip(sha256(value.as_bytes())) {
+        digits.copy_from_slice(&hex_word(word));
     }
     // Hex digits are ASCII, so this never takes the empty default.
     std::str::from_utf8(&out)
@@ -58,17 +57,37 @@ pub fn sha256_hex(value: &str) -> String {
         .unwrap_or_default()
 }
 
-/// SHA-256 of `data`. Names, emails, phone numbers and zip codes fit one 64-byte block with
-/// its padding; for them the block is padded here and compressed directly, which skips the
-/// streaming hasher's buffering (five digests per event). Longer input takes the hasher.
-fn sha256(data: &[u8]) -> [u8; 32] {
+/// The eight lowercase hex digits of `word`, most significant first.
+fn hex_word(word: u32) -> [u8; 8] {
+    // Spread the nibbles one per byte, least significant in the lowest byte.
+    let mut x = u64::from(word);
+    x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+    x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+    x = (x | (x << 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+    // A byte is 1 where its nibble is 10 or more (adding 6 carries into bit 4, never further).
+    let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    // '0' + n for digits, 'a' + n - 10 = '0' + n + 39 for letters; no byte overflows.
+    let ascii = x + 0x3030_3030_3030_3030 + letters * 39;
+    ascii.to_be_bytes()
+}
+
+/// SHA-256 of `data`, as the eight words of the final state. Names, emails, phone numbers and
+/// zip codes fit one 64-byte block with its padding; for them the block is padded here and
+/// compressed directly, which skips the streaming hasher's buffering (five digests per event).
+/// Longer input takes the hasher.
+fn sha256(data: &[u8]) -> [u32; 8] {
     /// The initial hash value (FIPS 180-4, 5.3.3).
     const INITIAL: [u32; 8] = [
         0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
         0x5be0cd19,
     ];
     if data.len() > 55 {
-        return Sha256::digest(data).into();
+        let digest: [u8; 32] = Sha256::digest(data).into();
+        let mut words = [0u32; 8];
+        for (word, bytes) in words.iter_mut().zip(digest.chunks_exact(4)) {
+            *word = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        }
+        return words;
     }
     let mut block = [0u8; 64];
     block[..data.len()].copy_from_slice(data);
@@ -77,24 +96,8 @@ fn sha256(data: &[u8]) -> [u8; 32] {
     block[56..].copy_from_slice(&bits.to_be_bytes());
     let mut state = INITIAL;
     sha2::compress256(&mut state, &[block.into()]);
-    let mut out = [0u8; 32];
-    for (bytes, word) in out.chunks_exact_mut(4).zip(state) {
-        bytes.copy_from_slice(&word.to_be_bytes());
-    }
-    out
+    state
 }
-
-/// Each byte's two lowercase hex digits.
-const HEX_PAIRS: [[u8; 2]; 256] = {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut table = [[0u8; 2]; 256];
-    let mut i = 0;
-    while i < 256 {
-        table[i] = [DIGITS[i >> 4], DIGITS[i & 0x0f]];
-        i += 1;
-    }
-    table
-};
 
 /// How a value is cleaned before it is sent or hashed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,10 +180,20 @@ mod tests {
 
     #[test]
     fn one_block_digests_match_the_streaming_hasher_at_every_length() {
-        let text: Vec<u8> = (0..200u8).map(|i| i.wrapping_mul(37)).collect();
+        let text: String = (0..200u32)
+            .map(|i| char::from_u32(0x20 + (i * 37) % 0x5f).unwrap_or('x'))
+            .collect();
         for n in 0..text.len() {
-            let expected: [u8; 32] = Sha256::digest(&text[..n]).into();
-            assert_eq!(sha256(&text[..n]), expected, "length {n}");
+            let expected = hex::encode(Sha256::digest(&text.as_bytes()[..n]));
+            assert_eq!(sha256_hex(&text[..n]), expected, "length {n}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn words_are_spelled_as_lowercase_hex(word: u32) {
+            let expected = format!("{word:08x}");
+            proptest::prop_assert_eq!(&hex_word(word)[..], expected.as_bytes());
         }
     }
 

@@ -158,6 +158,14 @@ impl<S> AttributeMap<S> {
             self.index = Some(index);
         }
     }
+    /// Appends a key the map cannot hold yet (a fresh map's first, distinct keys), skipping
+    /// the search `insert` makes for it.
+    pub(crate) fn push_new(&mut self, key: &'static str, value: AttributeValue<S>) {
+        debug_assert!(self.position(key).is_none(), "{key} is already in the map");
+        debug_assert!(self.index.is_none(), "push_new is for small fresh maps");
+        self.entries.push((Cow::Borrowed(key), value));
+    }
+
     fn position(&self, key: &str) -> Option<usize> {
         match &self.index {
             Some(index) => index.get(key).copied(),

@@ -33,10 +33,11 @@ fn compact_date(d: chrono::NaiveDate) -> String {
         day / 10,
         day % 10,
     ];
-    digits
-        .iter()
-        .map(|&n| char::from_digit(n, 10).unwrap_or('0'))
-        .collect()
+    let mut text = String::with_capacity(8);
+    for n in digits {
+        text.push(char::from(b'0' + n as u8));
+    }
+    text
 }
 
 /// Builds the batch object Rokt receives for one validated payload. Strings the payload holds
@@ -76,11 +77,11 @@ pub fn build<S: Text>(p: SendPayload<S>) -> Batch<S> {
     if let Some(audience) = &p.audience {
         let status = if audience.member { "add" } else { "drop" };
         let mut attrs = AttributeMap::default();
-        attrs.insert(
+        attrs.push_new(
             "audience_name",
             AttributeValue::String(audience.name.clone()),
         );
-        attrs.insert("status", AttributeValue::String(S::from_static(status)));
+        attrs.push_new("status", AttributeValue::String(S::from_static(status)));
         events.push(CustomEvent::new(CustomEventData {
             custom_event_type: CustomEventType::Other,
             source_message_id: S::from(format!(
@@ -95,17 +96,18 @@ pub fn build<S: Text>(p: SendPayload<S>) -> Batch<S> {
             .insert(format!("segment_{}", &*audience.name), audience.member);
     }
     if let Some(conversiontype) = details.conversiontype {
+        // The four known keys are distinct, so they are appended without a search.
         let mut attrs = AttributeMap::default();
-        attrs.insert("conversiontype", AttributeValue::String(conversiontype));
+        attrs.push_new("conversiontype", AttributeValue::String(conversiontype));
         if let Some(r) = details.confirmationref {
-            attrs.insert("confirmationref", AttributeValue::String(r));
+            attrs.push_new("confirmationref", AttributeValue::String(r));
         }
         // The reference keeps the amount only when truthy: an amount of 0 is left out.
         if let Some(a) = details.amount.filter(|a| *a != 0.0) {
-            attrs.insert("amount", AttributeValue::from(a));
+            attrs.push_new("amount", AttributeValue::from(a));
         }
         if let Some(c) = details.currency {
-            attrs.insert("currency", AttributeValue::String(c));
+            attrs.push_new("currency", AttributeValue::String(c));
         }
         for (k, v) in p.event_properties.into_iter() {
             attrs.insert(k, v);
