@@ -45,16 +45,20 @@ pub fn is_sha256_hex(value: &str) -> bool {
 /// );
 /// ```
 pub fn sha256_hex(value: &str) -> String {
-    // Five digests per event: each state word is spelled eight digits at a time with integer
-    // arithmetic (no table, no per-digit branch), and the result is one exact allocation.
     let mut out = [0u8; 64];
-    for (digits, word) in out.chunks_exact_mut(8).zip(sha256(value.as_bytes())) {
-        digits.copy_from_slice(&hex_word(word));
-    }
+    spell_digest(value, &mut out);
     // Hex digits are ASCII, so this never takes the empty default.
     std::str::from_utf8(&out)
         .map(str::to_owned)
         .unwrap_or_default()
+}
+
+/// Writes the lowercase hex SHA-256 of `value` into `out`. Each state word is spelled eight
+/// digits at a time with integer arithmetic (no table, no per-digit branch).
+fn spell_digest(value: &str, out: &mut [u8; 64]) {
+    for (digits, word) in out.chunks_exact_mut(8).zip(sha256(value.as_bytes())) {
+        digits.copy_from_slice(&hex_word(word));
+    }
 }
 
 /// The eight lowercase hex digits of `word`, most significant first.
@@ -156,20 +160,54 @@ pub fn clean_email(email: &str) -> String {
 /// assert_eq!(maybe_hash(" A@B.co ".into(), true, Cleaning::Email), Hashed::Digest(sha256_hex("a@b.co")));
 /// ```
 pub fn maybe_hash(value: String, hash: bool, cleaning: Cleaning) -> Hashed {
-    maybe_hash_text(value, hash, cleaning)
+    maybe_hash_text(value, hash, cleaning, &mut |v| sha256_hex(v))
 }
 
 /// [`maybe_hash`] for either string type: a borrowed value that cleaning leaves unchanged
 /// stays borrowed.
-pub(crate) fn maybe_hash_text<S: Text>(value: S, hash: bool, cleaning: Cleaning) -> Hashed<S> {
+pub(crate) fn maybe_hash_text<S: Text>(
+    value: S,
+    hash: bool,
+    cleaning: Cleaning,
+    digest: &mut impl FnMut(&str) -> S,
+) -> Hashed<S> {
     if is_sha256_hex(&value) {
         return Hashed::Digest(value);
     }
     let cleaned = cleaning.clean(value);
     if hash {
-        Hashed::Digest(S::from(sha256_hex(&cleaned)))
+        Hashed::Digest(digest(&cleaned))
     } else {
         Hashed::Plain(cleaned)
+    }
+}
+
+/// Spells digests into slots the caller owns, so a batch that borrows its strings borrows its
+/// digests too instead of allocating one string per hashed field.
+pub(crate) struct DigestSlots<'d> {
+    free: std::slice::IterMut<'d, [u8; 64]>,
+}
+
+impl<'d> DigestSlots<'d> {
+    /// Hands out `slots` one digest each.
+    pub(crate) fn new(slots: &'d mut [[u8; 64]]) -> Self {
+        Self {
+            free: slots.iter_mut(),
+        }
+    }
+
+    /// The hex digest of `value`, in the next free slot (or allocated, once they are used up).
+    pub(crate) fn digest(&mut self, value: &str) -> std::borrow::Cow<'d, str> {
+        let Some(slot) = self.free.next() else {
+            return std::borrow::Cow::Owned(sha256_hex(value));
+        };
+        spell_digest(value, slot);
+        let slot: &'d [u8; 64] = slot;
+        // Hex digits are ASCII, so this never takes the allocated fallback.
+        match std::str::from_utf8(slot) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => std::borrow::Cow::Owned(sha256_hex(value)),
+        }
     }
 }
 

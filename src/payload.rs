@@ -910,29 +910,25 @@ fn open_attributes<'r, 'a>(
     arrays: bool,
 ) -> AttributeMap<Cow<'r, str>> {
     let mut out: AttributeMap<Cow<'r, str>> = AttributeMap::default();
-    let mut keep = |key: &str, value: &Json<'_>| {
-        match value {
-            Json::Str(s) => {
-                out.insert(key.to_owned(), AttributeValue::String(s.to_string().into()))
+    let mut keep = |key: &str, value: &Json<'_>| match value {
+        Json::Str(s) => out.insert(key.to_owned(), AttributeValue::String(s.to_string().into())),
+        Json::Number(n) => out.insert(key.to_owned(), AttributeValue::Number(n.clone())),
+        Json::Bool(b) => out.insert(key.to_owned(), AttributeValue::Bool(*b)),
+        Json::Array(items) if arrays => {
+            let kept: Vec<AttributeScalar<Cow<'r, str>>> = items
+                .iter()
+                .filter_map(|i| match i {
+                    Json::Str(s) => Some(AttributeScalar::String(s.to_string().into())),
+                    Json::Number(n) => Some(AttributeScalar::Number(n.clone())),
+                    Json::Bool(b) => Some(AttributeScalar::Bool(*b)),
+                    _ => None,
+                })
+                .collect();
+            if !kept.is_empty() {
+                out.insert(key.to_owned(), AttributeValue::List(kept));
             }
-            Json::Number(n) => out.insert(key.to_owned(), AttributeValue::Number(n.clone())),
-            Json::Bool(b) => out.insert(key.to_owned(), AttributeValue::Bool(*b)),
-            Json::Array(items) if arrays => {
-                let kept: Vec<AttributeScalar<Cow<'r, str>>> = items
-                    .iter()
-                    .filter_map(|i| match i {
-                        Json::Str(s) => Some(AttributeScalar::String(s.to_string().into())),
-                        Json::Number(n) => Some(AttributeScalar::Number(n.clone())),
-                        Json::Bool(b) => Some(AttributeScalar::Bool(*b)),
-                        _ => None,
-                    })
-                    .collect();
-                if !kept.is_empty() {
-                    out.insert(key.to_owned(), AttributeValue::List(kept));
-                }
-            }
-            _ => {}
         }
+        _ => {}
     };
     match source {
         ObjectSource::Absent => {}
@@ -1022,8 +1018,8 @@ fn utc_millis(s: &str) -> Option<i64> {
     if hour > 23 || minute > 59 || second > 59 || day == 0 || day > days_in_month(year, month)? {
         return None;
     }
-    let seconds = days_from_civil(year, month, day) * 86_400
-        + i64::from(hour * 3600 + minute * 60 + second);
+    let seconds =
+        days_from_civil(year, month, day) * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
     Some(seconds * 1000 + i64::from(milli))
 }
 

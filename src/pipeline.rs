@@ -252,8 +252,11 @@ impl Pipeline {
     pub fn encode(&self, event: impl AsEvent) -> Result<Bytes, Error> {
         // Built from borrowed strings: the batch only lives until its bytes are written.
         let bytes = event.with_json(|doc| {
-            self.validated(doc)
-                .map(|p| crate::rokt::build(p).to_bytes())
+            self.validated(doc).map(|p| {
+                // One slot per hashed field: the batch borrows its digests from here.
+                let mut digests = [[0u8; 64]; 5];
+                crate::rokt::build::build_borrowed(p, &mut digests).to_bytes()
+            })
         })?;
         let limit = self.inner.limits.max_item_bytes;
         if bytes.len() > limit {

@@ -176,7 +176,10 @@ mod tests {
         // Escapes in the value or in a name before it are decoded.
         assert_eq!(from_query("rtid=a+b").as_deref(), Some("a b"));
         assert_eq!(from_query("x%3D=1&rtid=v").as_deref(), Some("v"));
-        assert_eq!(from_query("%72tid=decoded&rtid=plain").as_deref(), Some("decoded"));
+        assert_eq!(
+            from_query("%72tid=decoded&rtid=plain").as_deref(),
+            Some("decoded")
+        );
         assert_eq!(from_query("rtid&rtid=x"), None);
         assert_eq!(from_query("&&rtid=x").as_deref(), Some("x"));
     }

@@ -293,7 +293,9 @@ members! {
 impl Member {
     /// Whether `key` names a member the send action reads from `field`.
     pub(crate) fn is_known(field: Field, key: &str) -> bool {
-        Member::ALL.iter().any(|m| m.field() == field && m.key() == key)
+        Member::ALL
+            .iter()
+            .any(|m| m.field() == field && m.key() == key)
     }
 
     /// The field the member belongs to.
@@ -345,7 +347,11 @@ mod tests {
             }),
         )
         .unwrap();
-        let keys = |f| m.open_members(f).map(|(k, _)| k.as_str()).collect::<Vec<_>>();
+        let keys = |f| {
+            m.open_members(f)
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>()
+        };
         // `email` is read by name from user_identities, not from user_attributes.
         assert_eq!(keys(Field::UserAttributes), ["tier", "email"]);
         // Known members of another field are open attributes here.

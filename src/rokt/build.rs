@@ -4,8 +4,9 @@ use super::{
     AUDIENCE_ID_PREFIX, AttributeMap, AttributeValue, Batch, CustomEvent, CustomEventData,
     CustomEventType, IntegrationAttributes, RoktIntegration, Text, UserAttributes, UserIdentities,
 };
-use crate::hashing::{Cleaning, Hashed, maybe_hash_text};
+use crate::hashing::{Cleaning, DigestSlots, Hashed, maybe_hash_text, sha256_hex};
 use crate::payload::SendPayload;
+use std::borrow::Cow;
 
 impl<S: Text> From<SendPayload<S>> for Batch<S> {
     fn from(p: SendPayload<S>) -> Batch<S> {
@@ -43,6 +44,21 @@ fn compact_date(d: chrono::NaiveDate) -> String {
 /// Builds the batch object Rokt receives for one validated payload. Strings the payload holds
 /// are moved (or, borrowed, stay borrowed); only digests, cleaned emails and dates are made.
 pub fn build<S: Text>(p: SendPayload<S>) -> Batch<S> {
+    build_with(p, |v| S::from(sha256_hex(v)))
+}
+
+/// [`build`] for a payload that borrows its strings, with its digests spelled into `slots`
+/// (five cover every hashed field) rather than allocated.
+pub(crate) fn build_borrowed<'d>(
+    p: SendPayload<Cow<'d, str>>,
+    slots: &'d mut [[u8; 64]],
+) -> Batch<Cow<'d, str>> {
+    let mut slots = DigestSlots::new(slots);
+    build_with(p, |v| slots.digest(v))
+}
+
+/// [`build`], with `digest` spelling the hex digest of a cleaned value.
+fn build_with<S: Text>(p: SendPayload<S>, mut digest: impl FnMut(&str) -> S) -> Batch<S> {
     let h = p.hashing;
     let mut ids = UserIdentities {
         customerid: p.customerid,
@@ -50,19 +66,20 @@ pub fn build<S: Text>(p: SendPayload<S>) -> Batch<S> {
         ..Default::default()
     };
     if let Some(email) = p.email {
-        match maybe_hash_text(email, h.email, Cleaning::Email) {
+        match maybe_hash_text(email, h.email, Cleaning::Email, &mut digest) {
             Hashed::Plain(v) => ids.email = Some(v),
             Hashed::Digest(v) => ids.other = Some(v),
         }
     }
 
     let mut user = UserAttributes::default();
-    let split =
-        |value: Option<S>, on: bool| match value.map(|v| maybe_hash_text(v, on, Cleaning::Trim)) {
-            Some(Hashed::Plain(v)) => (Some(v), None),
-            Some(Hashed::Digest(v)) => (None, Some(v)),
-            None => (None, None),
-        };
+    let mut split = |value: Option<S>, on: bool| match value
+        .map(|v| maybe_hash_text(v, on, Cleaning::Trim, &mut digest))
+    {
+        Some(Hashed::Plain(v)) => (Some(v), None),
+        Some(Hashed::Digest(v)) => (None, Some(v)),
+        None => (None, None),
+    };
     (user.firstname, user.firstnamesha256) = split(p.firstname, h.first_name);
     (user.lastname, user.lastnamesha256) = split(p.lastname, h.last_name);
     (user.mobile, user.mobilesha256) = split(p.mobile, h.mobile);
@@ -138,8 +155,59 @@ pub fn build<S: Text>(p: SendPayload<S>) -> Batch<S> {
 
 #[cfg(test)]
 mod tests {
-    use super::compact_date;
+    use super::*;
+    use crate::payload::HashingConfiguration;
     use chrono::NaiveDate;
+
+    /// A payload with every hashed field set, borrowing from `text`.
+    fn hashed_payload(text: &str) -> SendPayload<Cow<'_, str>> {
+        let field = |i: usize| Some(Cow::Borrowed(text.split(',').nth(i).unwrap_or_default()));
+        SendPayload {
+            email: field(0),
+            firstname: field(1),
+            lastname: field(2),
+            mobile: field(3),
+            billingzipcode: field(4),
+            hashing: HashingConfiguration::all(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn borrowed_builds_spell_digests_into_the_slots() {
+        let text = "Jane@Example.com,Jane,Sato,+1 415 555 0100,94107";
+        let mut slots = [[0u8; 64]; 5];
+        let range = slots.as_ptr_range();
+        let in_slots = |s: &str| range.contains(&s.as_ptr().cast());
+        let batch = build_borrowed(hashed_payload(text), &mut slots);
+        let digests = [
+            &batch.user_identities.other,
+            &batch.user_attributes.firstnamesha256,
+            &batch.user_attributes.lastnamesha256,
+            &batch.user_attributes.mobilesha256,
+            &batch.user_attributes.billingzipsha256,
+        ];
+        for d in digests {
+            assert!(matches!(d, Some(Cow::Borrowed(s)) if in_slots(s)), "{d:?}");
+        }
+        let allocated = build(hashed_payload(text));
+        assert_eq!(batch.to_json_bytes(), allocated.to_json_bytes());
+    }
+
+    #[test]
+    fn digests_past_the_slots_are_allocated() {
+        let text = "a@b.co,Jane,Sato,+1 415 555 0100,94107";
+        let mut slots = [[0u8; 64]; 2];
+        let batch = build_borrowed(hashed_payload(text), &mut slots);
+        assert!(matches!(
+            batch.user_attributes.lastnamesha256,
+            Some(Cow::Owned(_))
+        ));
+        assert_eq!(
+            batch.to_json_bytes(),
+            build(hashed_payload(text)).to_json_bytes()
+        );
+    }
 
     #[test]
     fn compact_date_pads_every_part() {

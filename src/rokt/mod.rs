@@ -5,7 +5,7 @@
 //! `user_attributes` and `user_identities`, which the reference always sends.
 
 mod attributes;
-mod build;
+pub(crate) mod build;
 mod text;
 mod wire;
 
