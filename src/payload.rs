@@ -298,6 +298,7 @@ enum ObjectSource<'r, 'a, 'e> {
 impl<'r, 'a> ObjectSource<'r, 'a, '_> {
     /// A member the send action reads: a literal's is found by the index the mapping made
     /// when compiled.
+    #[inline(always)]
     fn member(&self, member: Member, event: &EventMemo<'_, 'r, 'a>) -> Resolved<'r, 'a> {
         match self {
             ObjectSource::Literal(members, mapping, failures) => {
@@ -358,6 +359,7 @@ impl<'r, 'a> ObjectSource<'r, 'a, '_> {
 }
 
 /// A literal member's value; undefined when the literal has no such member.
+#[inline(always)]
 fn eval_member<'r, 'a>(
     node: Option<&'r Node>,
     event: &EventMemo<'_, 'r, 'a>,
