@@ -6,21 +6,40 @@ use super::{MappingError, Node, Preset};
 use crate::Json;
 use serde_json::Value;
 
-/// The top-level fields of the send action (SPEC §3), in the reference's order.
-pub const FIELDS: [&str; 12] = [
-    "eventDetails",
-    "eventProperties",
-    "hashingConfiguration",
-    "device_info",
-    "user_identities",
-    "user_attributes",
-    "ip",
-    "audienceDetails",
-    "engageAudienceName",
-    "traitsOrProps",
-    "computationAction",
-    "rtid",
-];
+/// Declares the top-level fields once: the public names ([`FIELDS`]), the [`Field`] enum and
+/// `Field::ALL` all come from the one list, so a field's position is the same in each.
+macro_rules! fields {
+    ($($field:ident => $name:literal,)*) => {
+        /// The top-level fields of the send action (SPEC §3), in the reference's order.
+        pub const FIELDS: [&str; [$($name),*].len()] = [$($name),*];
+
+        /// A top-level field, by position in [`FIELDS`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub(crate) enum Field {
+            $($field,)*
+        }
+
+        impl Field {
+            /// Every field, in [`FIELDS`] order (so `ALL[f as usize] == f`).
+            pub(crate) const ALL: [Field; FIELDS.len()] = [$(Field::$field),*];
+        }
+    };
+}
+
+fields! {
+    EventDetails => "eventDetails",
+    EventProperties => "eventProperties",
+    HashingConfiguration => "hashingConfiguration",
+    DeviceInfo => "device_info",
+    UserIdentities => "user_identities",
+    UserAttributes => "user_attributes",
+    Ip => "ip",
+    AudienceDetails => "audienceDetails",
+    EngageAudienceName => "engageAudienceName",
+    TraitsOrProps => "traitsOrProps",
+    ComputationAction => "computationAction",
+    Rtid => "rtid",
+}
 
 /// Settings the reference accepts at the top level that only steer Segment's own batching.
 const IGNORED_FIELDS: [&str; 2] = ["batch_size", "enable_batching"];
@@ -200,41 +219,6 @@ fn member_index<'k>(
     keys.rposition(|k| crate::json::key_eq(k, key))
 }
 
-/// A top-level field, by position in [`FIELDS`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Field {
-    EventDetails = 0,
-    EventProperties,
-    HashingConfiguration,
-    DeviceInfo,
-    UserIdentities,
-    UserAttributes,
-    Ip,
-    AudienceDetails,
-    EngageAudienceName,
-    TraitsOrProps,
-    ComputationAction,
-    Rtid,
-}
-
-impl Field {
-    /// Every field, in [`FIELDS`] order (so `ALL[f as usize] == f`).
-    pub(crate) const ALL: [Field; FIELDS.len()] = [
-        Field::EventDetails,
-        Field::EventProperties,
-        Field::HashingConfiguration,
-        Field::DeviceInfo,
-        Field::UserIdentities,
-        Field::UserAttributes,
-        Field::Ip,
-        Field::AudienceDetails,
-        Field::EngageAudienceName,
-        Field::TraitsOrProps,
-        Field::ComputationAction,
-        Field::Rtid,
-    ];
-}
-
 /// Declares [`Member`] with its keys, once: the enum, `Member::ALL` and `Member::key` all
 /// come from the one list.
 macro_rules! members {
@@ -334,6 +318,8 @@ mod tests {
         for (i, field) in Field::ALL.iter().enumerate() {
             assert_eq!(*field as usize, i);
         }
+        assert_eq!(FIELDS[Field::UserAttributes as usize], "user_attributes");
+        assert_eq!(FIELDS[Field::Rtid as usize], "rtid");
     }
 
     #[test]
