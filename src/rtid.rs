@@ -1,6 +1,7 @@
 //! The Rokt click id (rtid): where Rokt's browser plugin or the landing URL put it (SPEC D2).
 
 use crate::Json;
+use crate::rokt::Text;
 use std::borrow::Cow;
 
 /// The integration name Segment events carry Rokt's settings under.
@@ -29,7 +30,8 @@ pub(crate) fn from_parts<'p, 'a: 'p>(
     page: impl FnOnce() -> Option<&'p Json<'a>>,
 ) -> Option<Cow<'a, str>> {
     match plugin {
-        Some(Json::Str(s)) if !s.trim().is_empty() => return Some(reborrow(s)),
+        // Cloning a borrowed string keeps it borrowed.
+        Some(Json::Str(s)) if !s.trim().is_empty() => return Some(s.clone()),
         Some(Json::Number(n)) => return Some(Cow::Owned(crate::mapping::js::number_to_string(n))),
         _ => {}
     }
@@ -42,18 +44,11 @@ pub(crate) fn from_parts<'p, 'a: 'p>(
                 Json::Str(url) => url,
                 _ => return None,
             };
-            // The query: after the first `?`, up to a `#`.
-            let after = |c: &Cow<'a, str>, at: usize| -> Cow<'a, str> {
-                match c {
-                    Cow::Borrowed(b) => Cow::Borrowed(&b[at..]),
-                    Cow::Owned(o) => Cow::Owned(o[at..].to_owned()),
-                }
-            };
-            let query = after(url, url.find('?')? + 1);
-            let query = match query {
-                Cow::Borrowed(q) => Cow::Borrowed(q.split('#').next().unwrap_or(q)),
-                Cow::Owned(q) => Cow::Owned(q.split('#').next().unwrap_or(&q).to_owned()),
-            };
+            // The query: after the first `?`, up to a `#` (none without a `?`).
+            let query = url.clone().trimmed(|u| {
+                let query = u.split_once('?').map_or("", |(_, q)| q);
+                query.split('#').next().unwrap_or(query)
+            });
             query_rtid(&query)
         }
     }
@@ -111,10 +106,8 @@ fn query_rtid<'a>(query: &Cow<'a, str>) -> Option<Cow<'a, str>> {
     if text.trim().is_empty() {
         return None;
     }
-    Some(match query {
-        Cow::Borrowed(q) => Cow::Borrowed(q.get(value)?),
-        Cow::Owned(_) => Cow::Owned(text.to_owned()),
-    })
+    // `value` was checked against this same text above.
+    Some(query.clone().trimmed(|q| q.get(value).unwrap_or_default()))
 }
 
 /// The general case of [`query_rtid`], through the `url` crate's form decoder.
@@ -125,14 +118,6 @@ fn decoded_rtid<'a>(query: &str) -> Option<Cow<'a, str>> {
         .map(|(_, v)| v.into_owned())
         .filter(|v| !v.trim().is_empty())
         .map(Cow::Owned)
-}
-
-/// A borrowed string stays borrowed; an owned one is copied.
-fn reborrow<'a>(s: &Cow<'a, str>) -> Cow<'a, str> {
-    match s {
-        Cow::Borrowed(b) => Cow::Borrowed(b),
-        Cow::Owned(o) => Cow::Owned(o.clone()),
-    }
 }
 
 #[cfg(test)]
@@ -182,6 +167,15 @@ mod tests {
         );
         assert_eq!(from_query("rtid&rtid=x"), None);
         assert_eq!(from_query("&&rtid=x").as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn a_url_without_a_query_has_no_rtid() {
+        let e = Json::parse(r#"{"context":{"page":{"url":"https://x/rtid=u#rtid=v"}}}"#).unwrap();
+        assert_eq!(from_event(&e), None);
+        let e = Json::parse(r#"{"context":{"page":{"url":"https://x/?a\u0026rtid=u#rtid=v"}}}"#)
+            .unwrap();
+        assert_eq!(from_event(&e).as_deref(), Some("u"));
     }
 
     proptest::proptest! {
