@@ -138,12 +138,31 @@ impl Cleaning {
             if text.is_ascii() {
                 text.make_ascii_lowercase();
             } else {
-                text = text.to_lowercase();
+                text = lowercase(&text);
             }
             return S::from(text);
         }
         value
     }
+}
+
+/// `str::to_lowercase`, with ASCII characters lowercased inline: emails are mostly ASCII with
+/// a non-ASCII letter or two, and std lowercases every character after the first non-ASCII one
+/// through its Unicode tables.
+fn lowercase(s: &str) -> String {
+    // A capital sigma lowercases by its context (final or not), which std alone decides.
+    if s.contains('Σ') {
+        return s.to_lowercase();
+    }
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
 }
 
 /// The email cleaning: Unicode lowercase, then trimmed.
@@ -224,6 +243,29 @@ mod tests {
         for n in 0..text.len() {
             let expected = hex::encode(Sha256::digest(&text.as_bytes()[..n]));
             assert_eq!(sha256_hex(&text[..n]), expected, "length {n}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Mostly ASCII with some Latin, Greek (sigmas included) and other letters, as emails
+        /// and names are.
+        #[test]
+        fn lowercasing_agrees_with_std(s in "([A-Za-z0-9@. _-]|[ÀÉÖÜİẞΣσςΑΩЖ]|\\PC){0,40}") {
+            proptest::prop_assert_eq!(lowercase(&s), s.to_lowercase());
+        }
+    }
+
+    #[test]
+    fn lowercasing_keeps_the_sigma_rules_and_expanding_letters() {
+        for s in [
+            "ΟΔΟΣ",
+            "ΣΑ Σ",
+            "Zoë.Müller@Example.COM",
+            "İstanbul@X.com",
+            "ẞ",
+            "Ω.Σ.",
+        ] {
+            assert_eq!(lowercase(s), s.to_lowercase(), "{s}");
         }
     }
 
