@@ -250,14 +250,7 @@ impl Pipeline {
 
     /// The batch for one event, encoded as JSON and checked against the per-batch size limit.
     pub fn encode(&self, event: impl AsEvent) -> Result<Bytes, Error> {
-        // Built from borrowed strings: the batch only lives until its bytes are written.
-        let bytes = event.with_json(|doc| {
-            self.validated(doc).map(|p| {
-                // One slot per hashed field: the batch borrows its digests from here.
-                let mut digests = [[0u8; 64]; 5];
-                crate::rokt::build::build_borrowed(p, &mut digests).to_bytes()
-            })
-        })?;
+        let bytes = self.with_batch(event, |batch| Ok(batch.to_bytes()))?;
         let limit = self.inner.limits.max_item_bytes;
         if bytes.len() > limit {
             return Err(Error::TooLarge {
@@ -266,6 +259,22 @@ impl Pipeline {
             });
         }
         Ok(bytes)
+    }
+
+    /// Runs `f` on the batch of one event. The batch borrows its strings from the event (and
+    /// its digests from this call's stack), so it only lives for `f`: what outlives it, such
+    /// as its bytes, is made there.
+    pub(crate) fn with_batch<T>(
+        &self,
+        event: impl AsEvent,
+        f: impl FnOnce(&Batch<Cow<'_, str>>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        event.with_json(|doc| {
+            let payload = self.validated(doc)?;
+            // One slot per hashed field.
+            let mut digests = [[0u8; 64]; 5];
+            f(&crate::rokt::build::build_borrowed(payload, &mut digests))
+        })
     }
 
     /// Encodes many events on `threads` threads (scoped; contiguous chunks keep the results in

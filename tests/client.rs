@@ -93,6 +93,35 @@ async fn bulk_splits_at_100_items_in_order() {
     assert_eq!(ids, expected);
 }
 
+/// The client encodes through the pipeline's borrowed path: what reaches Rokt is byte for
+/// byte what `Pipeline::bulk` plans for the same events, hashing included.
+#[tokio::test]
+async fn the_client_sends_the_bytes_the_pipeline_plans() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let hash_all = json!({"hashingConfiguration": {"hashEmail": true, "hashFirstName": true,
+        "hashLastName": true, "hashMobile": true, "hashBillingZipcode": true}});
+    let pipeline = Pipeline::builder().overrides(hash_all).build().unwrap();
+    let client = support::builder(&server)
+        .pipeline(pipeline.clone())
+        .build()
+        .unwrap();
+    let events: Vec<_> = (0..30)
+        .map(|i| {
+            let mut e = support::event(i);
+            e["context"]["traits"]["first_name"] = json!(format!(" Zoë{i} "));
+            e["context"]["traits"]["phone"] = json!("+1 (415) 555-0100");
+            e["context"]["page"] = json!({"search": format!("?rtid=r{i}&x=1")});
+            e
+        })
+        .collect();
+    let report = client.send_events(&events).await;
+    assert_eq!((report.delivered(), report.requests), (30, 1));
+    let planned = pipeline.bulk(&events);
+    let sent: Vec<Vec<u8>> = server.received().into_iter().map(|r| r.body).collect();
+    let expected: Vec<Vec<u8>> = planned.requests.iter().map(|r| r.body.to_vec()).collect();
+    assert_eq!(sent, expected);
+}
+
 fn padded_event(i: usize, pad: usize) -> serde_json::Value {
     let mut e = support::event(i);
     e["context"]["userAgent"] = json!("x".repeat(pad));

@@ -55,7 +55,7 @@ use crate::error::{ConfigError, Error, TransportErrorKind};
 use crate::mapping::{Preset, SendMapping};
 use crate::pipeline::Pipeline;
 use crate::request::{Endpoint, Limits, Request, RequestKind, USER_AGENT, join_array, plan_bulk};
-use crate::rokt::Batch;
+use crate::rokt::{Batch, Text};
 use crate::segment::AsEvent;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -146,7 +146,7 @@ pub(crate) struct Encoded {
 }
 
 impl Encoded {
-    pub(crate) fn from_batch(batch: &Batch, limits: &Limits) -> Result<Encoded, Error> {
+    pub(crate) fn from_batch<S: Text>(batch: &Batch<S>, limits: &Limits) -> Result<Encoded, Error> {
         let body = batch.to_bytes();
         if body.len() > limits.max_item_bytes {
             return Err(Error::TooLarge {
@@ -679,10 +679,11 @@ impl Client {
         })
     }
 
-    /// Maps and encodes one event, keeping what routing needs.
+    /// Maps and encodes one event, keeping what routing needs. The batch borrows from the
+    /// event, as in [`Pipeline::encode`]: no string is copied to build it.
     pub(crate) fn encode(&self, event: impl AsEvent) -> Result<Encoded, Error> {
-        let batch = self.inner.pipeline.batch(event)?;
-        Encoded::from_batch(&batch, self.inner.pipeline.limits())
+        let pipeline = &self.inner.pipeline;
+        pipeline.with_batch(event, |batch| Encoded::from_batch(batch, pipeline.limits()))
     }
 
     async fn send_encoded_one(
