@@ -101,7 +101,7 @@ fn sha256(data: &[u8]) -> [u32; 8] {
     let mut block = [0u8; 64];
     for (i, piece) in block.chunks_exact_mut(16).enumerate() {
         let start = i * 16;
-        let mut word = data.get(start..).map_or(0, load_16);
+        let mut word = data.get(start..).map_or(0, crate::words::le_double_word);
         if (start..start + 16).contains(&len) {
             word |= 0x80 << ((len - start) * 8);
         }
@@ -114,34 +114,6 @@ fn sha256(data: &[u8]) -> [u32; 8] {
     let mut state = INITIAL;
     sha2::compress256(&mut state, &[block.into()]);
     state
-}
-
-/// The first sixteen bytes of `b` (fewer, zero-padded, when it is shorter) as a little-endian
-/// word, read with at most two overlapping loads.
-fn load_16(b: &[u8]) -> u128 {
-    let n = b.len();
-    if let Some(w) = b.first_chunk::<16>() {
-        return u128::from_le_bytes(*w);
-    }
-    let half = |lo: u64, hi: u64, width: usize| {
-        // `hi` holds the last `width` bytes; shifted into place it overlaps `lo` with the same
-        // bytes, so OR-ing is exact.
-        u128::from(lo) | u128::from(hi) << ((n - width) * 8)
-    };
-    match (b.first_chunk::<8>(), b.last_chunk::<8>()) {
-        (Some(lo), Some(hi)) => half(u64::from_le_bytes(*lo), u64::from_le_bytes(*hi), 8),
-        _ => match (b.first_chunk::<4>(), b.last_chunk::<4>()) {
-            (Some(lo), Some(hi)) => half(
-                u64::from(u32::from_le_bytes(*lo)),
-                u64::from(u32::from_le_bytes(*hi)),
-                4,
-            ),
-            _ => b
-                .iter()
-                .rev()
-                .fold(0, |acc, &byte| acc << 8 | u128::from(byte)),
-        },
-    }
 }
 
 /// How a value is cleaned before it is sent or hashed.
@@ -293,23 +265,6 @@ mod tests {
         #[test]
         fn lowercasing_agrees_with_std(s in "([A-Za-z0-9@. _-]|[ÀÉÖÜİẞΣσςΑΩЖ]|\\PC){0,40}") {
             proptest::prop_assert_eq!(lowercase(&s), s.to_lowercase());
-        }
-    }
-
-    #[test]
-    fn short_loads_read_exactly_the_bytes_given() {
-        let bytes: Vec<u8> = (1..=40).collect();
-        for start in 0..bytes.len() {
-            for n in 0..=(bytes.len() - start).min(16) {
-                let b = &bytes[start..start + n];
-                let mut padded = [0u8; 16];
-                padded[..n].copy_from_slice(b);
-                assert_eq!(
-                    load_16(b),
-                    u128::from_le_bytes(padded),
-                    "{n} bytes at {start}"
-                );
-            }
         }
     }
 

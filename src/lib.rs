@@ -69,6 +69,7 @@ pub mod rtid;
 pub mod segment;
 pub mod subscription;
 pub mod trigger;
+mod words;
 
 pub use client::{
     Client, ClientBuilder, Dispatcher, DispatcherBuilder, Outcome, RetryPolicy, Verdict,

@@ -89,26 +89,10 @@ fn escape_flags(word: u64) -> u64 {
 const SPACES: u64 = ONES * 0x20;
 
 /// The bytes of a slice shorter than a word as the low bytes of a little-endian word, the rest
-/// spaces. Two overlapping fixed-size loads (of 4 or 2 bytes) instead of a byte loop or a
-/// `memcpy` call; where they overlap they hold the same bytes, so OR-ing them is exact.
+/// spaces (which never need escaping).
 #[inline]
 fn load_short(b: &[u8]) -> u64 {
-    let n = b.len();
-    debug_assert!(n < 8);
-    let w = match (b.first_chunk::<4>(), b.last_chunk::<4>()) {
-        (Some(lo), Some(hi)) => {
-            u64::from(u32::from_le_bytes(*lo)) | u64::from(u32::from_le_bytes(*hi)) << ((n - 4) * 8)
-        }
-        _ => match (b.first_chunk::<2>(), b.last_chunk::<2>()) {
-            (Some(lo), Some(hi)) => {
-                u64::from(u16::from_le_bytes(*lo))
-                    | u64::from(u16::from_le_bytes(*hi)) << ((n - 2) * 8)
-            }
-            _ => b.first().map_or(0, |&b| u64::from(b)),
-        },
-    };
-    // `n < 8`, so the shift stays below 64.
-    w | SPACES << ((n & 7) * 8)
+    crate::words::short_le_word(b) | SPACES << ((b.len() & 7) * 8)
 }
 
 /// Appends a word's first `keep` bytes. Writing all eight and truncating is one 8-byte store
