@@ -12,6 +12,10 @@ use bytes::Bytes;
 use std::borrow::Cow;
 use std::sync::Arc;
 
+mod direct;
+
+use direct::DirectPlan;
+
 /// Turns Segment events into the exact requests Rokt receives. Pure and synchronous; cheap to
 /// clone and share between threads, so building can be spread over every core.
 ///
@@ -40,6 +44,8 @@ pub struct Pipeline {
 #[derive(Debug)]
 struct Inner {
     mapping: SendMapping,
+    /// The mapping compiled for direct encoding, when it is plain.
+    direct: Option<DirectPlan>,
     credentials: Option<Credentials>,
     endpoint: Endpoint,
     limits: Limits,
@@ -130,6 +136,7 @@ impl PipelineBuilder {
         }
         Ok(Pipeline {
             inner: Arc::new(Inner {
+                direct: DirectPlan::compile(&mapping),
                 mapping,
                 credentials: self.credentials,
                 endpoint: self.endpoint.unwrap_or_default(),
@@ -195,9 +202,11 @@ impl Pipeline {
 
     /// A pipeline for a preset with no overrides and no credentials (offline use).
     pub fn new(preset: Preset) -> Pipeline {
+        let mapping = SendMapping::preset_defaults(preset);
         Pipeline {
             inner: Arc::new(Inner {
-                mapping: SendMapping::preset_defaults(preset),
+                direct: DirectPlan::compile(&mapping),
+                mapping,
                 credentials: None,
                 endpoint: Endpoint::default(),
                 limits: Limits::default(),
@@ -250,7 +259,13 @@ impl Pipeline {
 
     /// The batch for one event, encoded as JSON and checked against the per-batch size limit.
     pub fn encode(&self, event: impl AsEvent) -> Result<Bytes, Error> {
-        let bytes = self.with_batch(event, |batch| Ok(batch.to_bytes()))?;
+        let bytes = event.with_json(|doc| {
+            // The direct plan writes the same bytes for the events it is sure of.
+            match self.inner.direct.as_ref().and_then(|plan| plan.encode(doc)) {
+                Some(bytes) => Ok(bytes),
+                None => self.with_batch(doc, |batch| Ok(batch.to_bytes())),
+            }
+        })?;
         let limit = self.inner.limits.max_item_bytes;
         if bytes.len() > limit {
             return Err(Error::TooLarge {

@@ -85,7 +85,7 @@ pub(crate) use send::{Field, Member};
 use crate::Json;
 use std::borrow::Cow;
 use template::Template;
-use value::Val;
+pub(crate) use value::Val;
 
 /// A mapping that could not be compiled: what is wrong and where (a JSON pointer into the
 /// mapping).

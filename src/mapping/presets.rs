@@ -229,7 +229,7 @@ impl Builtin {
 
 impl DeviceIdSource {
     /// The `context.device` member read.
-    fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             DeviceIdSource::AdvertisingId => "advertisingId",
             DeviceIdSource::Id => "id",
@@ -238,7 +238,7 @@ impl DeviceIdSource {
 }
 
 /// A device default from `context.device`'s id and type, as found by Liquid.
-fn device_id<'r, 'a>(
+pub(crate) fn device_id<'r, 'a>(
     id: Option<&Json<'_>>,
     kind: Option<&Json<'_>>,
     device_type: &str,

@@ -15,7 +15,7 @@ impl<S: Text> From<SendPayload<S>> for Batch<S> {
 }
 
 /// `YYYYMMDD`, as Rokt takes a date of birth.
-fn compact_date(d: chrono::NaiveDate) -> String {
+pub(crate) fn compact_date(d: chrono::NaiveDate) -> String {
     use chrono::Datelike;
     // `parse_date` only accepts four-digit years, so eight digits always suffice; writing them
     // directly avoids the formatting machinery on every event with a birthday.

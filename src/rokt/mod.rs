@@ -7,7 +7,7 @@
 mod attributes;
 pub(crate) mod build;
 mod text;
-mod wire;
+pub(crate) mod wire;
 
 pub use build::build;
 
@@ -84,35 +84,14 @@ impl<S: Text> Batch<S> {
         out
     }
 
-    /// The wire bytes as shared [`bytes::Bytes`], cut from a per-thread arena: encoding a
-    /// stream of batches then allocates once per [`ARENA_BLOCK`] instead of once per batch
-    /// (each batch is just over a kilobyte, where malloc's slow path starts). A returned value
-    /// keeps its block alive until it is dropped, so at most one block per live batch is held.
+    /// The wire bytes as shared [`bytes::Bytes`], cut from a per-thread arena (see
+    /// [`arena_bytes`]).
     pub(crate) fn to_bytes(&self) -> bytes::Bytes {
-        thread_local! {
-            static ARENA: std::cell::RefCell<(Vec<u8>, bytes::BytesMut)> =
-                std::cell::RefCell::new((Vec::new(), bytes::BytesMut::new()));
-        }
-        ARENA.with(|cell| {
-            let Ok(mut guard) = cell.try_borrow_mut() else {
-                return bytes::Bytes::from(self.to_json_bytes());
-            };
-            let (scratch, arena) = &mut *guard;
-            scratch.clear();
-            self.write_json(scratch);
-            if scratch.len() > ARENA_BLOCK / 4 {
-                let out = bytes::Bytes::copy_from_slice(scratch);
-                if scratch.capacity() > SCRATCH_KEPT {
-                    *scratch = Vec::new();
-                }
-                return out;
-            }
-            if arena.capacity() < scratch.len() {
-                *arena = bytes::BytesMut::with_capacity(ARENA_BLOCK);
-            }
-            arena.extend_from_slice(scratch);
-            arena.split().freeze()
+        arena_bytes(|out| {
+            self.write_json(out);
+            Some(())
         })
+        .unwrap_or_else(|| bytes::Bytes::from(self.to_json_bytes()))
     }
 
     fn write_json(&self, out: &mut Vec<u8>) {
@@ -128,7 +107,41 @@ impl<S: Text> Batch<S> {
     }
 }
 
-/// The size of the blocks [`Batch::to_bytes`] cuts encoded batches from.
+/// What `write` writes, as shared [`bytes::Bytes`] cut from a per-thread arena: encoding a
+/// stream of batches then allocates once per [`ARENA_BLOCK`] instead of once per batch (each
+/// batch is just over a kilobyte, where malloc's slow path starts). A returned value keeps its
+/// block alive until it is dropped, so at most one block per live batch is held. `None` when
+/// `write` gives up (what it wrote is discarded).
+pub(crate) fn arena_bytes(write: impl FnOnce(&mut Vec<u8>) -> Option<()>) -> Option<bytes::Bytes> {
+    thread_local! {
+        static ARENA: std::cell::RefCell<(Vec<u8>, bytes::BytesMut)> =
+            std::cell::RefCell::new((Vec::new(), bytes::BytesMut::new()));
+    }
+    ARENA.with(|cell| {
+        let Ok(mut guard) = cell.try_borrow_mut() else {
+            let mut out = Vec::with_capacity(1024);
+            write(&mut out)?;
+            return Some(bytes::Bytes::from(out));
+        };
+        let (scratch, arena) = &mut *guard;
+        scratch.clear();
+        write(scratch)?;
+        if scratch.len() > ARENA_BLOCK / 4 {
+            let out = bytes::Bytes::copy_from_slice(scratch);
+            if scratch.capacity() > SCRATCH_KEPT {
+                *scratch = Vec::new();
+            }
+            return Some(out);
+        }
+        if arena.capacity() < scratch.len() {
+            *arena = bytes::BytesMut::with_capacity(ARENA_BLOCK);
+        }
+        arena.extend_from_slice(scratch);
+        Some(arena.split().freeze())
+    })
+}
+
+/// The size of the blocks [`arena_bytes`] cuts encoded batches from.
 const ARENA_BLOCK: usize = 16 * 1024;
 
 /// The largest scratch buffer a thread keeps between batches; an outsized batch's buffer is

@@ -198,7 +198,7 @@ fn write_escape(out: &mut Vec<u8>, byte: u8) {
 /// Always inlined: for struct keys and variant names the string is a constant, so the scan
 /// folds away and what is left is a few stores.
 #[inline(always)]
-fn write_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     // The quotes, plus up to seven bytes a word write puts past the end before truncating: with
     // this one reservation the writes below never reallocate unless something is escaped.
     out.reserve(s.len() + 2 + 7);

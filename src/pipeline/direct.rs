@@ -1,0 +1,790 @@
+//! The direct encoder: an event's Rokt batch written straight from the parsed event.
+//!
+//! The general path evaluates the mapping into a validated payload, builds a typed batch from
+//! it and serializes that. Each step is general (any directive, any coercion, every rule
+//! reported), and for the common case that generality is most of an event's cost. So when a
+//! mapping is *plain* (each value the send action reads is a path, a chain of trait fallbacks,
+//! a constant or a built-in default, as in both presets), it is also compiled into a
+//! [`DirectPlan`], which finds those values with a few member lookups and writes the batch's
+//! bytes itself.
+//!
+//! The plan answers only when it is sure to write what the general path would: for anything
+//! it does not replicate exactly (a path through an array, a number where a string goes, a
+//! value the validator would reject, an audience update, …) it returns `None` and the general
+//! path encodes the event, as the JSON fast parser defers to serde_json. The conformance
+//! corpus runs through both, and the tests hold the two to the same bytes.
+
+use crate::Json;
+use crate::hashing::{Cleaning, DigestSlots, Hashed, maybe_hash_text};
+use crate::mapping::js;
+use crate::mapping::presets::Builtin;
+use crate::mapping::{Field, Member, Node, SendMapping};
+use crate::payload::{parse_date, parse_timestamp};
+use crate::rokt::{AUDIENCE_ID_PREFIX, AttributeValue, Text, wire};
+use crate::rtid::INTEGRATION_NAME;
+use bytes::Bytes;
+use std::borrow::Cow;
+
+/// Where one value the send action reads comes from, for a plain mapping.
+#[derive(Clone, Debug, PartialEq)]
+enum Source {
+    /// Nothing: the field or member is not mapped.
+    Absent,
+    /// A constant of the mapping.
+    Const(Json<'static>),
+    /// Paths (as [`Prefixes`] ids) tried in order, as trait fallbacks are: the first holding
+    /// a value other than null gives it, else the constant, if any.
+    Paths(Vec<PrefixId>, Option<Json<'static>>),
+    /// The built-in device id default: the id and `type` members of `context.device`.
+    Device {
+        id: PrefixId,
+        kind: PrefixId,
+        device_type: &'static str,
+    },
+    /// The built-in rtid default: the Rokt plugin's `rtid`, else `context.page`'s query.
+    Rtid { plugin: PrefixId, page: PrefixId },
+}
+
+type PrefixId = u16;
+
+/// The distinct key prefixes of a plan's paths, each with its parent's id (parents come
+/// first), so that an event's lookups share their common steps.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Prefixes {
+    entries: Vec<(Option<PrefixId>, String)>,
+}
+
+impl Prefixes {
+    /// The id of `keys`, interning it and its prefixes; `None` for the empty path (the event
+    /// itself, which is no string) or a table past its id range.
+    fn intern<S: AsRef<str>>(&mut self, keys: &[S]) -> Option<PrefixId> {
+        let mut parent = None;
+        for key in keys {
+            let key = key.as_ref();
+            let found = self
+                .entries
+                .iter()
+                .position(|(p, k)| *p == parent && k == key);
+            let id = match found {
+                Some(i) => i,
+                None => {
+                    self.entries.push((parent, key.to_owned()));
+                    self.entries.len() - 1
+                }
+            };
+            parent = Some(PrefixId::try_from(id).ok()?);
+        }
+        parent
+    }
+
+    /// The source of a field or member node, when it is plain.
+    fn source(&mut self, node: Option<&Node>) -> Option<Source> {
+        Some(match node {
+            None | Some(Node::Undefined) => Source::Absent,
+            Some(Node::Const(v)) => Source::Const(v.clone()),
+            Some(Node::Builtin(Builtin::DeviceId {
+                source,
+                device_type,
+            })) => Source::Device {
+                id: self.intern(&["context", "device", source.key()])?,
+                kind: self.intern(&["context", "device", "type"])?,
+                device_type,
+            },
+            Some(Node::Builtin(Builtin::Rtid)) => Source::Rtid {
+                plugin: self.intern(&["integrations", INTEGRATION_NAME, "rtid"])?,
+                page: self.intern(&["context", "page"])?,
+            },
+            Some(Node::Path(_) | Node::Coalesce(..)) => {
+                let mut paths = Vec::new();
+                let mut next = node;
+                let otherwise = loop {
+                    match next {
+                        Some(Node::Path(p)) => {
+                            paths.push(self.intern(p.keys())?);
+                            break None;
+                        }
+                        Some(Node::Coalesce(p, otherwise)) => {
+                            paths.push(self.intern(p.keys())?);
+                            next = otherwise.as_deref();
+                        }
+                        None | Some(Node::Undefined) => break None,
+                        Some(Node::Const(v)) => break Some(v.clone()),
+                        Some(_) => return None,
+                    }
+                };
+                Source::Paths(paths, otherwise)
+            }
+            Some(_) => return None,
+        })
+    }
+}
+
+/// The prefixes one level below a prefix (or the event), with a table from a member key to
+/// the child it is, so an object's members are sorted in one pass.
+#[derive(Clone, Debug, PartialEq)]
+struct Fanout {
+    parent: Option<PrefixId>,
+    children: Vec<(String, PrefixId)>,
+    /// Per bucket of [`bucket`], the index in `children` of the one key there (`u8::MAX`
+    /// for none); `None` when no seed separates the keys, and they are searched instead.
+    table: Option<(u32, [u8; BUCKETS])>,
+}
+
+const BUCKETS: usize = 64;
+
+/// A key's bucket: its length and end bytes, mixed by `seed`.
+fn bucket(key: &[u8], seed: u32) -> usize {
+    let (first, last) = (key.first().copied(), key.last().copied());
+    let mix = (key.len() as u32).wrapping_mul(0x9e37_79b1)
+        ^ u32::from(first.unwrap_or(0)).wrapping_mul(seed)
+        ^ u32::from(last.unwrap_or(0)).wrapping_mul(seed.rotate_left(11) | 1);
+    (mix.rotate_left(7) as usize) % BUCKETS
+}
+
+impl Fanout {
+    /// The fanouts of a prefix table, parents before children.
+    fn of(prefixes: &Prefixes) -> Vec<Fanout> {
+        let mut fanouts: Vec<Fanout> = Vec::new();
+        let parents = std::iter::once(None).chain((0..prefixes.entries.len()).map(|i| {
+            // Interned ids fit a `PrefixId` (see `intern`).
+            PrefixId::try_from(i).ok()
+        }));
+        for parent in parents {
+            let children: Vec<(String, PrefixId)> = prefixes
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(_, (p, _))| *p == parent)
+                .filter_map(|(i, (_, key))| Some((key.clone(), PrefixId::try_from(i).ok()?)))
+                .collect();
+            if !children.is_empty() {
+                let table = Fanout::table(&children);
+                fanouts.push(Fanout {
+                    parent,
+                    children,
+                    table,
+                });
+            }
+        }
+        fanouts
+    }
+
+    /// A seed that puts every key in its own bucket, and the table it gives.
+    fn table(children: &[(String, PrefixId)]) -> Option<(u32, [u8; BUCKETS])> {
+        if children.len() >= usize::from(u8::MAX) {
+            return None;
+        }
+        (1..4096).find_map(|seed| {
+            let mut table = [u8::MAX; BUCKETS];
+            for (i, (key, _)) in children.iter().enumerate() {
+                let b = &mut table[bucket(key.as_bytes(), seed)];
+                if *b != u8::MAX {
+                    return None;
+                }
+                *b = u8::try_from(i).ok()?;
+            }
+            Some((seed, table))
+        })
+    }
+
+    /// The child prefix `key` is, if any.
+    #[inline(always)]
+    fn child(&self, key: &str) -> Option<PrefixId> {
+        match &self.table {
+            Some((seed, table)) => {
+                let (k, id) = self
+                    .children
+                    .get(usize::from(table[bucket(key.as_bytes(), *seed)]))?;
+                (k.as_bytes() == key.as_bytes()).then_some(*id)
+            }
+            None => self
+                .children
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|&(_, id)| id),
+        }
+    }
+}
+
+/// What a prefix holds in one event.
+#[derive(Clone, Copy)]
+enum Slot<'r, 'a> {
+    Missing,
+    Value(&'r Json<'a>),
+    /// The walk met something other than an object on the way (`obj && obj[key]` through a
+    /// falsy value, a string or an array): only the general path evaluates that exactly.
+    Unsure,
+}
+
+/// One event's prefix lookups.
+struct Lookups<'r, 'a> {
+    slots: [Slot<'r, 'a>; MAX_PREFIXES],
+}
+
+/// Plans with more prefixes than this are left to the general path; the presets have about
+/// fifty, and an event's slots live on the stack.
+const MAX_PREFIXES: usize = 96;
+
+impl<'r, 'a> Lookups<'r, 'a> {
+    /// Every prefix looked up, parents first. Each object on the way is walked once, its
+    /// members sorted into the prefixes they are (the last of repeated keys wins, as in
+    /// [`Json::get`]).
+    fn new(fanouts: &[Fanout], root: &'r Json<'a>) -> Self {
+        let mut slots = [Slot::Missing; MAX_PREFIXES];
+        for fanout in fanouts {
+            let parent = match fanout.parent {
+                Some(p) => slots[usize::from(p)],
+                None => Slot::Value(root),
+            };
+            match parent {
+                Slot::Value(Json::Object(pairs)) => {
+                    for (key, value) in pairs {
+                        if let Some(id) = fanout.child(key) {
+                            slots[usize::from(id)] = Slot::Value(value);
+                        }
+                    }
+                }
+                Slot::Value(_) | Slot::Unsure => {
+                    for &(_, id) in &fanout.children {
+                        slots[usize::from(id)] = Slot::Unsure;
+                    }
+                }
+                Slot::Missing => {}
+            }
+        }
+        Lookups { slots }
+    }
+
+    fn slot(&self, id: PrefixId) -> Slot<'r, 'a> {
+        self.slots[usize::from(id)]
+    }
+
+    /// The prefix as a chain of [`Json::get`] finds it (what the built-ins read).
+    fn get(&self, id: PrefixId) -> Option<&'r Json<'a>> {
+        match self.slot(id) {
+            Slot::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// A value found for an event.
+enum Found<'r, 'a> {
+    /// Undefined, or null.
+    None,
+    Ref(&'r Json<'a>),
+    /// A string a built-in made.
+    Made(Cow<'a, str>),
+}
+
+/// Why the plan does not answer: the general path will.
+struct Defer;
+
+type Sure<T> = Result<T, Defer>;
+
+/// A plain send mapping compiled for direct encoding (see the module documentation).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct DirectPlan {
+    /// The prefixes the plan's paths read, as the objects to walk for them.
+    fanouts: Vec<Fanout>,
+    /// Indexed by [`Member`].
+    members: Vec<Source>,
+    ip: Source,
+    rtid: Source,
+    engage_audience_name: Source,
+    computation_action: Source,
+    traits_or_props: TraitsOrProps,
+    hashing: [bool; 5],
+}
+
+/// Where an Engage audience's membership is read.
+#[derive(Clone, Debug, PartialEq)]
+enum TraitsOrProps {
+    /// From the event: the validator requires an object (or nothing).
+    Event(Source),
+    /// A literal or constant object of the mapping: an Engage update reads its members,
+    /// which is left to the general path.
+    Mapping,
+}
+
+const HASH_MEMBERS: [Member; 5] = [
+    Member::HashEmail,
+    Member::HashFirstName,
+    Member::HashLastName,
+    Member::HashMobile,
+    Member::HashBillingZipcode,
+];
+
+const DEVICE_MEMBERS: [Member; 5] = [
+    Member::HttpHeaderUserAgent,
+    Member::IosAdvertisingId,
+    Member::AndroidAdvertisingId,
+    Member::IosIdfv,
+    Member::AndroidUuid,
+];
+
+impl DirectPlan {
+    /// The plan of `mapping`, when it is plain.
+    pub(crate) fn compile(mapping: &SendMapping) -> Option<DirectPlan> {
+        // The object fields: literal members or a constant object, with no open attributes
+        // (those go to the general path); `eventDetails` is required.
+        for field in [
+            Field::EventDetails,
+            Field::EventProperties,
+            Field::HashingConfiguration,
+            Field::DeviceInfo,
+            Field::UserIdentities,
+            Field::UserAttributes,
+            Field::AudienceDetails,
+        ] {
+            match mapping.field(field) {
+                None if field != Field::EventDetails => {}
+                Some(Node::Object(members))
+                    if members.iter().all(|(k, _)| Member::is_known(field, k)) => {}
+                Some(Node::Const(Json::Object(pairs)))
+                    if pairs.iter().all(|(k, _)| Member::is_known(field, k)) => {}
+                _ => return None,
+            }
+        }
+        let mut prefixes = Prefixes::default();
+        let members = Member::ALL
+            .iter()
+            .map(|&m| match mapping.field(m.field()) {
+                Some(Node::Const(_)) => Some(
+                    mapping
+                        .constant_member(m)
+                        .map_or(Source::Absent, |v| Source::Const(v.clone())),
+                ),
+                _ => prefixes.source(mapping.member(m)),
+            })
+            .collect::<Option<Vec<Source>>>()?;
+        let mut hashing = [false; 5];
+        for (flag, member) in hashing.iter_mut().zip(HASH_MEMBERS) {
+            *flag = match &members[member as usize] {
+                Source::Absent | Source::Const(Json::Null) => false,
+                Source::Const(Json::Bool(b)) => *b,
+                _ => return None,
+            };
+        }
+        let traits_or_props = match mapping.field(Field::TraitsOrProps) {
+            Some(Node::Object(_) | Node::Const(Json::Object(_))) => TraitsOrProps::Mapping,
+            node @ (None | Some(Node::Path(_) | Node::Coalesce(..))) => {
+                TraitsOrProps::Event(prefixes.source(node)?)
+            }
+            Some(_) => return None,
+        };
+        let ip = prefixes.source(mapping.field(Field::Ip))?;
+        let rtid = prefixes.source(mapping.field(Field::Rtid))?;
+        let engage_audience_name = prefixes.source(mapping.field(Field::EngageAudienceName))?;
+        let computation_action = prefixes.source(mapping.field(Field::ComputationAction))?;
+        (prefixes.entries.len() <= MAX_PREFIXES).then_some(DirectPlan {
+            fanouts: Fanout::of(&prefixes),
+            members,
+            ip,
+            rtid,
+            engage_audience_name,
+            computation_action,
+            traits_or_props,
+            hashing,
+        })
+    }
+
+    /// The event's encoded batch, or `None` when the general path must encode it.
+    pub(crate) fn encode(&self, doc: &Json<'_>) -> Option<Bytes> {
+        crate::segment::check_event(doc).ok()?;
+        let mut slots = [[0u8; 64]; 5];
+        let batch = self.batch(doc, &mut slots).ok()?;
+        crate::rokt::arena_bytes(|out| batch.write(out))
+    }
+
+    fn source(&self, member: Member) -> &Source {
+        &self.members[member as usize]
+    }
+
+    /// What the batch holds, validated as the general path validates it.
+    fn batch<'r, 'a: 'r>(
+        &'r self,
+        doc: &'r Json<'a>,
+        slots: &'r mut [[u8; 64]; 5],
+    ) -> Sure<DirectBatch<'r>> {
+        let ev = Lookups::new(&self.fanouts, doc);
+        let text = |m: Member| string(ev.find(self.source(m))?);
+
+        let engage_name = string(ev.find(&self.engage_audience_name)?)?;
+        let action = string(ev.find(&self.computation_action)?)?;
+        if let Some(a) = &action {
+            if a != "audience" && a != "journey_step" {
+                return Err(Defer);
+            }
+        }
+        let traits = match &self.traits_or_props {
+            TraitsOrProps::Event(source) => match ev.find(source)? {
+                Found::None => None,
+                Found::Ref(object @ Json::Object(_)) => Some(object),
+                _ => return Err(Defer),
+            },
+            TraitsOrProps::Mapping if engage_name.is_some() && action.is_some() => {
+                return Err(Defer);
+            }
+            TraitsOrProps::Mapping => None,
+        };
+        let custom_name = text(Member::CustomAudienceName)?;
+        let custom_member = boolean(ev.find(self.source(Member::CustomAudienceMembership))?)?;
+        // An Engage update when the traits say whether the user is in the audience, else the
+        // custom audience fields' update.
+        let engage = match (engage_name, action, traits) {
+            (Some(name), Some(_), Some(traits)) => match traits.get(&name) {
+                Some(Json::Bool(member)) => Some((name, *member)),
+                _ => None,
+            },
+            _ => None,
+        };
+        let audience = engage.or(custom_name.zip(custom_member));
+
+        let conversiontype = text(Member::Conversiontype)?;
+        let confirmationref = text(Member::Confirmationref)?;
+        let amount = number(ev.find(self.source(Member::Amount))?)?;
+        let currency = text(Member::Currency)?;
+        let source_message_id = text(Member::SourceMessageId)?.ok_or(Defer)?;
+        let timestamp = timestamp(ev.find(self.source(Member::TimestampUnixtimeMs))?)?;
+
+        let mut device_info: [Option<Cow<'r, str>>; 5] = Default::default();
+        for (value, member) in device_info.iter_mut().zip(DEVICE_MEMBERS) {
+            *value = text(member)?;
+        }
+
+        let email = text(Member::Email)?;
+        let customerid = text(Member::Customerid)?;
+        let names = [
+            text(Member::Firstname)?,
+            text(Member::Lastname)?,
+            text(Member::Mobile)?,
+            text(Member::Billingzipcode)?,
+        ];
+        let dob = match text(Member::Dob)? {
+            Some(d) => Some(parse_date(&d).ok_or(Defer)?),
+            None => None,
+        };
+        let gender = match text(Member::Gender)?.as_deref() {
+            None => None,
+            Some("m") => Some("m"),
+            Some("f") => Some("f"),
+            Some(_) => return Err(Defer),
+        };
+        let ip = string(ev.find(&self.ip)?)?;
+        let rtid = string(ev.find(&self.rtid)?)?;
+        // Rokt needs someone to attribute the event to; the general path says who is missing.
+        let identified = email.is_some()
+            || customerid.is_some()
+            || rtid.is_some()
+            || device_info[1..].iter().any(Option::is_some);
+        if !identified {
+            return Err(Defer);
+        }
+
+        // Hashing, as the batch builder does it.
+        let [hash_email, hash_first, hash_last, hash_mobile, hash_zip] = self.hashing;
+        let mut digests = DigestSlots::new(slots);
+        let mut digest = |v: &str| digests.digest(v);
+        let (mut plain_email, mut hashed_email) = (None, None);
+        if let Some(e) = email {
+            match maybe_hash_text(e, hash_email, Cleaning::Email, &mut digest) {
+                Hashed::Plain(v) => plain_email = Some(v),
+                Hashed::Digest(v) => hashed_email = Some(v),
+            }
+        }
+        let mut user: [PlainOrDigest<'r>; 4] = Default::default();
+        for ((slot, value), on) in
+            user.iter_mut()
+                .zip(names)
+                .zip([hash_first, hash_last, hash_mobile, hash_zip])
+        {
+            *slot = match value.map(|v| maybe_hash_text(v, on, Cleaning::Trim, &mut digest)) {
+                Some(Hashed::Plain(v)) => (Some(v), None),
+                Some(Hashed::Digest(v)) => (None, Some(v)),
+                None => (None, None),
+            };
+        }
+        Ok(DirectBatch {
+            device_info,
+            user,
+            dob: dob.map(crate::rokt::build::compact_date),
+            gender,
+            audience,
+            email: plain_email,
+            other: hashed_email,
+            customerid,
+            rtid,
+            conversion: conversiontype.map(|conversiontype| Conversion {
+                conversiontype,
+                confirmationref,
+                // The reference keeps the amount only when truthy.
+                amount: amount.filter(|a| *a != 0.0),
+                currency,
+            }),
+            source_message_id,
+            timestamp,
+            ip,
+        })
+    }
+}
+
+impl<'r, 'a> Lookups<'r, 'a> {
+    /// The value `source` gives for the event; `Err` for what only the general path evaluates
+    /// exactly.
+    #[inline(always)]
+    fn find(&self, source: &'r Source) -> Sure<Found<'r, 'a>> {
+        match source {
+            Source::Absent => Ok(Found::None),
+            Source::Const(v) => Ok(Found::Ref(v)),
+            Source::Paths(paths, otherwise) => {
+                for &path in paths {
+                    match self.slot(path) {
+                        Slot::Value(v) if !v.is_null() => return Ok(Found::Ref(v)),
+                        Slot::Unsure => return Err(Defer),
+                        _ => {}
+                    }
+                }
+                Ok(otherwise.as_ref().map_or(Found::None, Found::Ref))
+            }
+            Source::Device {
+                id,
+                kind,
+                device_type,
+            } => {
+                let (id, kind) = (self.get(*id), self.get(*kind));
+                match crate::mapping::presets::device_id(id, kind, device_type) {
+                    crate::mapping::Val::Owned(Json::Str(s)) => Ok(Found::Made(s)),
+                    _ => Err(Defer),
+                }
+            }
+            Source::Rtid { plugin, page } => {
+                let plugin = self.get(*plugin);
+                let rtid = crate::rtid::from_parts(plugin, || self.get(*page));
+                Ok(rtid.map_or(Found::None, Found::Made))
+            }
+        }
+    }
+}
+
+/// A string field: trimmed, and none when blank. Only strings are taken; the general path
+/// coerces or rejects the rest.
+#[inline(always)]
+fn string<'r, 'a: 'r>(found: Found<'r, 'a>) -> Sure<Option<Cow<'r, str>>> {
+    let text = match found {
+        Found::None | Found::Ref(Json::Null) => return Ok(None),
+        Found::Ref(Json::Str(s)) => Cow::Borrowed(js::trim(s)),
+        Found::Made(s) => s.trimmed(js::trim),
+        Found::Ref(_) => return Err(Defer),
+    };
+    Ok((!text.is_empty()).then_some(text))
+}
+
+fn number(found: Found<'_, '_>) -> Sure<Option<f64>> {
+    match found {
+        Found::None | Found::Ref(Json::Null) => Ok(None),
+        Found::Ref(Json::Number(n)) => n.as_f64().map(Some).ok_or(Defer),
+        _ => Err(Defer),
+    }
+}
+
+fn boolean(found: Found<'_, '_>) -> Sure<Option<bool>> {
+    match found {
+        Found::None | Found::Ref(Json::Null) => Ok(None),
+        Found::Ref(Json::Bool(b)) => Ok(Some(*b)),
+        _ => Err(Defer),
+    }
+}
+
+/// The required event timestamp, as an ISO 8601 string.
+fn timestamp(found: Found<'_, '_>) -> Sure<i64> {
+    match found {
+        Found::Ref(Json::Str(s)) => parse_timestamp(js::trim(s)).ok_or(Defer),
+        _ => Err(Defer),
+    }
+}
+
+/// A field sent as it is, or as its digest (at most one of the two).
+type PlainOrDigest<'r> = (Option<Cow<'r, str>>, Option<Cow<'r, str>>);
+
+/// Everything the batch holds, in the general path's terms.
+struct DirectBatch<'r> {
+    /// User agent, iOS advertising id, Android advertising id, iOS IDFV, Android UUID.
+    device_info: [Option<Cow<'r, str>>; 5],
+    /// First name, last name, mobile, billing zip: each plain or as a digest.
+    user: [PlainOrDigest<'r>; 4],
+    dob: Option<String>,
+    gender: Option<&'static str>,
+    /// An audience update: the audience's name and whether the user joined it.
+    audience: Option<(Cow<'r, str>, bool)>,
+    email: Option<Cow<'r, str>>,
+    other: Option<Cow<'r, str>>,
+    customerid: Option<Cow<'r, str>>,
+    rtid: Option<Cow<'r, str>>,
+    conversion: Option<Conversion<'r>>,
+    source_message_id: Cow<'r, str>,
+    timestamp: i64,
+    ip: Option<Cow<'r, str>>,
+}
+
+struct Conversion<'r> {
+    conversiontype: Cow<'r, str>,
+    confirmationref: Option<Cow<'r, str>>,
+    amount: Option<f64>,
+    currency: Option<Cow<'r, str>>,
+}
+
+const DEVICE_KEYS: [&str; 5] = [
+    "http_header_user_agent",
+    "ios_advertising_id",
+    "android_advertising_id",
+    "ios_idfv",
+    "android_uuid",
+];
+
+const USER_KEYS: [(&str, &str); 4] = [
+    ("firstname", "firstnamesha256"),
+    ("lastname", "lastnamesha256"),
+    ("mobile", "mobilesha256"),
+    ("billingzipcode", "billingzipsha256"),
+];
+
+/// Writes the members of one JSON object, in order, skipping absent ones.
+struct Members<'o> {
+    out: &'o mut Vec<u8>,
+    first: bool,
+}
+
+impl<'o> Members<'o> {
+    fn open(out: &'o mut Vec<u8>, prefix: &[u8]) -> Self {
+        out.extend_from_slice(prefix);
+        out.push(b'{');
+        Members { out, first: true }
+    }
+
+    /// The output, after a comma unless this is the first member.
+    fn next(&mut self) -> &mut Vec<u8> {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out
+    }
+
+    /// `"key":`, after a comma unless first. Keys are the batch's own, plain ASCII.
+    fn key(&mut self, key: &str) -> &mut Vec<u8> {
+        self.next();
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+        self.out
+    }
+
+    fn string(&mut self, key: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            wire::write_str(self.key(key), v);
+        }
+    }
+
+    fn close(self) {
+        self.out.push(b'}');
+    }
+}
+
+impl DirectBatch<'_> {
+    fn write_timestamp(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(br#","timestamp_unixtime_ms":"#);
+        out.extend_from_slice(itoa::Buffer::new().format(self.timestamp).as_bytes());
+    }
+
+    /// The bytes [`Batch`](crate::rokt::Batch) serializes to for the same values.
+    fn write(&self, out: &mut Vec<u8>) -> Option<()> {
+        out.extend_from_slice(br#"{"environment":"production""#);
+
+        let mut device = Members::open(out, br#","device_info":"#);
+        for (key, value) in DEVICE_KEYS.iter().zip(&self.device_info) {
+            device.string(key, value.as_deref());
+        }
+        device.close();
+
+        let mut user = Members::open(out, br#","user_attributes":"#);
+        for ((plain_key, digest_key), (plain, digest)) in USER_KEYS.iter().zip(&self.user) {
+            user.string(plain_key, plain.as_deref());
+            user.string(digest_key, digest.as_deref());
+        }
+        user.string("dob", self.dob.as_deref());
+        user.string("gender", self.gender);
+        if let Some((name, member)) = &self.audience {
+            // The membership attribute; its key is the audience's, so it is escaped.
+            let out = user.next();
+            wire::write_str(out, &format!("segment_{name}"));
+            out.extend_from_slice(if *member { b":true" } else { b":false" });
+        }
+        user.close();
+
+        let mut ids = Members::open(out, br#","user_identities":"#);
+        ids.string("email", self.email.as_deref());
+        ids.string("other", self.other.as_deref());
+        ids.string("customerid", self.customerid.as_deref());
+        ids.string("other2", self.rtid.as_deref());
+        ids.close();
+
+        if let Some(rtid) = &self.rtid {
+            out.extend_from_slice(
+                br#","integration_attributes":{"1277":{"passbackconversiontrackingid":"#,
+            );
+            wire::write_str(out, rtid);
+            out.extend_from_slice(b"}}");
+        }
+
+        if self.audience.is_some() || self.conversion.is_some() {
+            out.extend_from_slice(br#","events":["#);
+            if let Some((name, member)) = &self.audience {
+                out.extend_from_slice(
+                    br#"{"event_type":"custom_event","data":{"custom_event_type":"other","source_message_id":"#,
+                );
+                let id = format!("{AUDIENCE_ID_PREFIX}{}", self.source_message_id);
+                wire::write_str(out, &id);
+                self.write_timestamp(out);
+                out.extend_from_slice(br#","event_name":"audiencemembershipupdate","#);
+                let mut attrs = Members::open(out, br#""custom_attributes":"#);
+                attrs.string("audience_name", Some(name));
+                attrs.string("status", Some(if *member { "add" } else { "drop" }));
+                attrs.close();
+                out.extend_from_slice(b"}}");
+            }
+            if let Some(c) = &self.conversion {
+                if self.audience.is_some() {
+                    out.push(b',');
+                }
+                out.extend_from_slice(
+                    br#"{"event_type":"custom_event","data":{"custom_event_type":"transaction","source_message_id":"#,
+                );
+                wire::write_str(out, &self.source_message_id);
+                self.write_timestamp(out);
+                out.extend_from_slice(br#","event_name":"conversion","#);
+                let mut attrs = Members::open(out, br#""custom_attributes":"#);
+                attrs.string("conversiontype", Some(&c.conversiontype));
+                attrs.string("confirmationref", c.confirmationref.as_deref());
+                if let Some(a) = c.amount {
+                    let value: AttributeValue<Cow<'_, str>> = a.into();
+                    wire::to_writer(attrs.key("amount"), &value).ok()?;
+                }
+                attrs.string("currency", c.currency.as_deref());
+                attrs.close();
+                out.extend_from_slice(b"}}");
+            }
+            out.push(b']');
+        }
+
+        if let Some(ip) = &self.ip {
+            out.extend_from_slice(br#","ip":"#);
+            wire::write_str(out, ip);
+        }
+        out.push(b'}');
+        Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
