@@ -195,6 +195,9 @@ pub fn maybe_hash(value: String, hash: bool, cleaning: Cleaning) -> Hashed {
     maybe_hash_text(value, hash, cleaning, &mut |v| sha256_hex(v))
 }
 
+/// The longest ASCII email [`maybe_hash_text`] cleans on the stack (longer ones are rare).
+const ASCII_EMAIL_ON_STACK: usize = 128;
+
 /// [`maybe_hash`] for either string type: a borrowed value that cleaning leaves unchanged
 /// stays borrowed.
 pub(crate) fn maybe_hash_text<S: Text>(
@@ -205,6 +208,20 @@ pub(crate) fn maybe_hash_text<S: Text>(
 ) -> Hashed<S> {
     if is_sha256_hex(&value) {
         return Hashed::Digest(value);
+    }
+    if hash && cleaning == Cleaning::Email {
+        // An ASCII email is lowercased on the stack for its digest: cleaning it as a string
+        // would allocate for nearly every email (they are rarely written in lowercase).
+        let trimmed = crate::mapping::js::trim(&value);
+        if trimmed.len() <= ASCII_EMAIL_ON_STACK && trimmed.is_ascii() {
+            let mut buf = [0u8; ASCII_EMAIL_ON_STACK];
+            let lower = &mut buf[..trimmed.len()];
+            lower.copy_from_slice(trimmed.as_bytes());
+            lower.make_ascii_lowercase();
+            if let Ok(text) = std::str::from_utf8(lower) {
+                return Hashed::Digest(digest(text));
+            }
+        }
     }
     let cleaned = cleaning.clean(value);
     if hash {
@@ -247,6 +264,28 @@ impl<'d> DigestSlots<'d> {
 mod tests {
     use super::*;
     use std::borrow::Cow;
+
+    #[test]
+    fn hashed_emails_are_the_digests_of_the_cleaned_emails() {
+        let long = format!("{}@Example.COM", "X".repeat(ASCII_EMAIL_ON_STACK));
+        for email in [
+            " Jane.Doe@Example.COM\t",
+            "already@lower.case",
+            "Zoë.Müller@Example.COM",
+            "ΣΑΣ@EXAMPLE.COM",
+            "\u{a0}UPPER@X.IO\u{2028}",
+            &long[long.len() - ASCII_EMAIL_ON_STACK..],
+            &long[long.len() - ASCII_EMAIL_ON_STACK - 1..],
+            &long,
+        ] {
+            let expected = Hashed::Digest(sha256_hex(&clean_email(email)));
+            assert_eq!(
+                maybe_hash(email.into(), true, Cleaning::Email),
+                expected,
+                "{email}"
+            );
+        }
+    }
 
     #[test]
     fn one_block_digests_match_the_streaming_hasher_at_every_length() {

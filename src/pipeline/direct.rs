@@ -634,19 +634,20 @@ struct Conversion<'r> {
     currency: Option<Cow<'r, str>>,
 }
 
-const DEVICE_KEYS: [&str; 5] = [
-    "http_header_user_agent",
-    "ios_advertising_id",
-    "android_advertising_id",
-    "ios_idfv",
-    "android_uuid",
+/// Member keys as written: quoted, with the colon.
+const DEVICE_KEYS: [&[u8]; 5] = [
+    br#""http_header_user_agent":"#,
+    br#""ios_advertising_id":"#,
+    br#""android_advertising_id":"#,
+    br#""ios_idfv":"#,
+    br#""android_uuid":"#,
 ];
 
-const USER_KEYS: [(&str, &str); 4] = [
-    ("firstname", "firstnamesha256"),
-    ("lastname", "lastnamesha256"),
-    ("mobile", "mobilesha256"),
-    ("billingzipcode", "billingzipsha256"),
+const USER_KEYS: [(&[u8], &[u8]); 4] = [
+    (br#""firstname":"#, br#""firstnamesha256":"#),
+    (br#""lastname":"#, br#""lastnamesha256":"#),
+    (br#""mobile":"#, br#""mobilesha256":"#),
+    (br#""billingzipcode":"#, br#""billingzipsha256":"#),
 ];
 
 /// Writes the members of one JSON object, in order, skipping absent ones.
@@ -671,18 +672,26 @@ impl<'o> Members<'o> {
         self.out
     }
 
-    /// `"key":`, after a comma unless first. Keys are the batch's own, plain ASCII.
-    fn key(&mut self, key: &str) -> &mut Vec<u8> {
+    /// `key` (quoted, with its colon), after a comma unless first.
+    fn key(&mut self, key: &[u8]) -> &mut Vec<u8> {
         self.next();
-        self.out.push(b'"');
-        self.out.extend_from_slice(key.as_bytes());
-        self.out.extend_from_slice(b"\":");
+        self.out.extend_from_slice(key);
         self.out
     }
 
-    fn string(&mut self, key: &str, value: Option<&str>) {
+    fn string(&mut self, key: &[u8], value: Option<&str>) {
         if let Some(v) = value {
             wire::write_str(self.key(key), v);
+        }
+    }
+
+    /// A hex digest: nothing in it needs escaping.
+    fn digest(&mut self, key: &[u8], value: Option<&str>) {
+        if let Some(v) = value {
+            let out = self.key(key);
+            out.push(b'"');
+            out.extend_from_slice(v.as_bytes());
+            out.push(b'"');
         }
     }
 
@@ -710,10 +719,10 @@ impl DirectBatch<'_> {
         let mut user = Members::open(out, br#","user_attributes":"#);
         for ((plain_key, digest_key), (plain, digest)) in USER_KEYS.iter().zip(&self.user) {
             user.string(plain_key, plain.as_deref());
-            user.string(digest_key, digest.as_deref());
+            user.digest(digest_key, digest.as_deref());
         }
-        user.string("dob", self.dob.as_deref());
-        user.string("gender", self.gender);
+        user.string(br#""dob":"#, self.dob.as_deref());
+        user.string(br#""gender":"#, self.gender);
         if let Some((name, member)) = &self.audience {
             // The membership attribute; its key is the audience's, so it is escaped.
             let out = user.next();
@@ -723,10 +732,10 @@ impl DirectBatch<'_> {
         user.close();
 
         let mut ids = Members::open(out, br#","user_identities":"#);
-        ids.string("email", self.email.as_deref());
-        ids.string("other", self.other.as_deref());
-        ids.string("customerid", self.customerid.as_deref());
-        ids.string("other2", self.rtid.as_deref());
+        ids.string(br#""email":"#, self.email.as_deref());
+        ids.digest(br#""other":"#, self.other.as_deref());
+        ids.string(br#""customerid":"#, self.customerid.as_deref());
+        ids.string(br#""other2":"#, self.rtid.as_deref());
         ids.close();
 
         if let Some(rtid) = &self.rtid {
@@ -748,8 +757,8 @@ impl DirectBatch<'_> {
                 self.write_timestamp(out);
                 out.extend_from_slice(br#","event_name":"audiencemembershipupdate","#);
                 let mut attrs = Members::open(out, br#""custom_attributes":"#);
-                attrs.string("audience_name", Some(name));
-                attrs.string("status", Some(if *member { "add" } else { "drop" }));
+                attrs.string(br#""audience_name":"#, Some(name));
+                attrs.string(br#""status":"#, Some(if *member { "add" } else { "drop" }));
                 attrs.close();
                 out.extend_from_slice(b"}}");
             }
@@ -764,13 +773,13 @@ impl DirectBatch<'_> {
                 self.write_timestamp(out);
                 out.extend_from_slice(br#","event_name":"conversion","#);
                 let mut attrs = Members::open(out, br#""custom_attributes":"#);
-                attrs.string("conversiontype", Some(&c.conversiontype));
-                attrs.string("confirmationref", c.confirmationref.as_deref());
+                attrs.string(br#""conversiontype":"#, Some(&c.conversiontype));
+                attrs.string(br#""confirmationref":"#, c.confirmationref.as_deref());
                 if let Some(a) = c.amount {
                     let value: AttributeValue<Cow<'_, str>> = a.into();
-                    wire::to_writer(attrs.key("amount"), &value).ok()?;
+                    wire::to_writer(attrs.key(br#""amount":"#), &value).ok()?;
                 }
-                attrs.string("currency", c.currency.as_deref());
+                attrs.string(br#""currency":"#, c.currency.as_deref());
                 attrs.close();
                 out.extend_from_slice(b"}}");
             }
