@@ -33,7 +33,8 @@ impl std::fmt::Debug for Line<'_> {
     }
 }
 
-/// Reads NDJSON lines from any buffered reader, reusing one buffer.
+/// Reads NDJSON lines from any buffered reader. A line the reader's buffer holds whole is lent
+/// from there; one that straddles its end is copied into a buffer reused for each such line.
 ///
 /// ```
 /// use rokt_capi::ndjson::Lines;
@@ -50,6 +51,8 @@ pub struct Lines<R> {
     buf: Vec<u8>,
     max_line: usize,
     index: u64,
+    /// Bytes of the reader's buffer the last line was lent from, consumed on the next call.
+    lent: usize,
 }
 
 impl<R: BufRead> Lines<R> {
@@ -66,11 +69,29 @@ impl<R: BufRead> Lines<R> {
             buf: Vec::with_capacity(4096),
             max_line,
             index: 0,
+            lent: 0,
         }
     }
 
     /// The next non-blank line, `None` at the end of input. I/O errors end the stream.
     pub fn next_line(&mut self) -> std::io::Result<Option<Line<'_>>> {
+        self.reader.consume(std::mem::take(&mut self.lent));
+        // A line wholly inside the reader's buffer is lent from there, not copied.
+        while let Some((newline, range)) = self.lendable() {
+            let Some(range) = range else {
+                // A blank line.
+                self.reader.consume(newline + 1);
+                continue;
+            };
+            // The buffer again (no read: the line is in it), to lend it out.
+            let available = self.reader.fill_buf()?;
+            self.lent = newline + 1;
+            let index = self.index;
+            self.index += 1;
+            let text = std::str::from_utf8(&available[range])
+                .map_err(|e| Error::from(EventError::new_utf8(e.valid_up_to())));
+            return Ok(Some(Line { index, text }));
+        }
         let range = loop {
             self.buf.clear();
             let (read, overflow) = self.read_bounded()?;
@@ -86,10 +107,8 @@ impl<R: BufRead> Lines<R> {
                     text: Err(Error::TooLarge { bytes: read, limit }),
                 }));
             }
-            let start = self.buf.iter().position(|b| !b.is_ascii_whitespace());
-            let end = self.buf.iter().rposition(|b| !b.is_ascii_whitespace());
-            if let (Some(start), Some(end)) = (start, end) {
-                break start..end + 1;
+            if let Some(range) = trimmed(&self.buf) {
+                break range;
             }
         };
         let index = self.index;
@@ -97,6 +116,14 @@ impl<R: BufRead> Lines<R> {
         let text = std::str::from_utf8(&self.buf[range])
             .map_err(|e| Error::from(EventError::new_utf8(e.valid_up_to())));
         Ok(Some(Line { index, text }))
+    }
+
+    /// Where the next line ends in the reader's buffer and its trimmed text (`None` when it
+    /// is blank), when the buffer holds all of it within the size limit.
+    fn lendable(&mut self) -> Option<(usize, Option<std::ops::Range<usize>>)> {
+        let available = self.reader.fill_buf().ok()?;
+        let newline = memchr::memchr(b'\n', available).filter(|&i| i <= self.max_line)?;
+        Some((newline, trimmed(&available[..newline])))
     }
 
     /// Reads up to the next newline, keeping at most `max_line` bytes. Returns the bytes read
@@ -136,6 +163,13 @@ impl<R: BufRead> Lines<R> {
             }
         }
     }
+}
+
+/// Where `line` is once trimmed of ASCII whitespace; `None` when it is blank.
+fn trimmed(line: &[u8]) -> Option<std::ops::Range<usize>> {
+    let start = line.iter().position(|b| !b.is_ascii_whitespace())?;
+    let end = line.iter().rposition(|b| !b.is_ascii_whitespace())?;
+    Some(start..end + 1)
 }
 
 #[cfg(test)]
@@ -192,5 +226,28 @@ mod tests {
         let got = collect(b"{}\r\n\r\n  \n{}", 100);
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].0, 1);
+    }
+    /// The same lines, whatever the reader's buffer size: lines inside the buffer are lent
+    /// from it, lines across its end are copied, and both give the same text and errors.
+    #[test]
+    fn lines_are_the_same_at_every_buffer_size() {
+        let input: &[u8] =
+            b"{\"a\":1}\n\n  \r\n {\"b\":\"\xc3\xa9\"} \r\n\xff\xfe\n0123456789abcdef\n\t\n{}\n x";
+        for max in [4, 8, 16, usize::MAX] {
+            let expected = collect(input, max);
+            for capacity in 1..=input.len() + 1 {
+                let reader = std::io::BufReader::with_capacity(capacity, input);
+                let mut lines = Lines::with_max_line(reader, max);
+                let mut got = Vec::new();
+                while let Some(l) = lines.next_line().unwrap() {
+                    got.push((
+                        l.index,
+                        l.text.map(str::to_owned).map_err(|e| e.to_string()),
+                    ));
+                }
+                assert_eq!(got, expected, "capacity {capacity}, max {max}");
+            }
+        }
+        assert_eq!(collect(input, usize::MAX).len(), 6);
     }
 }
