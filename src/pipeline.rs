@@ -15,6 +15,7 @@ use std::sync::Arc;
 mod direct;
 
 use direct::DirectPlan;
+pub(crate) use direct::Routing;
 
 /// Turns Segment events into the exact requests Rokt receives. Pure and synchronous; cheap to
 /// clone and share between threads, so building can be spread over every core.
@@ -279,6 +280,12 @@ impl Pipeline {
     /// Runs `f` on the batch of one event. The batch borrows its strings from the event (and
     /// its digests from this call's stack), so it only lives for `f`: what outlives it, such
     /// as its bytes, is made there.
+    /// The event's encoded batch and its routing, when the mapping has a direct plan that is
+    /// sure of the event (see `direct`); `None` means: encode it through [`Self::with_batch`].
+    pub(crate) fn direct(&self, doc: &Json<'_>) -> Option<(Bytes, Routing)> {
+        self.inner.direct.as_ref()?.encode_routed(doc)
+    }
+
     pub(crate) fn with_batch<T>(
         &self,
         event: impl AsEvent,

@@ -53,7 +53,7 @@ pub use stats::Stats;
 use crate::credentials::Credentials;
 use crate::error::{ConfigError, Error, TransportErrorKind};
 use crate::mapping::{Preset, SendMapping};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, Routing};
 use crate::request::{Endpoint, Limits, Request, RequestKind, USER_AGENT, join_array, plan_bulk};
 use crate::rokt::{Batch, Text};
 use crate::segment::AsEvent;
@@ -147,7 +147,23 @@ pub(crate) struct Encoded {
 
 impl Encoded {
     pub(crate) fn from_batch<S: Text>(batch: &Batch<S>, limits: &Limits) -> Result<Encoded, Error> {
-        let body = batch.to_bytes();
+        let routing = Routing {
+            newest_ms: batch
+                .events
+                .iter()
+                .map(|e| e.data.timestamp_unixtime_ms)
+                .max(),
+            message_id: batch.source_message_id().map(str::to_owned),
+        };
+        Encoded::from_direct(batch.to_bytes(), routing, limits)
+    }
+
+    /// An encoded batch and its routing, checked against the per-batch size limit.
+    pub(crate) fn from_direct(
+        body: Bytes,
+        routing: Routing,
+        limits: &Limits,
+    ) -> Result<Encoded, Error> {
         if body.len() > limits.max_item_bytes {
             return Err(Error::TooLarge {
                 bytes: body.len(),
@@ -156,12 +172,8 @@ impl Encoded {
         }
         Ok(Encoded {
             body,
-            newest_ms: batch
-                .events
-                .iter()
-                .map(|e| e.data.timestamp_unixtime_ms)
-                .max(),
-            message_id: batch.source_message_id().map(str::to_owned),
+            newest_ms: routing.newest_ms,
+            message_id: routing.message_id,
         })
     }
 }
@@ -683,7 +695,10 @@ impl Client {
     /// event, as in [`Pipeline::encode`]: no string is copied to build it.
     pub(crate) fn encode(&self, event: impl AsEvent) -> Result<Encoded, Error> {
         let pipeline = &self.inner.pipeline;
-        pipeline.with_batch(event, |batch| Encoded::from_batch(batch, pipeline.limits()))
+        event.with_json(|doc| match pipeline.direct(doc) {
+            Some((body, routing)) => Encoded::from_direct(body, routing, pipeline.limits()),
+            None => pipeline.with_batch(doc, |batch| Encoded::from_batch(batch, pipeline.limits())),
+        })
     }
 
     async fn send_encoded_one(

@@ -268,6 +268,13 @@ impl<'r, 'a> Lookups<'r, 'a> {
     }
 }
 
+/// What the client routes an encoded batch by, as [`Batch`](crate::rokt::Batch) gives it:
+/// its events' newest timestamp and the Segment `messageId` they carry (none without events).
+pub(crate) struct Routing {
+    pub(crate) newest_ms: Option<i64>,
+    pub(crate) message_id: Option<String>,
+}
+
 /// A value found for an event.
 enum Found<'r, 'a> {
     /// Undefined, or null.
@@ -391,10 +398,21 @@ impl DirectPlan {
 
     /// The event's encoded batch, or `None` when the general path must encode it.
     pub(crate) fn encode(&self, doc: &Json<'_>) -> Option<Bytes> {
+        self.encode_routed(doc).map(|(bytes, _)| bytes)
+    }
+
+    /// [`encode`](Self::encode), with what the client routes the batch by.
+    pub(crate) fn encode_routed(&self, doc: &Json<'_>) -> Option<(Bytes, Routing)> {
         crate::segment::check_event(doc).ok()?;
         let mut slots = [[0u8; 64]; 5];
         let batch = self.batch(doc, &mut slots).ok()?;
-        crate::rokt::arena_bytes(|out| batch.write(out))
+        let bytes = crate::rokt::arena_bytes(|out| batch.write(out))?;
+        let has_events = batch.audience.is_some() || batch.conversion.is_some();
+        let routing = Routing {
+            newest_ms: has_events.then_some(batch.timestamp),
+            message_id: has_events.then(|| batch.source_message_id.into_owned()),
+        };
+        Some((bytes, routing))
     }
 
     fn source(&self, member: Member) -> &Source {

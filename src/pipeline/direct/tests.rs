@@ -7,23 +7,36 @@ use crate::{Json, Pipeline};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-/// The general path's bytes for `doc` (the direct plan bypassed), or `None` when it rejects.
-fn general(pipeline: &Pipeline, doc: &Json<'_>) -> Option<Vec<u8>> {
+/// What the general path makes of `doc` (the direct plan bypassed): the batch's bytes, its
+/// events' newest timestamp and its message id; `None` when it rejects the event.
+type General = (Vec<u8>, Option<i64>, Option<String>);
+
+fn general(pipeline: &Pipeline, doc: &Json<'_>) -> Option<General> {
     pipeline
-        .with_batch(doc, |batch| Ok(batch.to_bytes().to_vec()))
+        .with_batch(doc, |batch| {
+            let newest = batch
+                .events
+                .iter()
+                .map(|e| e.data.timestamp_unixtime_ms)
+                .max();
+            let id = batch.source_message_id().map(str::to_owned);
+            Ok((batch.to_bytes().to_vec(), newest, id))
+        })
         .ok()
 }
 
-/// Encodes `event` both ways; panics when the plan answers differently. Returns whether it
-/// answered.
+/// Encodes `event` both ways; panics when the plan answers differently (bytes or routing).
+/// Returns whether it answered.
 fn agree(pipeline: &Pipeline, plan: &DirectPlan, event: &str) -> bool {
     let doc = Json::parse(event).expect("test events are JSON");
     let expected = general(pipeline, &doc);
-    match plan.encode(&doc) {
-        Some(direct) => {
+    match plan.encode_routed(&doc) {
+        Some((direct, routing)) => {
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            let expected = expected.map(|(b, newest, id)| (text(&b), newest, id));
             assert_eq!(
-                Some(String::from_utf8_lossy(&direct).into_owned()),
-                expected.map(|b| String::from_utf8_lossy(&b).into_owned()),
+                Some((text(&direct), routing.newest_ms, routing.message_id)),
+                expected,
                 "the direct plan differs for {event}"
             );
             true
