@@ -62,6 +62,8 @@ pub struct PipelineBuilder {
     credentials: Option<Credentials>,
     endpoint: Option<Endpoint>,
     limits: Option<Limits>,
+    /// `Some(false)` turns direct encoding off.
+    direct: Option<bool>,
 }
 
 impl PipelineBuilder {
@@ -103,6 +105,29 @@ impl PipelineBuilder {
         self
     }
 
+    /// Whether events are encoded directly where the mapping allows it (default: yes).
+    ///
+    /// A mapping made only of paths, trait fallbacks, constants and the built-in defaults
+    /// (both presets are) is also compiled into a plan that writes an event's batch straight
+    /// from the event, several times faster than evaluating, validating and serializing it
+    /// step by step. The plan answers only for the events it encodes exactly as the general
+    /// path does (its tests and the conformance corpus hold it to the same bytes) and leaves
+    /// the rest to the general path. Turning it off gives the general path every event; the
+    /// bytes are the same either way.
+    ///
+    /// ```
+    /// use rokt_capi::Pipeline;
+    /// let event = serde_json::json!({"type": "track", "event": "Order Completed",
+    ///     "userId": "u1", "messageId": "m1", "timestamp": "2026-01-01T00:00:00Z"});
+    /// let direct = Pipeline::builder().build().unwrap();
+    /// let general = Pipeline::builder().direct_encoding(false).build().unwrap();
+    /// assert_eq!(direct.encode(&event).unwrap(), general.encode(&event).unwrap());
+    /// ```
+    pub fn direct_encoding(mut self, on: bool) -> Self {
+        self.direct = Some(on);
+        self
+    }
+
     /// Compiles the mapping and checks the settings.
     pub fn build(self) -> Result<Pipeline, Error> {
         let mapping = match self.mapping {
@@ -137,7 +162,10 @@ impl PipelineBuilder {
         }
         Ok(Pipeline {
             inner: Arc::new(Inner {
-                direct: DirectPlan::compile(&mapping),
+                direct: match self.direct {
+                    Some(false) => None,
+                    _ => DirectPlan::compile(&mapping),
+                },
                 mapping,
                 credentials: self.credentials,
                 endpoint: self.endpoint.unwrap_or_default(),
