@@ -44,7 +44,11 @@
 //! ```
 //!
 //! [`Pipeline`] does steps 1–6 in one call, and a
-//! [`subscription::Destination`] routes an event through every matching subscription.
+//! [`subscription::Destination`] routes an event through every matching subscription. For a
+//! mapping made of paths, trait fallbacks, constants and the built-in defaults (both presets),
+//! it fuses steps 3–5: the batch's bytes are written straight from the event, and whatever that
+//! direct plan is not sure of takes the stages above, with the same bytes either way
+//! ([`PipelineBuilder::direct_encoding`]).
 //!
 //! # Errors
 //!
