@@ -10,7 +10,7 @@
 //!
 //! The plan answers only when it is sure to write what the general path would: for anything
 //! it does not replicate exactly (a path through an array, a number where a string goes, a
-//! value the validator would reject, an audience update, …) it returns `None` and the general
+//! value the validator would reject, open attributes, …) it returns `None` and the general
 //! path encodes the event, as the JSON fast parser defers to serde_json. The conformance
 //! corpus runs through both, and the tests hold the two to the same bytes.
 
