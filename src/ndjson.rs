@@ -177,7 +177,11 @@ mod tests {
     use super::*;
 
     fn collect(input: &[u8], max: usize) -> Vec<(u64, Result<String, String>)> {
-        let mut lines = Lines::with_max_line(input, max);
+        drain(Lines::with_max_line(input, max))
+    }
+
+    /// Every line, with its text or its error's message.
+    fn drain<R: BufRead>(mut lines: Lines<R>) -> Vec<(u64, Result<String, String>)> {
         let mut out = Vec::new();
         while let Some(l) = lines.next_line().unwrap() {
             out.push((
@@ -237,14 +241,7 @@ mod tests {
             let expected = collect(input, max);
             for capacity in 1..=input.len() + 1 {
                 let reader = std::io::BufReader::with_capacity(capacity, input);
-                let mut lines = Lines::with_max_line(reader, max);
-                let mut got = Vec::new();
-                while let Some(l) = lines.next_line().unwrap() {
-                    got.push((
-                        l.index,
-                        l.text.map(str::to_owned).map_err(|e| e.to_string()),
-                    ));
-                }
+                let got = drain(Lines::with_max_line(reader, max));
                 assert_eq!(got, expected, "capacity {capacity}, max {max}");
             }
         }

@@ -8,6 +8,8 @@
 //! well-formed Rokt batch.
 //! `PROPTEST_CASES` overrides the number of cases of every property.
 
+#[path = "support/synthetic.rs"]
+mod synthetic;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{FileFailurePersistence, RngAlgorithm, TestRunner};
@@ -21,6 +23,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Instant;
+use synthetic::synthetic_event;
 
 // ---------------------------------------------------------------------------------------------
 // The pipelines and the checks every input goes through.
@@ -270,59 +273,6 @@ fn corpus_events() -> Vec<Value> {
     .expect("mapping cases are JSON");
     events.push(mapping["event"].clone());
     events
-}
-
-/// The four shapes of `shared/bench/make-events.py`.
-fn synthetic_event(i: usize) -> Value {
-    let first = ["Jane", "Omar", "Zoë", "Li"][i % 4];
-    let last = ["Doe", "Müller", "García", "O'Neil"][i % 4];
-    let person = json!({
-        "email": format!("  {first}.{last}{i}@Example.COM "),
-        "first_name": first, "last_name": last,
-        "phone": format!("+1 (415) 555-{:04}", i % 10000),
-        "address": {"postal_code": format!("{}", 94000 + i % 999)},
-        "birthday": format!("19{}-{:02}-{:02}", 50 + i % 50, 1 + i % 12, 1 + i % 28),
-        "gender": if i % 2 == 0 { "m" } else { "f" },
-    });
-    let ts = format!(
-        "2026-0{}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        1 + i % 9,
-        1 + i % 28,
-        i % 24,
-        i % 60,
-        (i * 7) % 60,
-        i % 1000
-    );
-    match i % 4 {
-        0 => json!({"type": "track", "event": "Order Completed", "userId": format!("user-{i}"),
-            "anonymousId": format!("anon-{i}"), "messageId": format!("msg-{i}"), "timestamp": ts,
-            "context": {"ip": format!("203.0.113.{}", i % 250), "userAgent": "Mozilla/5.0",
-                "page": {"url": format!("https://shop.example.com/checkout?rtid=rt-{i}&step=2"),
-                         "search": format!("?rtid=rt-{i}&step=2")},
-                "traits": person, "library": {"name": "analytics.js"}},
-            "properties": {"order_id": format!("order-{i}"), "revenue": 5.0 + i as f64 / 7.0,
-                "currency": "USD", "coupon": "SPRING10",
-                "products": [{"sku": format!("sku-{}", i % 97), "price": 19.99, "quantity": 1 + i % 3}]}}),
-        1 => {
-            json!({"type": "identify", "userId": format!("user-{i}"), "messageId": format!("msg-{i}"),
-            "timestamp": ts, "traits": person, "context": {"ip": format!("198.51.100.{}", i % 250)}})
-        }
-        2 => {
-            let mut traits = person;
-            traits["high_value_buyers"] = json!(i % 3 == 0);
-            json!({"type": "identify", "userId": format!("user-{i}"), "messageId": format!("msg-{i}"),
-                "timestamp": ts, "traits": traits,
-                "context": {"personas": {"computation_key": "high_value_buyers",
-                    "computation_class": "audience", "space_id": "spa_1"}}})
-        }
-        _ => {
-            json!({"type": "track", "event": "Subscription Started", "anonymousId": format!("anon-{i}"),
-            "messageId": format!("msg-{i}"), "timestamp": ts,
-            "context": {"device": {"type": if i % 2 == 0 { "ios" } else { "android" }, "advertisingId": format!("ad-{i:08}"),
-                "id": format!("dev-{i:08}")}, "userAgent": "okhttp/4.12.0"},
-            "properties": {"revenue": 9.99, "currency": "EUR", "plan": "pro"}})
-        }
-    }
 }
 
 fn seeds() -> &'static [Value] {

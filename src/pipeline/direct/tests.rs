@@ -6,6 +6,10 @@ use crate::mapping::Preset;
 use crate::{Json, Pipeline};
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use synthetic::synthetic_event;
+
+#[path = "../../../tests/support/synthetic.rs"]
+mod synthetic;
 
 /// What the general path makes of `doc` (the direct plan bypassed): the batch's bytes, its
 /// events' newest timestamp and its message id; `None` when it rejects the event.
@@ -92,63 +96,6 @@ fn plan(pipeline: &Pipeline) -> DirectPlan {
     DirectPlan::compile(pipeline.mapping()).expect("the mapping is plain")
 }
 
-/// Events shaped like `../shared/bench/make-events.py`'s: conversions, identifies, Engage
-/// audience identifies and mobile tracks.
-fn realistic(i: usize) -> Value {
-    let first = ["Jane", "Omar", "Zoë", "Li", "Björn", "  Aiko "][i % 6];
-    let last = ["Doe", "Müller", "O'Neil", "Sato", "García"][i % 5];
-    let gender = ["m", "f"][i % 2];
-    let device = ["ios", "android"][i % 2];
-    let person = json!({
-        "email": format!("  {first}.{last}{i}@Example.COM "),
-        "first_name": first,
-        "last_name": last,
-        "phone": format!("+1 (415) 555-{:04}", i % 10000),
-        "address": {"postal_code": format!("{}", 94000 + i % 999)},
-        "birthday": format!("19{}-{:02}-{:02}", 50 + i % 50, 1 + i % 12, 1 + i % 28),
-        "gender": gender,
-    });
-    let ts = format!(
-        "2026-0{}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        1 + i % 9,
-        1 + i % 28,
-        i % 24,
-        i % 60,
-        (i * 7) % 60,
-        i % 1000
-    );
-    match i % 4 {
-        0 => json!({"type": "track", "event": "Order Completed", "userId": format!("user-{i}"),
-            "messageId": format!("msg-{i}"), "timestamp": ts,
-            "context": {"ip": format!("203.0.113.{}", i % 250), "userAgent": "Mozilla/5.0",
-                "page": {"url": format!("https://shop.example.com/?rtid=rt-{i}&step=2"),
-                    "search": format!("?rtid=rt-{i}&step=2")},
-                "traits": person, "library": {"name": "analytics.js"}},
-            "properties": {"order_id": format!("order-{i}"), "revenue": 5.0 + (i % 50) as f64 / 7.0,
-                "currency": "USD", "total": i % 3, "products": [{"sku": "a", "price": 19.99}]}}),
-        1 => {
-            json!({"type": "identify", "userId": format!("user-{i}"), "messageId": format!("msg-{i}"),
-            "timestamp": ts, "traits": person, "context": {"ip": "198.51.100.7"}})
-        }
-        2 => {
-            let mut traits = person;
-            traits["high_value_buyers"] = json!(i % 3 == 0);
-            json!({"type": "identify", "userId": format!("user-{i}"), "messageId": format!("msg-{i}"),
-                "timestamp": ts, "traits": traits,
-                "context": {"personas": {"computation_key": "high_value_buyers",
-                    "computation_class": "audience"}}})
-        }
-        _ => {
-            json!({"type": "track", "event": "Subscription Started", "anonymousId": format!("anon-{i}"),
-            "messageId": format!("msg-{i}"), "timestamp": ts,
-            "integrations": {"Rokt Conversions API": {"rtid": format!("plugin-{i}")}},
-            "context": {"device": {"type": device, "advertisingId": format!("ad-{i}"),
-                "id": format!("dev-{i}")}, "userAgent": "okhttp/4.12.0"},
-            "properties": {"revenue": 9.99, "currency": "EUR", "plan": "pro"}})
-        }
-    }
-}
-
 #[test]
 fn the_presets_and_hashing_overrides_are_plain() {
     for pipeline in plain_pipelines() {
@@ -186,12 +133,12 @@ fn realistic_events_are_encoded_directly_with_the_general_paths_bytes() {
         let plan = plan(&pipeline);
         let events = 400;
         let answered = (0..events)
-            .filter(|&i| agree(&pipeline, &plan, &realistic(i).to_string()))
+            .filter(|&i| agree(&pipeline, &plan, &synthetic_event(i).to_string()))
             .count();
         // Every realistic event the general path accepts is one the plan is sure of.
         let accepted = (0..events)
             .filter(|&i| {
-                let text = realistic(i).to_string();
+                let text = synthetic_event(i).to_string();
                 general(&pipeline, &Json::parse(&text).unwrap()).is_some()
             })
             .count();
@@ -202,7 +149,7 @@ fn realistic_events_are_encoded_directly_with_the_general_paths_bytes() {
 
 #[test]
 fn unusual_events_are_deferred_or_agree() {
-    let base = realistic(0);
+    let base = synthetic_event(0);
     let edits: Vec<(&str, Value)> = vec![
         ("/context/traits", Value::Null),
         ("/context", json!("a string")),
@@ -358,7 +305,7 @@ proptest! {
         seed in 0usize..64,
         edits in prop::collection::vec((0..POINTERS.len(), any_value()), 1..4),
     ) {
-        let mut event = realistic(seed);
+        let mut event = synthetic_event(seed);
         for (at, value) in edits {
             set(&mut event, POINTERS[at], value);
         }
