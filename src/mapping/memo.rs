@@ -65,6 +65,22 @@ impl Prefixes {
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
+
+    /// Each prefix's parent (`None`: the event itself) and last key, by id; parents come
+    /// before their children.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (Option<PrefixId>, &str)> {
+        self.entries.iter().map(|p| (p.parent, &*p.key))
+    }
+
+    /// The device prefixes, when the mapping has a built-in device default.
+    pub(crate) fn device(&self) -> Option<DevicePrefixes> {
+        self.device
+    }
+
+    /// The rtid prefixes, when the mapping has the built-in rtid default.
+    pub(crate) fn rtid(&self) -> Option<RtidPrefixes> {
+        self.rtid
+    }
 }
 
 /// Builds a [`Prefixes`] table while a send mapping is compiled.

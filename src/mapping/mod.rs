@@ -76,7 +76,7 @@ mod value;
 mod reference_tests;
 
 pub use builder::{ChainLinks, SendMappingBuilder, Source};
-pub(crate) use memo::EventMemo;
+pub(crate) use memo::{EventMemo, PrefixId, Prefixes};
 pub use path::Path;
 pub use presets::{Preset, trait_chain};
 pub use send::{FIELDS, SendMapping};

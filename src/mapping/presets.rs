@@ -229,7 +229,7 @@ impl Builtin {
 
 impl DeviceIdSource {
     /// The `context.device` member read.
-    pub(crate) fn key(self) -> &'static str {
+    fn key(self) -> &'static str {
         match self {
             DeviceIdSource::AdvertisingId => "advertisingId",
             DeviceIdSource::Id => "id",

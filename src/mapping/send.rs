@@ -199,6 +199,11 @@ impl SendMapping {
         }
     }
 
+    /// The key prefixes of the paths the fast entry reads (each path knows its own id).
+    pub(crate) fn prefixes(&self) -> &Prefixes {
+        &self.prefixes
+    }
+
     /// Runs `f` with a fresh memo of this mapping's path lookups on `event`, for
     /// [`Node::eval`].
     pub(crate) fn with_memo<'r, 'a, T>(

@@ -17,23 +17,24 @@
 use crate::Json;
 use crate::hashing::{Cleaning, DigestSlots, Hashed, maybe_hash_text};
 use crate::mapping::js;
-use crate::mapping::presets::Builtin;
-use crate::mapping::{Field, Member, Node, SendMapping};
+use crate::mapping::presets::{Builtin, DeviceIdSource};
+use crate::mapping::{Field, Member, Node, PrefixId, Prefixes, SendMapping};
 use crate::payload::{parse_date, parse_timestamp};
 use crate::rokt::{AUDIENCE_ID_PREFIX, AttributeValue, Text, wire};
-use crate::rtid::INTEGRATION_NAME;
 use bytes::Bytes;
 use std::borrow::Cow;
 
-/// Where one value the send action reads comes from, for a plain mapping.
+/// Where one value the send action reads comes from, for a plain mapping. Paths are named by
+/// their ids in the mapping's own prefix table (see `mapping::memo`), interned when the mapping
+/// was compiled.
 #[derive(Clone, Debug, PartialEq)]
 enum Source {
     /// Nothing: the field or member is not mapped.
     Absent,
     /// A constant of the mapping.
     Const(Json<'static>),
-    /// Paths (as [`Prefixes`] ids) tried in order, as trait fallbacks are: the first holding
-    /// a value other than null gives it, else the constant, if any.
+    /// Paths tried in order, as trait fallbacks are: the first holding a value other than null
+    /// gives it, else the constant, if any.
     Paths(Vec<PrefixId>, Option<Json<'static>>),
     /// The built-in device id default: the id and `type` members of `context.device`.
     Device {
@@ -45,66 +46,47 @@ enum Source {
     Rtid { plugin: PrefixId, page: PrefixId },
 }
 
-type PrefixId = u16;
-
-/// The distinct key prefixes of a plan's paths, each with its parent's id (parents come
-/// first), so that an event's lookups share their common steps.
-#[derive(Clone, Debug, Default, PartialEq)]
-struct Prefixes {
-    entries: Vec<(Option<PrefixId>, String)>,
-}
-
-impl Prefixes {
-    /// The id of `keys`, interning it and its prefixes; `None` for the empty path (the event
-    /// itself, which is no string) or a table past its id range.
-    fn intern<S: AsRef<str>>(&mut self, keys: &[S]) -> Option<PrefixId> {
-        let mut parent = None;
-        for key in keys {
-            let key = key.as_ref();
-            let found = self
-                .entries
-                .iter()
-                .position(|(p, k)| *p == parent && k == key);
-            let id = match found {
-                Some(i) => i,
-                None => {
-                    self.entries.push((parent, key.to_owned()));
-                    self.entries.len() - 1
-                }
-            };
-            parent = Some(PrefixId::try_from(id).ok()?);
-        }
-        parent
-    }
-
-    /// The source of a field or member node, when it is plain.
-    fn source(&mut self, node: Option<&Node>) -> Option<Source> {
+impl Source {
+    /// The source of a field or member node of `mapping`, when it is plain.
+    fn of(mapping: &SendMapping, node: Option<&Node>) -> Option<Source> {
+        let prefixes = mapping.prefixes();
         Some(match node {
             None | Some(Node::Undefined) => Source::Absent,
             Some(Node::Const(v)) => Source::Const(v.clone()),
             Some(Node::Builtin(Builtin::DeviceId {
                 source,
                 device_type,
-            })) => Source::Device {
-                id: self.intern(&["context", "device", source.key()])?,
-                kind: self.intern(&["context", "device", "type"])?,
-                device_type,
-            },
-            Some(Node::Builtin(Builtin::Rtid)) => Source::Rtid {
-                plugin: self.intern(&["integrations", INTEGRATION_NAME, "rtid"])?,
-                page: self.intern(&["context", "page"])?,
-            },
+            })) => {
+                let ids = prefixes.device()?;
+                Source::Device {
+                    id: match source {
+                        DeviceIdSource::AdvertisingId => ids.advertising_id,
+                        DeviceIdSource::Id => ids.id,
+                    },
+                    kind: ids.kind,
+                    device_type,
+                }
+            }
+            Some(Node::Builtin(Builtin::Rtid)) => {
+                let ids = prefixes.rtid()?;
+                Source::Rtid {
+                    plugin: ids.plugin,
+                    page: ids.page,
+                }
+            }
             Some(Node::Path(_) | Node::Coalesce(..)) => {
                 let mut paths = Vec::new();
                 let mut next = node;
+                // A path without an id (the event itself, or one too deep for the table) is
+                // the general path's.
                 let otherwise = loop {
                     match next {
                         Some(Node::Path(p)) => {
-                            paths.push(self.intern(p.keys())?);
+                            paths.push(p.slot()?);
                             break None;
                         }
                         Some(Node::Coalesce(p, otherwise)) => {
-                            paths.push(self.intern(p.keys())?);
+                            paths.push(p.slot()?);
                             next = otherwise.as_deref();
                         }
                         None | Some(Node::Undefined) => break None,
@@ -145,17 +127,13 @@ impl Fanout {
     /// The fanouts of a prefix table, parents before children.
     fn of(prefixes: &Prefixes) -> Vec<Fanout> {
         let mut fanouts: Vec<Fanout> = Vec::new();
-        let parents = std::iter::once(None).chain((0..prefixes.entries.len()).map(|i| {
-            // Interned ids fit a `PrefixId` (see `intern`).
-            PrefixId::try_from(i).ok()
-        }));
-        for parent in parents {
+        let ids = 0..PrefixId::try_from(prefixes.len()).unwrap_or(PrefixId::MAX);
+        for parent in std::iter::once(None).chain(ids.map(Some)) {
             let children: Vec<(String, PrefixId)> = prefixes
-                .entries
-                .iter()
-                .enumerate()
-                .filter(|(_, (p, _))| *p == parent)
-                .filter_map(|(i, (_, key))| Some((key.clone(), PrefixId::try_from(i).ok()?)))
+                .entries()
+                .zip(0..)
+                .filter(|((p, _), _)| *p == parent)
+                .map(|((_, key), id)| (key.to_owned(), id))
                 .collect();
             if !children.is_empty() {
                 let table = Fanout::table(&children);
@@ -233,20 +211,20 @@ impl<'r, 'a> Lookups<'r, 'a> {
         let mut slots = [Slot::Missing; MAX_PREFIXES];
         for fanout in fanouts {
             let parent = match fanout.parent {
-                Some(p) => slots[usize::from(p)],
+                Some(p) => slots[p as usize],
                 None => Slot::Value(root),
             };
             match parent {
                 Slot::Value(Json::Object(pairs)) => {
                     for (key, value) in pairs {
                         if let Some(id) = fanout.child(key) {
-                            slots[usize::from(id)] = Slot::Value(value);
+                            slots[id as usize] = Slot::Value(value);
                         }
                     }
                 }
                 Slot::Value(_) | Slot::Unsure => {
                     for &(_, id) in &fanout.children {
-                        slots[usize::from(id)] = Slot::Unsure;
+                        slots[id as usize] = Slot::Unsure;
                     }
                 }
                 Slot::Missing => {}
@@ -256,7 +234,7 @@ impl<'r, 'a> Lookups<'r, 'a> {
     }
 
     fn slot(&self, id: PrefixId) -> Slot<'r, 'a> {
-        self.slots[usize::from(id)]
+        self.slots[id as usize]
     }
 
     /// The prefix as a chain of [`Json::get`] finds it (what the built-ins read).
@@ -353,7 +331,6 @@ impl DirectPlan {
                 _ => return None,
             }
         }
-        let mut prefixes = Prefixes::default();
         let members = Member::ALL
             .iter()
             .map(|&m| match mapping.field(m.field()) {
@@ -362,7 +339,7 @@ impl DirectPlan {
                         .constant_member(m)
                         .map_or(Source::Absent, |v| Source::Const(v.clone())),
                 ),
-                _ => prefixes.source(mapping.member(m)),
+                _ => Source::of(mapping, mapping.member(m)),
             })
             .collect::<Option<Vec<Source>>>()?;
         let mut hashing = [false; 5];
@@ -376,16 +353,17 @@ impl DirectPlan {
         let traits_or_props = match mapping.field(Field::TraitsOrProps) {
             Some(Node::Object(_) | Node::Const(Json::Object(_))) => TraitsOrProps::Mapping,
             node @ (None | Some(Node::Path(_) | Node::Coalesce(..))) => {
-                TraitsOrProps::Event(prefixes.source(node)?)
+                TraitsOrProps::Event(Source::of(mapping, node)?)
             }
             Some(_) => return None,
         };
-        let ip = prefixes.source(mapping.field(Field::Ip))?;
-        let rtid = prefixes.source(mapping.field(Field::Rtid))?;
-        let engage_audience_name = prefixes.source(mapping.field(Field::EngageAudienceName))?;
-        let computation_action = prefixes.source(mapping.field(Field::ComputationAction))?;
-        (prefixes.entries.len() <= MAX_PREFIXES).then_some(DirectPlan {
-            fanouts: Fanout::of(&prefixes),
+        let ip = Source::of(mapping, mapping.field(Field::Ip))?;
+        let rtid = Source::of(mapping, mapping.field(Field::Rtid))?;
+        let engage_audience_name = Source::of(mapping, mapping.field(Field::EngageAudienceName))?;
+        let computation_action = Source::of(mapping, mapping.field(Field::ComputationAction))?;
+        let prefixes = mapping.prefixes();
+        (prefixes.len() <= MAX_PREFIXES).then(|| DirectPlan {
+            fanouts: Fanout::of(prefixes),
             members,
             ip,
             rtid,
