@@ -252,12 +252,12 @@ impl<'r, 'a> EventMemo<'_, 'r, 'a> {
 
     /// The device prefixes, when the mapping has a built-in device default.
     pub(crate) fn device(&self) -> Option<DevicePrefixes> {
-        self.prefixes.device
+        self.prefixes.device()
     }
 
     /// The rtid prefixes, when the mapping has the built-in rtid default.
     pub(crate) fn rtid(&self) -> Option<RtidPrefixes> {
-        self.prefixes.rtid
+        self.prefixes.rtid()
     }
 
     /// The state of a prefix, resolving it (and its unresolved ancestors) first.
