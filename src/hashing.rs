@@ -198,6 +198,21 @@ pub fn maybe_hash(value: String, hash: bool, cleaning: Cleaning) -> Hashed {
 /// The longest ASCII email [`maybe_hash_text`] cleans on the stack (longer ones are rare).
 const ASCII_EMAIL_ON_STACK: usize = 128;
 
+/// A value as the batch carries it: under its plain key or, hashed or already a digest, under
+/// its digest key (at most one of the two).
+pub(crate) fn plain_or_digest<S: Text>(
+    value: Option<S>,
+    hash: bool,
+    cleaning: Cleaning,
+    digest: &mut impl FnMut(&str) -> S,
+) -> (Option<S>, Option<S>) {
+    match value.map(|v| maybe_hash_text(v, hash, cleaning, digest)) {
+        Some(Hashed::Plain(v)) => (Some(v), None),
+        Some(Hashed::Digest(v)) => (None, Some(v)),
+        None => (None, None),
+    }
+}
+
 /// [`maybe_hash`] for either string type: a borrowed value that cleaning leaves unchanged
 /// stays borrowed.
 pub(crate) fn maybe_hash_text<S: Text>(

@@ -225,14 +225,16 @@ impl SendPayload {
                 violations: v.violations,
             });
         }
-        let has_identifier = payload.email.is_some()
-            || payload.customerid.is_some()
-            || payload.rtid.is_some()
-            || payload.device_info.ios_advertising_id.is_some()
-            || payload.device_info.android_advertising_id.is_some()
-            || payload.device_info.ios_idfv.is_some()
-            || payload.device_info.android_uuid.is_some();
-        if !has_identifier {
+        let d = &payload.device_info;
+        if !identified(
+            [&payload.email, &payload.customerid, &payload.rtid],
+            [
+                &d.ios_advertising_id,
+                &d.android_advertising_id,
+                &d.ios_idfv,
+                &d.android_uuid,
+            ],
+        ) {
             return Err(ValidationError {
                 violations: vec![Violation {
                     field: "user_identities".into(),
@@ -608,10 +610,9 @@ impl<'e> Validator<'e> {
             "user_attributes.gender",
             "Gender",
         ) {
-            match &*g {
-                "m" => p.gender = Some(Gender::Male),
-                "f" => p.gender = Some(Gender::Female),
-                _ => self.push(
+            match gender(&g) {
+                Some(g) => p.gender = Some(g),
+                None => self.push(
                     "user_attributes.gender",
                     Rule::OneOf(&["m", "f"]),
                     "Gender must be one of: \"m\" or \"f\".".into(),
@@ -655,7 +656,7 @@ impl<'e> Validator<'e> {
             "Segment Computation Action",
         );
         if let Some(a) = &action {
-            if a != "audience" && a != "journey_step" {
+            if !is_computation_action(a) {
                 self.push(
                     "computationAction",
                     Rule::OneOf(&["audience", "journey_step"]),
@@ -671,23 +672,15 @@ impl<'e> Validator<'e> {
             "Traits or properties object",
             event,
         );
-        p.audience = match (&engage_name, &action) {
-            (Some(name), Some(_)) if !matches!(traits, ObjectSource::Absent) => {
-                match traits.named(name, event).as_json() {
-                    Some(Json::Bool(member)) => Some(AudienceUpdate {
-                        name: name.clone(),
-                        member: *member,
-                    }),
-                    _ => None,
-                }
-            }
-            _ => None,
-        };
-        if p.audience.is_none() {
-            if let (Some(name), Some(member)) = (custom_name, custom_member) {
-                p.audience = Some(AudienceUpdate { name, member });
-            }
-        }
+        let traits = (!matches!(traits, ObjectSource::Absent)).then_some(traits);
+        p.audience = audience_update(
+            engage_name.filter(|_| action.is_some()),
+            |name| match traits.as_ref()?.named(name, event).as_json() {
+                Some(Json::Bool(member)) => Some(*member),
+                _ => None,
+            },
+            custom_name.zip(custom_member),
+        );
         p
     }
 
@@ -958,6 +951,44 @@ fn open_attributes<'r, 'a>(
         }
     }
     out
+}
+
+/// The rule for `gender`: exactly `m` or `f`.
+pub(crate) fn gender(value: &str) -> Option<Gender> {
+    match value {
+        "m" => Some(Gender::Male),
+        "f" => Some(Gender::Female),
+        _ => None,
+    }
+}
+
+/// The rule for `computationAction`: what Engage names a computation.
+pub(crate) fn is_computation_action(value: &str) -> bool {
+    matches!(value, "audience" | "journey_step")
+}
+
+/// The audience update an event carries: Engage's when it names an audience
+/// (`engageAudienceName`, with a `computationAction`) whose membership the traits give as a
+/// boolean, else the custom audience fields' (name and membership), if both are there.
+pub(crate) fn audience_update<S>(
+    engage_name: Option<S>,
+    engage_membership: impl FnOnce(&S) -> Option<bool>,
+    custom: Option<(S, bool)>,
+) -> Option<AudienceUpdate<S>> {
+    let engage = engage_name.and_then(|name| {
+        let member = engage_membership(&name)?;
+        Some((name, member))
+    });
+    engage
+        .or(custom)
+        .map(|(name, member)| AudienceUpdate { name, member })
+}
+
+/// The identifier rule: Rokt needs someone to attribute the event to, so at least one of the
+/// identities (email, customer id, rtid) or device ids (iOS advertising id, Android advertising
+/// id, iOS IDFV, Android UUID) must be present.
+pub(crate) fn identified<S>(identities: [&Option<S>; 3], device_ids: [&Option<S>; 4]) -> bool {
+    identities.iter().any(|v| v.is_some()) || device_ids.iter().any(|v| v.is_some())
 }
 
 /// A string JavaScript's loose equality treats as a number (`x == +x`), as ajv coerces it.

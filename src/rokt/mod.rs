@@ -22,6 +22,27 @@ pub const ROKT_INTEGRATION_ID: &str = "1277";
 /// Prefix of an audience event's `source_message_id`, so it never collides with the conversion's.
 pub const AUDIENCE_ID_PREFIX: &str = "aud_";
 
+/// The `source_message_id` of the audience event an event's message id gives.
+pub(crate) fn audience_message_id(message_id: &str) -> String {
+    format!("{AUDIENCE_ID_PREFIX}{message_id}")
+}
+
+/// The user attribute that records membership of the audience `name`.
+pub(crate) fn membership_attribute(name: &str) -> String {
+    format!("segment_{name}")
+}
+
+/// The audience event's `status` for a membership.
+pub(crate) fn membership_status(member: bool) -> &'static str {
+    if member { "add" } else { "drop" }
+}
+
+/// The amount a conversion event carries: the reference keeps it only when it is truthy, so an
+/// amount of 0 is left out.
+pub(crate) fn conversion_amount(amount: Option<f64>) -> Option<f64> {
+    amount.filter(|a| *a != 0.0)
+}
+
 /// One batch object: everything Rokt learns from one Segment event.
 ///
 /// `S` is the string type (see [`Text`]): owned `String`s by default; the encoder builds
@@ -283,6 +304,16 @@ pub enum Gender {
     /// Female.
     #[serde(rename = "f")]
     Female,
+}
+
+impl Gender {
+    /// The letter Rokt takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gender::Male => "m",
+            Gender::Female => "f",
+        }
+    }
 }
 
 /// `integration_attributes`, keyed by integration id.
