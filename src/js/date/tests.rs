@@ -644,7 +644,7 @@ fn node_answers(strings: &[String]) -> Option<Vec<Option<i64>>> {
 fn parse_agrees_with_node_on_generated_strings() {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut strings = fixed_strings();
-    while strings.len() < 30_000 {
+    while strings.len() < 100_000 {
         strings.push(generate(&mut rng));
     }
     let Some(answers) = node_answers(&strings) else {
