@@ -1,7 +1,8 @@
 //! JavaScript's `Date.parse`, as V8 (Node 20) reads a string in a process running with `TZ=UTC`.
 //!
-//! The reference turns an event's timestamp into milliseconds with `new Date(s)`, so a string it
-//! can read must read the same here, and one it cannot (NaN: it would send `null`) must be refused.
+//! The reference (Segment's destination) turns an event's timestamp into milliseconds with
+//! `new Date(s)`, so a string it can read must read the same here, and one it cannot (NaN: it
+//! would send `null`) must be refused.
 //! V8 does not stop at the ECMAScript date-time format: after an ISO-shaped prefix it falls back to
 //! a permissive "legacy" reader (`March 4, 2026`, `3/4/99 10:00 PM EST`, `Date#toString` output),
 //! and its quirks are part of what the reference accepts. This module follows V8's own parser
@@ -23,17 +24,17 @@ const MAX_TIME_MS: i64 = 8_640_000_000_000_000;
 /// A Unix-milliseconds timestamp given as a JavaScript number, as `new Date(n)` takes it: whole
 /// milliseconds, truncated toward zero, when finite and within the range a `Date` holds; `None`
 /// where the `Date` would be invalid.
-#[allow(dead_code)] // The payload stage calls it once the lead wires timestamps through `js`.
+#[allow(dead_code)] // Not called yet: the payload stage is to read timestamps through it.
 pub(crate) fn from_number(n: f64) -> Option<i64> {
-    // `MAX_TIME_MS` is exactly representable as an f64 (8.64e15 < 2^53), so the comparison is exact;
-    // `as` cannot saturate because the value is in range.
+    // 8.64e15 < 2^53 is exact as an f64, so the comparison is exact; the cast cannot saturate
+    // because the value is in range.
     (n.is_finite() && n.abs() <= MAX_TIME_MS as f64).then(|| n.trunc() as i64)
 }
 
 /// `Date.parse(s)` in milliseconds since the Unix epoch, as V8's `Date.parse` reads it with the
 /// local time zone being UTC; `None` where it gives NaN (an unreadable string, or an instant beyond
 /// ±8.64e15 ms).
-#[allow(dead_code)] // The payload stage calls it once the lead wires timestamps through `js`.
+#[allow(dead_code)] // Not called yet: the payload stage is to read timestamps through it.
 pub(crate) fn parse(s: &str) -> Option<i64> {
     let mut scanner = Scanner::new(s);
     let mut day = DayComposer::default();
@@ -145,9 +146,10 @@ pub(crate) fn parse(s: &str) -> Option<i64> {
     compose(year, month, mday, hour, minute, second, ms, offset_s)
 }
 
-/// The ISO phase: `[+-YY]YYYY[-MM[-DD]]`, then either the end or `THH:mm[:ss[.f…]][Z|±hh:mm|±hhmm]`
-/// and the end. Returns the first token it did not take (the end when it took everything), or
-/// `None` when a time part started with `T` is malformed, which nothing can rescue.
+/// The ISO phase: `[+-YY]YYYY[-MM[-DD]]`, then either the end or
+/// `THH:mm[:ss[.f…]][Z|±hh:mm|±hhmm]` and the end. Returns the first token it did not take (the
+/// end when it took everything), or `None` when a time part started with `T` is malformed, which
+/// nothing can rescue.
 fn iso(
     scanner: &mut Scanner<'_>,
     day: &mut DayComposer,
