@@ -62,6 +62,7 @@ pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod hashing;
+mod js;
 mod json;
 pub mod mapping;
 pub mod ndjson;

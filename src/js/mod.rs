@@ -1,0 +1,3 @@
+//! JavaScript semantics the reference relies on.
+
+pub(crate) mod date;
