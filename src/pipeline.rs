@@ -7,7 +7,7 @@ use crate::mapping::{Preset, SendMapping};
 use crate::payload::SendPayload;
 use crate::request::{Endpoint, Limits, Request, RequestKind, plan_bulk};
 use crate::rokt::Batch;
-use crate::segment::{AsEvent, check_event};
+use crate::segment::{AsEvent, check_mappable};
 use bytes::Bytes;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -270,7 +270,7 @@ impl Pipeline {
 
     /// The payload of one parsed event, borrowing its strings.
     fn validated<'r>(&'r self, doc: &'r Json<'_>) -> Result<SendPayload<Cow<'r, str>>, Error> {
-        let result: Result<_, Error> = match check_event(doc) {
+        let result: Result<_, Error> = match check_mappable(doc) {
             Ok(_) => SendPayload::from_event_borrowed(&self.inner.mapping, doc).map_err(Into::into),
             Err(e) => Err(e.into()),
         };

@@ -24,7 +24,6 @@ const MAX_TIME_MS: i64 = 8_640_000_000_000_000;
 /// A Unix-milliseconds timestamp given as a JavaScript number, as `new Date(n)` takes it: whole
 /// milliseconds, truncated toward zero, when finite and within the range a `Date` holds; `None`
 /// where the `Date` would be invalid.
-#[allow(dead_code)] // Not called yet: the payload stage is to read timestamps through it.
 pub(crate) fn from_number(n: f64) -> Option<i64> {
     // 8.64e15 < 2^53 is exact as an f64, so the comparison is exact; the cast cannot saturate
     // because the value is in range.
@@ -34,7 +33,6 @@ pub(crate) fn from_number(n: f64) -> Option<i64> {
 /// `Date.parse(s)` in milliseconds since the Unix epoch, as V8's `Date.parse` reads it with the
 /// local time zone being UTC; `None` where it gives NaN (an unreadable string, or an instant beyond
 /// ±8.64e15 ms).
-#[allow(dead_code)] // Not called yet: the payload stage is to read timestamps through it.
 pub(crate) fn parse(s: &str) -> Option<i64> {
     let mut scanner = Scanner::new(s);
     let mut day = DayComposer::default();

@@ -195,7 +195,15 @@ impl Builtin {
                 let kind = device.and_then(|d| d.get("type"));
                 device_id(id, kind, device_type)
             }
-            Builtin::Rtid => rtid(crate::rtid::from_event(event).map(Cow::Owned)),
+            Builtin::Rtid => {
+                let plugin = event
+                    .get("integrations")
+                    .and_then(|i| i.get(crate::rtid::INTEGRATION_NAME))
+                    .and_then(|r| r.get("rtid"));
+                rtid(crate::rtid::from_parts(plugin, || {
+                    event.get("context").and_then(|c| c.get("page"))
+                }))
+            }
         }
     }
 
@@ -265,9 +273,9 @@ fn liquid_truthy(v: &Json<'_>) -> bool {
     !matches!(v, Json::Null | Json::Bool(false))
 }
 
-/// How Liquid prints a scalar.
+/// How Liquid prints a value.
 fn liquid_string(v: &Json<'_>) -> String {
     let mut out = String::new();
-    super::js::push_js_string(&mut out, v);
+    super::js::push_liquid(&mut out, v);
     out
 }

@@ -16,15 +16,14 @@
 
 use crate::Json;
 use crate::hashing::{Cleaning, DigestSlots, plain_or_digest};
-use crate::mapping::js;
 use crate::mapping::presets::{Builtin, DeviceIdSource};
 use crate::mapping::{Field, Member, Node, PrefixId, Prefixes, SendMapping};
 use crate::payload::{
-    AudienceUpdate, audience_update, gender, identified, is_computation_action, parse_date,
-    parse_timestamp,
+    AudienceUpdate, Finish, Timestamp, audience_update, gender, identified, is_computation_action,
+    parse_date, read_timestamp,
 };
 use crate::rokt::{
-    AttributeValue, Gender, Text, audience_message_id, conversion_amount, membership_attribute,
+    Amount, AttributeValue, Gender, audience_message_id, conversion_amount, membership_attribute,
     membership_status, wire,
 };
 use bytes::Bytes;
@@ -387,7 +386,7 @@ impl DirectPlan {
 
     /// [`encode`](Self::encode), with what the client routes the batch by.
     pub(crate) fn encode_routed(&self, doc: &Json<'_>) -> Option<(Bytes, Routing)> {
-        crate::segment::check_event(doc).ok()?;
+        crate::segment::check_mappable(doc).ok()?;
         let mut slots = [[0u8; 64]; 5];
         let batch = self.batch(doc, &mut slots).ok()?;
         let bytes = crate::rokt::arena_bytes(|out| batch.write(out))?;
@@ -410,10 +409,15 @@ impl DirectPlan {
         slots: &'r mut [[u8; 64]; 5],
     ) -> Sure<DirectBatch<'r>> {
         let ev = Lookups::new(&self.fanouts, doc);
-        let text = |m: Member| string(ev.find(self.source(m))?);
+        let text = |m: Member| -> Sure<_> {
+            Ok(string(ev.find(self.source(m))?)?.and_then(|t| Finish::of(m).apply(t)))
+        };
+        let root = |field: Field, source: &'r Source| -> Sure<_> {
+            Ok(string(ev.find(source)?)?.and_then(|t| Finish::of_root(field).apply(t)))
+        };
 
-        let engage_name = string(ev.find(&self.engage_audience_name)?)?;
-        let action = string(ev.find(&self.computation_action)?)?;
+        let engage_name = root(Field::EngageAudienceName, &self.engage_audience_name)?;
+        let action = root(Field::ComputationAction, &self.computation_action)?;
         if action.as_deref().is_some_and(|a| !is_computation_action(a)) {
             return Err(Defer);
         }
@@ -467,8 +471,8 @@ impl DirectPlan {
             Some(g) => Some(gender(&g).ok_or(Defer)?),
             None => None,
         };
-        let ip = string(ev.find(&self.ip)?)?;
-        let rtid = string(ev.find(&self.rtid)?)?;
+        let ip = root(Field::Ip, &self.ip)?;
+        let rtid = root(Field::Rtid, &self.rtid)?;
         // The general path says who is missing.
         let [_, ios_ad, android_ad, idfv, uuid] = &device_info;
         if !identified(
@@ -553,23 +557,22 @@ impl<'r, 'a> Lookups<'r, 'a> {
     }
 }
 
-/// A string field: trimmed, and none when blank. Only strings are taken; the general path
-/// coerces or rejects the rest.
+/// A string field's value, not yet finished (see [`Finish`]). Only strings are taken; the
+/// general path coerces or rejects the rest.
 #[inline(always)]
 fn string<'r, 'a: 'r>(found: Found<'r, 'a>) -> Sure<Option<Cow<'r, str>>> {
-    let text = match found {
-        Found::None | Found::Ref(Json::Null) => return Ok(None),
-        Found::Ref(Json::Str(s)) => Cow::Borrowed(js::trim(s)),
-        Found::Made(s) => s.trimmed(js::trim),
-        Found::Ref(_) => return Err(Defer),
-    };
-    Ok((!text.is_empty()).then_some(text))
-}
-
-fn number(found: Found<'_, '_>) -> Sure<Option<f64>> {
     match found {
         Found::None | Found::Ref(Json::Null) => Ok(None),
-        Found::Ref(Json::Number(n)) => n.as_f64().map(Some).ok_or(Defer),
+        Found::Ref(Json::Str(s)) => Ok(Some(Cow::Borrowed(s))),
+        Found::Made(s) => Ok(Some(s)),
+        Found::Ref(_) => Err(Defer),
+    }
+}
+
+fn number(found: Found<'_, '_>) -> Sure<Option<Amount>> {
+    match found {
+        Found::None | Found::Ref(Json::Null) => Ok(None),
+        Found::Ref(Json::Number(n)) => Ok(Some(Amount::Number(n.clone()))),
         _ => Err(Defer),
     }
 }
@@ -582,10 +585,13 @@ fn boolean(found: Found<'_, '_>) -> Sure<Option<bool>> {
     }
 }
 
-/// The required event timestamp, as an ISO 8601 string.
+/// The required event timestamp, when it is readable.
 fn timestamp(found: Found<'_, '_>) -> Sure<i64> {
     match found {
-        Found::Ref(Json::Str(s)) => parse_timestamp(js::trim(s)).ok_or(Defer),
+        Found::Ref(v) => match read_timestamp(v) {
+            Timestamp::Ms(ms) => Ok(ms),
+            _ => Err(Defer),
+        },
         _ => Err(Defer),
     }
 }
@@ -615,7 +621,7 @@ struct DirectBatch<'r> {
 struct Conversion<'r> {
     conversiontype: Cow<'r, str>,
     confirmationref: Option<Cow<'r, str>>,
-    amount: Option<f64>,
+    amount: Option<Amount>,
     currency: Option<Cow<'r, str>>,
 }
 
@@ -759,7 +765,7 @@ impl DirectBatch<'_> {
                 let mut attrs = Members::open(out, br#""custom_attributes":"#);
                 attrs.string(br#""conversiontype":"#, Some(&c.conversiontype));
                 attrs.string(br#""confirmationref":"#, c.confirmationref.as_deref());
-                if let Some(a) = c.amount {
+                if let Some(a) = c.amount.clone() {
                     let value: AttributeValue<Cow<'_, str>> = a.into();
                     wire::to_writer(attrs.key(br#""amount":"#), &value).ok()?;
                 }

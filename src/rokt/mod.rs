@@ -11,7 +11,7 @@ pub(crate) mod wire;
 
 pub use build::build;
 
-pub use attributes::{AttributeMap, AttributeScalar, AttributeValue};
+pub use attributes::{Amount, AttributeMap, AttributeScalar, AttributeValue};
 pub use text::Text;
 
 use serde::{Deserialize, Serialize};
@@ -39,8 +39,8 @@ pub(crate) fn membership_status(member: bool) -> &'static str {
 
 /// The amount a conversion event carries: the reference keeps it only when it is truthy, so an
 /// amount of 0 is left out.
-pub(crate) fn conversion_amount(amount: Option<f64>) -> Option<f64> {
-    amount.filter(|a| *a != 0.0)
+pub(crate) fn conversion_amount(amount: Option<Amount>) -> Option<Amount> {
+    amount.filter(Amount::is_truthy)
 }
 
 /// One batch object: everything Rokt learns from one Segment event.
@@ -248,7 +248,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for UserIdentities<S> {
 }
 
 /// Profile attributes (`user_attributes`): the six known ones and any extras.
-#[derive(Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Clone, PartialEq, Deserialize, Default)]
 #[non_exhaustive]
 pub struct UserAttributes<S = String> {
     /// First name, trimmed.
@@ -284,6 +284,38 @@ pub struct UserAttributes<S = String> {
     /// Extra attributes the mapping adds, then `segment_<audience>` membership flags.
     #[serde(flatten)]
     pub extra: AttributeMap<S>,
+}
+
+impl<S: Serialize> Serialize for UserAttributes<S> {
+    /// The known attributes, then the extras, except that extras named like array indexes come
+    /// first, as `JSON.stringify` orders an object's keys.
+    fn serialize<W: serde::Serializer>(&self, serializer: W) -> Result<W::Ok, W::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        self.extra.serialize_entries(&mut map, |map| {
+            let known: [(&str, Option<&S>); 9] = [
+                ("firstname", self.firstname.as_ref()),
+                ("firstnamesha256", self.firstnamesha256.as_ref()),
+                ("lastname", self.lastname.as_ref()),
+                ("lastnamesha256", self.lastnamesha256.as_ref()),
+                ("mobile", self.mobile.as_ref()),
+                ("mobilesha256", self.mobilesha256.as_ref()),
+                ("billingzipcode", self.billingzipcode.as_ref()),
+                ("billingzipsha256", self.billingzipsha256.as_ref()),
+                ("dob", self.dob.as_ref()),
+            ];
+            for (key, value) in known {
+                if let Some(v) = value {
+                    map.serialize_entry(key, v)?;
+                }
+            }
+            if let Some(g) = &self.gender {
+                map.serialize_entry("gender", g)?;
+            }
+            Ok(())
+        })?;
+        map.end()
+    }
 }
 
 impl<S> std::fmt::Debug for UserAttributes<S> {
