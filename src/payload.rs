@@ -1,4 +1,4 @@
-//! Coercion and validation (SPEC §4): the mapped values of one event become a typed
+//! Coercion and validation (docs/behaviour.md §4): the mapped values of one event become a typed
 //! [`SendPayload`], or the event is rejected with every violation named.
 //!
 //! This mirrors what Segment's runtime does between mapping and the action: empty values are

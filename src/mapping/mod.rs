@@ -35,7 +35,7 @@
 //!   UTC and named time zones other than UTC are refused, and variable lookups count towards a
 //!   budget of about V8's longest string.
 //! - The reference's Liquid defaults for the device ids and the rtid compile to native code;
-//!   the rtid one follows SPEC deviation D2.
+//!   the rtid one parses the query as docs/behaviour.md §7 says.
 //!
 //! ```
 //! use rokt_capi::mapping::Mapping;

@@ -1,4 +1,4 @@
-//! The send action's presets and the defaults behind every field (SPEC §3).
+//! The send action's presets and the defaults behind every field (docs/behaviour.md §3).
 
 use super::memo::EventMemo;
 use super::value::Val;

@@ -1,4 +1,4 @@
-//! Building one Rokt batch from a validated payload (SPEC §5): pure, no I/O.
+//! Building one Rokt batch from a validated payload (docs/behaviour.md §5): pure, no I/O.
 
 use super::{
     AttributeMap, AttributeValue, Batch, CustomEvent, CustomEventData, CustomEventType,

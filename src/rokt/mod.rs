@@ -1,4 +1,4 @@
-//! Rokt's inbound model: the mParticle server-to-server batch (SPEC §5).
+//! Rokt's inbound model: the mParticle server-to-server batch (docs/behaviour.md §5).
 //!
 //! Every type here serializes to exactly the keys Rokt expects; none of them is built by hand as
 //! JSON. Keys appear only when they carry a value, except `environment`, `device_info`,
