@@ -29,7 +29,7 @@
 //! // 3. mapping + 4. payload: map with the preset (compiled once), coerce and validate.
 //! let mapping = SendMapping::preset_defaults(Preset::Send);
 //! let payload = SendPayload::from_event(&mapping, &event)?;
-//! assert_eq!(payload.event_details.amount, Some(19.9)); // "19.90" coerced to a number
+//! assert_eq!(payload.event_details.amount.as_ref().map(|a| a.as_f64()), Some(19.9)); // "19.90"
 //!
 //! // 5. rokt: the batch object, with the click id and cleaned email.
 //! let batch = rokt::build(payload);
