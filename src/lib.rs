@@ -32,7 +32,7 @@
 //! assert_eq!(payload.event_details.amount.as_ref().map(|a| a.as_f64()), Some(19.9)); // "19.90"
 //!
 //! // 5. rokt: the batch object, with the click id and cleaned email.
-//! let batch = rokt::build(payload);
+//! let batch = rokt_capi::payload::build(payload);
 //! assert_eq!(batch.user_identities.email.as_deref(), Some("jane@example.com"));
 //! assert_eq!(batch.user_identities.other2.as_deref(), Some("rt-1"));
 //!
@@ -73,6 +73,7 @@ pub mod rokt;
 pub mod rtid;
 pub mod segment;
 pub mod subscription;
+mod text;
 pub mod trigger;
 mod words;
 

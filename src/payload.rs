@@ -6,7 +6,8 @@
 //! `12.5`), the field schema is checked, and finally the action's own identifier rule runs.
 
 use crate::Json;
-use crate::mapping::{ApplyError, EventMemo, Field, Member, Node, Resolved, SendMapping, js};
+use crate::js;
+use crate::mapping::{ApplyError, EventMemo, Field, Member, Node, Resolved, SendMapping};
 use crate::rokt::{
     Amount, AttributeMap, AttributeScalar, AttributeValue, DeviceInfo, Gender, Text,
 };
@@ -14,6 +15,10 @@ use chrono::NaiveDate;
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
+
+mod build;
+pub use build::build;
+pub(crate) use build::{build_borrowed, compact_date};
 
 /// The error type Segment reports for a payload that fails validation.
 pub const PAYLOAD_VALIDATION_FAILED: &str = "PAYLOAD_VALIDATION_FAILED";
@@ -1278,8 +1283,8 @@ mod tests {
         let owned = SendPayload::from_event(&mapping, &event).unwrap();
         assert_eq!(borrowed.clone().into_owned(), owned);
         assert_eq!(
-            crate::rokt::build(borrowed).to_json_bytes(),
-            crate::rokt::build(owned).to_json_bytes()
+            build(borrowed).to_json_bytes(),
+            build(owned).to_json_bytes()
         );
     }
 

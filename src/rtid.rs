@@ -3,7 +3,7 @@
 //! split on the text `rtid=` as the reference does.
 
 use crate::Json;
-use crate::rokt::Text;
+use crate::text::Text;
 use std::borrow::Cow;
 
 /// The integration name Segment events carry Rokt's settings under.
@@ -24,7 +24,7 @@ pub fn from_event(event: &Json<'_>) -> Option<String> {
         .and_then(|i| i.get(INTEGRATION_NAME))
         .and_then(|r| r.get("rtid"));
     let rtid = from_parts(plugin, || event.get("context").and_then(|c| c.get("page")))?;
-    let rtid = crate::mapping::js::trim(&rtid);
+    let rtid = crate::js::trim(&rtid);
     (!rtid.is_empty()).then(|| rtid.to_owned())
 }
 
@@ -42,7 +42,7 @@ pub(crate) fn from_parts<'p, 'a: 'p>(
         Some(Json::Str(s)) => return Some(s.clone()),
         Some(v @ (Json::Number(_) | Json::Array(_))) => {
             let mut printed = String::new();
-            crate::mapping::js::push_liquid(&mut printed, v);
+            crate::js::push_liquid(&mut printed, v);
             return Some(Cow::Owned(printed));
         }
         // Absent, null and false are Liquid's false. `true` and objects would print as

@@ -499,7 +499,7 @@ impl DirectPlan {
         Ok(DirectBatch {
             device_info,
             user,
-            dob: dob.map(crate::rokt::build::compact_date),
+            dob: dob.map(crate::payload::compact_date),
             gender,
             audience,
             email: plain_email,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use super::Text;
+use crate::text::Text;
 
 /// A scalar attribute value: string, number or boolean.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -288,7 +288,7 @@ impl<S: Serialize> AttributeMap<S> {
         map: &mut M,
         between: impl FnOnce(&mut M) -> Result<(), M::Error>,
     ) -> Result<(), M::Error> {
-        let index = |k: &str| crate::mapping::js::index_key(k);
+        let index = |k: &str| crate::js::index_key(k);
         if self.entries.iter().any(|(k, _)| index(k).is_some()) {
             let mut indexed: Vec<(u32, usize)> = (self.entries.iter().enumerate())
                 .filter_map(|(at, (k, _))| index(k).map(|i| (i, at)))

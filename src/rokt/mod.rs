@@ -5,14 +5,10 @@
 //! `user_attributes` and `user_identities`, which the reference always sends.
 
 mod attributes;
-pub(crate) mod build;
-mod text;
 pub(crate) mod wire;
 
-pub use build::build;
-
+pub use crate::text::Text;
 pub use attributes::{Amount, AttributeMap, AttributeScalar, AttributeValue};
-pub use text::Text;
 
 use serde::{Deserialize, Serialize};
 

@@ -32,7 +32,7 @@ fn same_as_stringify<T: ?Sized + Serialize>(value: &T) -> Vec<u8> {
     let theirs = serde_json::to_string(value).expect("serde_json accepts it");
     let mut stringified = String::new();
     let doc: crate::Json<'_> = serde_json::from_str(&theirs).unwrap();
-    crate::mapping::js::push_json(&mut stringified, &doc);
+    crate::js::push_json(&mut stringified, &doc);
     assert_eq!(String::from_utf8_lossy(&ours), stringified);
     ours
 }

@@ -1,11 +1,11 @@
 //! Building one Rokt batch from a validated payload (docs/behaviour.md §5): pure, no I/O.
 
-use super::{
+use super::SendPayload;
+use crate::hashing::{Cleaning, DigestSlots, plain_or_digest, sha256_hex};
+use crate::rokt::{
     AttributeMap, AttributeValue, Batch, CustomEvent, CustomEventData, CustomEventType,
     IntegrationAttributes, RoktIntegration, Text, UserAttributes, UserIdentities,
 };
-use crate::hashing::{Cleaning, DigestSlots, plain_or_digest, sha256_hex};
-use crate::payload::SendPayload;
 use std::borrow::Cow;
 
 impl<S: Text> From<SendPayload<S>> for Batch<S> {
@@ -82,7 +82,7 @@ fn build_with<S: Text>(p: SendPayload<S>, mut digest: impl FnMut(&str) -> S) -> 
     let ms = details.timestamp_unixtime_ms;
     let mut events = Vec::with_capacity(2);
     if let Some(audience) = &p.audience {
-        let status = super::membership_status(audience.member);
+        let status = crate::rokt::membership_status(audience.member);
         let mut attrs = AttributeMap::default();
         attrs.push_new(
             "audience_name",
@@ -91,13 +91,17 @@ fn build_with<S: Text>(p: SendPayload<S>, mut digest: impl FnMut(&str) -> S) -> 
         attrs.push_new("status", AttributeValue::String(S::from_static(status)));
         events.push(CustomEvent::new(CustomEventData {
             custom_event_type: CustomEventType::Other,
-            source_message_id: S::from(super::audience_message_id(&details.source_message_id)),
+            source_message_id: S::from(crate::rokt::audience_message_id(
+                &details.source_message_id,
+            )),
             timestamp_unixtime_ms: ms,
             event_name: S::from_static("audiencemembershipupdate"),
             custom_attributes: attrs,
         }));
-        user.extra
-            .insert(super::membership_attribute(&audience.name), audience.member);
+        user.extra.insert(
+            crate::rokt::membership_attribute(&audience.name),
+            audience.member,
+        );
     }
     if let Some(conversiontype) = details.conversiontype {
         // The four known keys are distinct, so they are appended without a search.
@@ -106,7 +110,7 @@ fn build_with<S: Text>(p: SendPayload<S>, mut digest: impl FnMut(&str) -> S) -> 
         if let Some(r) = details.confirmationref {
             attrs.push_new("confirmationref", AttributeValue::String(r));
         }
-        if let Some(a) = super::conversion_amount(details.amount) {
+        if let Some(a) = crate::rokt::conversion_amount(details.amount) {
             attrs.push_new("amount", AttributeValue::from(a));
         }
         if let Some(c) = details.currency {
