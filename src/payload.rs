@@ -997,6 +997,7 @@ pub(crate) enum Finish {
 
 impl Finish {
     /// How `member` is finished.
+    #[inline]
     pub(crate) fn of(member: Member) -> Finish {
         use Member::*;
         match member {
@@ -1012,6 +1013,7 @@ impl Finish {
 
     /// How a top-level string field is finished: `ip` and `rtid` are trimmed; the audience name
     /// and computation action are sent as they are.
+    #[inline]
     pub(crate) fn of_root(field: Field) -> Finish {
         match field {
             Field::Ip | Field::Rtid => Finish::Trim,
@@ -1020,6 +1022,7 @@ impl Finish {
     }
 
     /// The finished text, or `None` when it is absent.
+    #[inline]
     pub(crate) fn apply<S: Text>(self, text: S) -> Option<S> {
         let keep = match self {
             Finish::Trim => {
