@@ -13,6 +13,8 @@
 //! assert_eq!(back, serde_json::from_str::<serde_json::Value>(text).unwrap());
 //! ```
 
+pub mod intake;
+
 use crate::Json;
 use crate::error::EventError;
 use serde::{Deserialize, Serialize};
