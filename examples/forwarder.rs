@@ -49,6 +49,7 @@ mod tracking_api;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -154,7 +155,6 @@ struct Route {
 struct App {
     destination: Destination,
     routes: Vec<Route>,
-    token: Option<String>,
     /// Who may send to the tracking API routes.
     keys: Keys,
     queue_capacity: usize,
@@ -268,7 +268,6 @@ async fn run() -> Result<(), String> {
     let app = Arc::new(App {
         destination,
         routes,
-        token,
         keys,
         queue_capacity: args.queue_capacity,
         shutdown_endpoint: args.shutdown_endpoint,
@@ -545,22 +544,9 @@ impl App {
     }
 
     /// Whether the request carries the bearer token (when one is set).
+    /// Whether the request carries the bearer token or a write key (when either is set).
     fn authorized(&self, headers: &HeaderMap) -> bool {
-        let Some(token) = &self.token else {
-            return true;
-        };
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        // Compare in time independent of where the first difference is.
-        given.len() == token.len()
-            && given
-                .bytes()
-                .zip(token.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+        matches!(self.keys.check_header(headers), Auth::Open | Auth::Granted)
     }
 }
 
@@ -601,11 +587,31 @@ async fn tracking(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let Some(call) = Call::from_path(uri.path()) else {
         return tracking_api::refuse(StatusCode::NOT_FOUND, "not_found", "no such route");
     };
+    // Browsers call from any page (analytics.js sends `text/plain`, so usually without a
+    // preflight); the answer must allow them to read it.
+    if method == Method::OPTIONS {
+        return tracking_api::with_cors(StatusCode::NO_CONTENT.into_response());
+    }
+    let response = match body {
+        Ok(body) => tracking_call(&app, call, &method, &headers, &body).await,
+        Err(rejection) => tracking_api::unreadable_body(rejection.status()),
+    };
+    tracking_api::with_cors(response)
+}
+
+/// One tracking API call: authenticate, read, unpack, route, queue, answer.
+async fn tracking_call(
+    app: &App,
+    call: Call,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
     if method != Method::POST {
         return tracking_api::refuse(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -613,11 +619,11 @@ async fn tracking(
             "the tracking API takes POST",
         );
     }
-    let auth = app.keys.check_header(&headers);
+    let auth = app.keys.check_header(headers);
     if auth == Auth::Denied {
         return tracking_api::unauthorized();
     }
-    let body = match tracking_api::decode_body(&headers, &body) {
+    let body = match tracking_api::decode_body(headers, body) {
         Ok(body) => body,
         Err(e) => return e.into_response(),
     };

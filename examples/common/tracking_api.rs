@@ -149,6 +149,43 @@ pub fn bad_request(e: &RequestError) -> Response {
     refuse(StatusCode::BAD_REQUEST, e.code(), &e.to_string())
 }
 
+/// A body the server could not take in (over the raw size limit, or broken off): `400` as
+/// for any oversized or unreadable body.
+pub fn unreadable_body(status: StatusCode) -> Response {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            "payload_too_large",
+            "the body is over the size limit",
+        )
+    } else {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the body could not be read",
+        )
+    }
+}
+
+/// Adds the headers that let a web page read the answer (any origin: the write key, not the
+/// origin, is the credential).
+pub fn with_cors(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Content-Type, Content-Encoding"),
+    );
+    response
+}
+
 /// `401`.
 pub fn unauthorized() -> Response {
     refuse(
