@@ -499,17 +499,16 @@ impl Intake {
     ) -> Result<Message, MessageError> {
         merge_into(&mut m, "context", shared.context.as_ref());
         merge_into(&mut m, "integrations", shared.integrations.as_ref());
-        if !m
-            .get("messageId")
-            .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()))
-            && !m.get("messageId").is_some_and(Value::is_number)
-        {
-            m.insert("messageId".into(), Value::String(self.ids.next_id()));
-        }
-        if let Some(Value::Number(n)) = m.get("messageId") {
+        match m.get("messageId") {
+            Some(Value::String(id)) if !id.is_empty() => {}
             // Some hand-written calls send a number; the id is text everywhere downstream.
-            let text = n.to_string();
-            m.insert("messageId".into(), Value::String(text));
+            Some(Value::Number(n)) => {
+                let text = n.to_string();
+                m.insert("messageId".into(), Value::String(text));
+            }
+            _ => {
+                m.insert("messageId".into(), Value::String(self.ids.next_id()));
+            }
         }
         set_times(&mut m, shared.sent_at.as_ref(), received);
         let event = Value::Object(m);

@@ -322,7 +322,7 @@ pub async fn write_keys_are_taken_from_basic_auth_or_the_body_and_the_token_stil
 ) {
     let rokt = MockServer::start(|_| Reply::accepted()).await;
     let fw = Forwarder::start(
-        &exe,
+        exe,
         &rokt,
         &["--write-key", "wk-second"],
         &[("FORWARDER_TOKEN", "tok-1")],
