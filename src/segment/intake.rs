@@ -64,7 +64,7 @@
 //! # Ok::<(), rokt_capi::segment::intake::RequestError>(())
 //! ```
 
-use super::{AsEvent, Event, EventType};
+use super::{AsEvent, EventType, check_event, check_shape};
 use crate::Json;
 use crate::error::EventError;
 use chrono::{DateTime, Utc};
@@ -441,7 +441,7 @@ impl Intake {
         let received = received_at.timestamp_millis();
         let messages = match call {
             Call::Single(kind) => {
-                object.insert("type".into(), Value::String(type_name(kind).into()));
+                object.insert("type".into(), Value::String(kind.name().into()));
                 vec![self.complete(0, object, &Shared::default(), received)]
             }
             Call::Batch => {
@@ -512,24 +512,14 @@ impl Intake {
         }
         set_times(&mut m, shared.sent_at.as_ref(), received);
         let event = Value::Object(m);
-        if let Err(error) = Event::from_value(event.clone()) {
+        // The checks `Event::from_value` makes, on the value in place.
+        if let Err(error) = check_event(&Json::from(&event)).and_then(|_| check_shape(&event)) {
             return Err(MessageError::Invalid { index, error });
         }
         if !has_identity(&event) {
             return Err(MessageError::NoIdentity { index });
         }
         Ok(Message { index, event })
-    }
-}
-
-fn type_name(kind: EventType) -> &'static str {
-    match kind {
-        EventType::Track => "track",
-        EventType::Identify => "identify",
-        EventType::Page => "page",
-        EventType::Screen => "screen",
-        EventType::Group => "group",
-        EventType::Alias => "alias",
     }
 }
 
@@ -722,6 +712,14 @@ mod tests {
         assert_eq!(v["timestamp"], "2026-03-04T05:06:07.891Z");
         assert_eq!(v["receivedAt"], "2026-03-04T05:06:07.891Z");
         assert!(v.get("originalTimestamp").is_none());
+    }
+
+    #[test]
+    fn each_call_type_name_reads_back() {
+        use EventType::*;
+        for t in [Track, Identify, Page, Screen, Group, Alias] {
+            assert_eq!(EventType::from_name(t.name()), Some(t));
+        }
     }
 
     #[test]

@@ -73,6 +73,18 @@ pub enum EventType {
 }
 
 impl EventType {
+    /// The `type` field's text.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::Track => "track",
+            EventType::Identify => "identify",
+            EventType::Page => "page",
+            EventType::Screen => "screen",
+            EventType::Group => "group",
+            EventType::Alias => "alias",
+        }
+    }
+
     /// From the `type` field's text.
     pub fn from_name(name: &str) -> Option<EventType> {
         Some(match name {
