@@ -19,11 +19,11 @@
 //!   `timestamp = receivedAt − (sentAt − originalTimestamp)`. Without `sentAt` the client's time
 //!   is kept; without a (readable) client time, `timestamp` is the receive time. Times are
 //!   written in ISO 8601 with milliseconds and `Z`.
-//! - **Limits.** A request body over [`MAX_REQUEST_BYTES`], a single call over
-//!   [`MAX_EVENT_BYTES`], a batch of more than [`MAX_BATCH_EVENTS`] events, or a body that is
-//!   not a JSON object fails as a whole ([`RequestError`], Segment answers `400`). Anything
-//!   wrong with one message of a batch (over [`MAX_EVENT_BYTES`], no `userId` or
-//!   `anonymousId`, a track call without `event`, a bad `type`) is that message's own
+//! - **Limits.** A request body over [`MAX_REQUEST_BYTES`], a call or any event of a batch
+//!   over [`MAX_EVENT_BYTES`], a batch of more than [`MAX_BATCH_EVENTS`] events, or a body
+//!   that is not a JSON object fails as a whole ([`RequestError`]: Segment answers `400`).
+//!   Anything else wrong with one message of a batch (no `userId` or `anonymousId`, a track
+//!   call without `event`, a bad `type`, not an object) is that message's own
 //!   [`MessageError`]; the others go on (Segment answers `200`).
 //!
 //! Errors name the message's position, the field and the rule, never a value: events carry
@@ -309,6 +309,16 @@ pub enum RequestError {
         /// The limit that applies ([`MAX_EVENT_BYTES`] for a single call).
         limit: usize,
     },
+    /// One event of a batch is over [`MAX_EVENT_BYTES`].
+    #[error("message {index} is {bytes} bytes, over the limit of {limit} bytes per event")]
+    EventTooLarge {
+        /// Its position in the batch.
+        index: usize,
+        /// Its size as JSON.
+        bytes: usize,
+        /// [`MAX_EVENT_BYTES`].
+        limit: usize,
+    },
     /// A batch carries too many messages.
     #[error("the batch has {count} messages, over the limit of {limit}")]
     TooManyEvents {
@@ -325,7 +335,9 @@ impl RequestError {
         match self {
             RequestError::NotJson(_) => "invalid_json",
             RequestError::NotAnObject | RequestError::NoBatch => "invalid_request",
-            RequestError::TooLarge { .. } => "payload_too_large",
+            RequestError::TooLarge { .. } | RequestError::EventTooLarge { .. } => {
+                "payload_too_large"
+            }
             RequestError::TooManyEvents { .. } => "too_many_events",
         }
     }
@@ -340,16 +352,6 @@ pub enum MessageError {
     NotAnObject {
         /// Its position in the request.
         index: usize,
-    },
-    /// The message is over [`MAX_EVENT_BYTES`].
-    #[error("message {index}: {bytes} bytes, over the limit of {limit} bytes per event")]
-    TooLarge {
-        /// Its position in the request.
-        index: usize,
-        /// Its size as JSON.
-        bytes: usize,
-        /// The limit.
-        limit: usize,
     },
     /// Neither `userId` nor `anonymousId` is set (a non-empty string or a number).
     #[error("message {index}: `userId` or `anonymousId` is required")]
@@ -373,7 +375,6 @@ impl MessageError {
     pub fn index(&self) -> usize {
         match self {
             MessageError::NotAnObject { index }
-            | MessageError::TooLarge { index, .. }
             | MessageError::NoIdentity { index }
             | MessageError::Invalid { index, .. } => *index,
         }
@@ -383,7 +384,6 @@ impl MessageError {
     pub fn code(&self) -> &'static str {
         match self {
             MessageError::NotAnObject { .. } => "not_an_object",
-            MessageError::TooLarge { .. } => "event_too_large",
             MessageError::NoIdentity { .. } => "missing_identity",
             MessageError::Invalid { .. } => "invalid_event",
         }
@@ -454,6 +454,17 @@ impl Intake {
                         limit: MAX_BATCH_EVENTS,
                     });
                 }
+                // Segment refuses the whole request when one event is over the limit.
+                for (index, message) in batch.iter().enumerate() {
+                    let bytes = json_len(message);
+                    if bytes > MAX_EVENT_BYTES {
+                        return Err(RequestError::EventTooLarge {
+                            index,
+                            bytes,
+                            limit: MAX_EVENT_BYTES,
+                        });
+                    }
+                }
                 let shared = Shared {
                     sent_at: object.remove("sentAt").filter(|v| !v.is_null()),
                     context: take_object(&mut object, "context"),
@@ -469,14 +480,6 @@ impl Intake {
                         let key = take_write_key(&mut message);
                         if write_key.is_none() {
                             write_key = key;
-                        }
-                        let bytes = json_len(&message);
-                        if bytes > MAX_EVENT_BYTES {
-                            return Err(MessageError::TooLarge {
-                                index,
-                                bytes,
-                                limit: MAX_EVENT_BYTES,
-                            });
                         }
                         self.complete(index, message, &shared, received)
                     })
@@ -538,7 +541,7 @@ fn take_object(object: &mut Map<String, Value>, key: &str) -> Option<Map<String,
 }
 
 /// The size of a message as compact JSON.
-fn json_len(message: &Map<String, Value>) -> usize {
+fn json_len(message: &Value) -> usize {
     struct Count(usize);
     impl std::io::Write for Count {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -876,11 +879,9 @@ mod tests {
 
     #[test]
     fn each_bad_message_gets_its_own_error_and_the_rest_go_on() {
-        let big = "x".repeat(MAX_EVENT_BYTES);
         let body = json!({"batch": [
             {"type": "track", "event": "E", "userId": "u"},
             "not an object",
-            {"type": "track", "event": "E", "userId": "u", "properties": {"blob": big}},
             {"type": "track", "event": "E"},
             {"type": "track", "userId": "u"},
             {"type": "nope", "userId": "u"},
@@ -904,7 +905,6 @@ mod tests {
             [
                 "ok",
                 "not_an_object",
-                "event_too_large",
                 "missing_identity",
                 "invalid_event",
                 "invalid_event",
@@ -917,7 +917,7 @@ mod tests {
                 assert_eq!(e.index(), i);
             }
         }
-        let Err(MessageError::Invalid { error, .. }) = &u.messages[4] else {
+        let Err(MessageError::Invalid { error, .. }) = &u.messages[3] else {
             panic!()
         };
         assert_eq!(error.path, "$.event");
@@ -937,6 +937,18 @@ mod tests {
                 .code(),
             "payload_too_large"
         );
+        let big = json!({"type": "track", "event": "E", "userId": "u",
+                         "properties": {"blob": "x".repeat(MAX_EVENT_BYTES)}});
+        let small = json!({"type": "track", "event": "E", "userId": "u"});
+        let batch = json!({"batch": [small, big]}).to_string();
+        assert!(matches!(
+            i.unpack(Call::Batch, batch.as_bytes(), now),
+            Err(RequestError::EventTooLarge {
+                index: 1,
+                limit: MAX_EVENT_BYTES,
+                ..
+            })
+        ));
         let huge = vec![b' '; MAX_REQUEST_BYTES + 1];
         assert!(matches!(
             i.unpack(Call::Batch, &huge, now),
