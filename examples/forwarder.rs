@@ -706,8 +706,11 @@ impl App {
             .collect()
     }
 
-    /// The first subscription whose queue has no room for its share of `routed`.
+    /// The first subscription whose queue has no room for its share of `routed`. A share
+    /// larger than the whole queue waits for an empty queue, then is let through (it is queued
+    /// as the dispatcher makes room), so a large request is never refused for good.
     fn first_full_queue(&self, routed: &[RoutedMessage]) -> Option<&str> {
+        let capacity = self.queue_capacity as u64;
         self.routes.iter().map(|r| r.name.as_str()).find(|name| {
             let needed = routed
                 .iter()
@@ -715,7 +718,7 @@ impl App {
                 .filter(|(s, b)| s == name && b.is_ok())
                 .count() as u64;
             let depth = self.route(name).map_or(0, |d| d.stats().queue_depth);
-            needed > 0 && depth + needed > self.queue_capacity as u64
+            needed > 0 && depth > 0 && depth + needed.min(capacity) > capacity
         })
     }
 
