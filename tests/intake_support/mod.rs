@@ -37,7 +37,7 @@ pub fn example(name: &str) -> Option<PathBuf> {
 pub struct Forwarder {
     child: Child,
     lines: mpsc::Receiver<String>,
-    stderr: std::thread::JoinHandle<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
     pub addr: String,
     token: Option<String>,
 }
@@ -91,7 +91,7 @@ impl Forwarder {
         Forwarder {
             child,
             lines,
-            stderr,
+            stderr: Some(stderr),
             addr,
             token,
         }
@@ -117,9 +117,23 @@ impl Forwarder {
             std::thread::sleep(Duration::from_millis(20));
         };
         let lines: Vec<String> = self.lines.try_iter().collect();
-        let stderr = self.stderr.join().unwrap();
+        let stderr = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap())
+            .unwrap_or_default();
         assert!(status.success(), "{lines:?} {stderr}");
         (lines, stderr)
+    }
+}
+
+impl Drop for Forwarder {
+    /// A test that fails before [`Forwarder::stop`] leaves no process behind.
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
