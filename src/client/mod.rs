@@ -51,7 +51,7 @@ pub use retry::{AttemptOutcome, Decision, RetryPolicy, StopReason, parse_retry_a
 pub use stats::Stats;
 
 use crate::credentials::Credentials;
-use crate::error::{ConfigError, Error, TransportErrorKind};
+use crate::error::{ConfigError, Error, TransportError, TransportErrorKind};
 use crate::mapping::{Preset, SendMapping};
 use crate::pipeline::{Pipeline, Routing};
 use crate::request::{Endpoint, Limits, Request, RequestKind, USER_AGENT, join_array, plan_bulk};
@@ -67,8 +67,10 @@ use tracing::Instrument;
 /// Batches whose newest event is older than this go to `/bulkevents/historical` (SPEC §2).
 pub const HISTORICAL_AFTER: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
-/// The most bytes of an answer body the client reads (for its `errors`).
-const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// The most bytes of an answer body the client reads for its `errors`. The body is read
+/// incrementally (one error held at a time), so this bounds time on a fast endless answer,
+/// not memory; 100 errors with messages of 100 KB each fit.
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
 /// The route for a batch whose newest event happened at `timestamp_ms` (Unix milliseconds):
 /// [`RequestKind::Historical`] when that is more than `historical_after` before `now`,
@@ -188,6 +190,11 @@ pub struct Receipt {
     pub attempts: u32,
     /// The route of the request that delivered it.
     pub kind: RequestKind,
+    /// Whether the answer's body was read whole. `false` when it broke, stalled past the
+    /// request timeout or ran past the reading limit: Rokt accepted the request (the status
+    /// says so), but an error naming this item may have been in the part that could not be
+    /// read. The item is not sent again either way.
+    pub answer_complete: bool,
 }
 
 /// What became of each item of [`Client::send_bulk`] and friends, by input index.
@@ -290,6 +297,45 @@ struct Inner {
     historical_after: Duration,
     /// The endpoint is `https` but the crate was built without a TLS backend.
     tls_missing: bool,
+    /// The pause every request of this client waits out after a 429 or 503.
+    pause: Pause,
+}
+
+/// A pause shared by every request of one client (and so of a dispatcher): after a 429 or
+/// 503 no request starts until it has passed. Its end only moves later, by at most the
+/// wait the retry policy chose (itself bounded by the policy's `max_retry_after` and
+/// back-off cap).
+#[derive(Debug, Default)]
+struct Pause {
+    until: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Pause {
+    fn hold_for(&self, wait: Duration) {
+        let now = tokio::time::Instant::now();
+        let end = now.checked_add(wait).unwrap_or(now);
+        let mut until = self
+            .until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if until.is_none_or(|u| u < end) {
+            *until = Some(end);
+        }
+    }
+
+    /// Waits until no pause is in force.
+    async fn wait(&self) {
+        loop {
+            let until = *self
+                .until
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match until {
+                Some(at) if at > tokio::time::Instant::now() => tokio::time::sleep_until(at).await,
+                _ => return,
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Inner {
@@ -552,6 +598,7 @@ impl ClientBuilder {
                 clock: self.clock.unwrap_or_else(Clock::system),
                 historical_after: self.historical_after,
                 tls_missing,
+                pause: Pause::default(),
             }),
         })
     }
@@ -569,15 +616,17 @@ fn is_loopback(endpoint: &Endpoint) -> bool {
     }
 }
 
-/// The answer to a request that ended in a 2xx.
+/// The answer to a request that ended in a 2xx: the errors its body named.
 struct Answer {
     status: u16,
-    body: Bytes,
     attempts: u32,
+    errors: response::Attributor,
+    /// The body was read whole.
+    complete: bool,
 }
 
-/// One attempt's answer, or why there is none.
-type Attempt = Result<(u16, Option<Duration>, Bytes), TransportErrorKind>;
+/// One attempt's status line and headers (the body still to read), or why there is none.
+type Attempt = Result<(u16, Option<Duration>, reqwest::Response), TransportError>;
 
 impl Client {
     /// A builder.
@@ -683,11 +732,12 @@ impl Client {
     /// client's retries, timeouts and user agent. Without an `Authorization` header the
     /// client's credentials are added. Errors in a 2xx answer's `errors` are not examined.
     pub async fn send_request(&self, request: &Request) -> Result<Receipt, Error> {
-        let answer = self.execute(request).await?;
+        let answer = self.execute(request, request.items.max(1)).await?;
         Ok(Receipt {
             status: answer.status,
             attempts: answer.attempts,
             kind: request.kind,
+            answer_complete: answer.complete,
         })
     }
 
@@ -779,7 +829,7 @@ impl Client {
             body.into(),
             n,
         );
-        let answer = match self.execute(&request).await {
+        let answer = match self.execute(&request, items.len()).await {
             Ok(a) => a,
             Err(e) => return vec![Err(e); items.len()],
         };
@@ -787,23 +837,28 @@ impl Client {
             status: answer.status,
             attempts: answer.attempts,
             kind,
+            answer_complete: answer.complete,
         };
-        let errors = response::parse_errors(&answer.body);
-        if errors.is_empty() {
+        if answer.errors.errors() == 0 {
             return vec![Ok(receipt); items.len()];
         }
-        let attribution = response::attribute(answer.status, errors, items.len());
+        let attribution = answer.errors.finish();
         tracing::warn!(
             status = answer.status,
             items = items.len(),
             named = attribution.rejected.len(),
             unattributed = attribution.unattributed,
+            complete = answer.complete,
             "rokt accepted a bulk request with errors"
         );
         let mut verdicts: Vec<Option<Result<Receipt, Error>>> = vec![None; items.len()];
         for (i, rejection) in attribution.rejected {
             verdicts[i] = Some(Err(Error::Rejected(rejection)));
         }
+        // Items that cannot be told apart are sent again alone, so each gets its own verdict;
+        // never after an answer that could not be read whole (Rokt accepted the request, and
+        // resending what it accepted would duplicate it).
+        let resend = attribution.unattributed > 0 && answer.complete;
         let alone = if kind == RequestKind::Bulk {
             RequestKind::Single
         } else {
@@ -813,7 +868,7 @@ impl Client {
         for (i, v) in verdicts.into_iter().enumerate() {
             out.push(match v {
                 Some(v) => v,
-                None if attribution.unattributed > 0 => self.deliver_alone(alone, &items[i]).await,
+                None if resend => self.deliver_alone(alone, &items[i]).await,
                 None => Ok(receipt),
             });
         }
@@ -834,24 +889,21 @@ impl Client {
             body,
             1,
         );
-        let answer = self.execute(&request).await?;
-        let errors = response::parse_errors(&answer.body);
-        if let Some(e) = errors.into_iter().next() {
-            return Err(Error::Rejected(crate::error::Rejection::new(
-                answer.status,
-                e.code,
-                e.message,
-            )));
+        let answer = self.execute(&request, 1).await?;
+        if let Some((_, rejection)) = answer.errors.finish().rejected.into_iter().next() {
+            return Err(Error::Rejected(rejection));
         }
         Ok(Receipt {
             status: answer.status,
             attempts: answer.attempts,
             kind,
+            answer_complete: answer.complete,
         })
     }
 
-    /// Sends `request` until the retry policy stops, in a `rokt_request` span.
-    async fn execute(&self, request: &Request) -> Result<Answer, Error> {
+    /// Sends `request` (carrying `items` items) until the retry policy stops, in a
+    /// `rokt_request` span.
+    async fn execute(&self, request: &Request, items: usize) -> Result<Answer, Error> {
         let span = tracing::debug_span!(
             "rokt_request",
             method = request.method,
@@ -862,12 +914,21 @@ impl Client {
             status = tracing::field::Empty,
             attempts = tracing::field::Empty,
         );
-        self.execute_in(request, &span)
+        self.execute_in(request, items, &span)
             .instrument(span.clone())
             .await
     }
 
-    async fn execute_in(&self, request: &Request, span: &tracing::Span) -> Result<Answer, Error> {
+    /// The retry loop. The status line decides: a 2xx is accepted, a 3xx or 4xx (but 408 and
+    /// 429) rejected, the rest retried. The body is read only after that decision, and can
+    /// only add errors: a body that breaks, stalls or runs long never turns an accepted
+    /// request into a retry, nor a rejected one into a retry.
+    async fn execute_in(
+        &self,
+        request: &Request,
+        items: usize,
+        span: &tracing::Span,
+    ) -> Result<Answer, Error> {
         if self.inner.tls_missing {
             let err = ConfigError::new(
                 "endpoint",
@@ -892,17 +953,18 @@ impl Client {
                 Meter::add(&meter.requests);
             }
             let result = self.attempt(request).instrument(attempt_span.clone()).await;
-            let outcome = match &result {
-                Ok((status, retry_after, _)) => {
+            let (outcome, response, cause) = match result {
+                Ok((status, retry_after, response)) => {
                     attempt_span.record("status", status);
-                    AttemptOutcome::Status {
-                        status: *status,
-                        retry_after: *retry_after,
-                    }
+                    let outcome = AttemptOutcome::Status {
+                        status,
+                        retry_after,
+                    };
+                    (outcome, Some(response), None)
                 }
-                Err(kind) => {
-                    attempt_span.record("failure", tracing::field::display(kind));
-                    AttemptOutcome::Transport(*kind)
+                Err(e) => {
+                    attempt_span.record("failure", tracing::field::display(e.kind()));
+                    (AttemptOutcome::Transport(e.kind()), None, Some(e))
                 }
             };
             drop(attempt_span);
@@ -914,11 +976,18 @@ impl Client {
                     span.record("status", status);
                 }
             }
-            match decision {
-                Decision::RetryAfter(wait) => {
+            match (decision, outcome, response) {
+                (Decision::RetryAfter(wait), _, _) => {
                     if let Some(meter) = &self.meter {
                         Meter::add(&meter.retries);
                     }
+                    let throttled = matches!(
+                        outcome,
+                        AttemptOutcome::Status {
+                            status: 429 | 503,
+                            ..
+                        }
+                    );
                     let retry_after = matches!(
                         outcome,
                         AttemptOutcome::Status {
@@ -935,21 +1004,50 @@ impl Client {
                         retry_after,
                         "retrying rokt request"
                     );
-                    tokio::time::sleep(wait).await;
+                    if throttled {
+                        // Rokt asked this client to slow down: every request waits.
+                        self.inner.pause.hold_for(wait);
+                        self.inner.pause.wait().await;
+                    } else {
+                        tokio::time::sleep(wait).await;
+                    }
                 }
-                Decision::Stop(StopReason::Success) => {
-                    let (status, _, body) = result.unwrap_or_else(|_| (200, None, Bytes::new()));
+                (
+                    Decision::Stop(StopReason::Success),
+                    AttemptOutcome::Status { status, .. },
+                    Some(response),
+                ) => {
+                    let mut errors = response::Attributor::new(status, items);
+                    let complete = read_errors(response, usize::MAX, |e| errors.add(e)).await;
                     span.record("outcome", "delivered");
+                    if !complete {
+                        tracing::warn!(
+                            path = %request.path,
+                            items = request.items,
+                            status,
+                            named = errors.errors(),
+                            "rokt accepted a request but its answer could not be read whole"
+                        );
+                    }
                     tracing::debug!(path = %request.path, items = request.items, status, attempt, "rokt accepted");
                     return Ok(Answer {
                         status,
-                        body,
                         attempts: attempt,
+                        errors,
+                        complete,
                     });
                 }
-                Decision::Stop(StopReason::Permanent) => {
-                    let (status, _, body) = result.unwrap_or_else(|_| (400, None, Bytes::new()));
-                    let rejection = response::rejection(status, &body);
+                (
+                    Decision::Stop(StopReason::Permanent),
+                    AttemptOutcome::Status { status, .. },
+                    Some(response),
+                ) => {
+                    let mut first = None;
+                    read_errors(response, 1, |e| first = first.take().or(Some(e))).await;
+                    let rejection = match first {
+                        Some(e) => crate::error::Rejection::new(status, e.code, e.message),
+                        None => crate::error::Rejection::new(status, None, None),
+                    };
                     span.record("outcome", "rejected");
                     tracing::warn!(
                         path = %request.path,
@@ -961,7 +1059,12 @@ impl Client {
                     );
                     return Err(Error::Rejected(rejection));
                 }
-                Decision::Stop(StopReason::GaveUp(reason)) => {
+                (Decision::Stop(stop), _, _) => {
+                    // Success and Permanent come only with an answer: what is left is giving up.
+                    let reason = match stop {
+                        StopReason::GaveUp(reason) => reason,
+                        _ => crate::error::GiveUp::MaxAttempts,
+                    };
                     span.record("outcome", "failed");
                     tracing::warn!(
                         path = %request.path,
@@ -975,15 +1078,17 @@ impl Client {
                         attempts: attempt,
                         reason,
                         last: outcome.failure(),
+                        cause,
                     });
                 }
             }
         }
     }
 
-    /// One attempt: the status, `Retry-After` and (the start of) the body.
+    /// One attempt: the status, `Retry-After` and the answer, its body not read yet.
     async fn attempt(&self, request: &Request) -> Attempt {
         let inner = &self.inner;
+        inner.pause.wait().await;
         let mut headers = HeaderMap::with_capacity(4);
         for (name, value) in &request.headers {
             let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
@@ -1006,35 +1111,103 @@ impl Client {
             }
         }
         headers.insert(reqwest::header::USER_AGENT, inner.user_agent.clone());
-        let sent = inner
+        let response = inner
             .http
             .post(&request.url)
             .headers(headers)
             .timeout(inner.request_timeout)
             .body(request.body.clone())
             .send()
-            .await;
-        let mut response = sent.map_err(|e| transport_kind(&e))?;
+            .await
+            .map_err(transport_error)?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, inner.clock.now()));
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| transport_kind(&e))? {
-            let room = MAX_ANSWER_BYTES.saturating_sub(body.len());
-            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        }
-        Ok((status, retry_after, body.into()))
+        Ok((status, retry_after, response))
     }
 }
 
+/// Reads an answer's body for its `errors`, calling `found` for each (up to `max` of them),
+/// within the request's timeout and [`MAX_ANSWER_BYTES`]. Returns whether the body was read
+/// whole; a body that breaks is only logged: the status has decided already.
+async fn read_errors(
+    mut response: reqwest::Response,
+    max: usize,
+    mut found: impl FnMut(response::ApiError),
+) -> bool {
+    let mut scanner = response::ErrorScanner::default();
+    let mut read = 0usize;
+    let mut seen = 0usize;
+    loop {
+        if scanner.is_done() || seen >= max {
+            return true;
+        }
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                read = read.saturating_add(chunk.len());
+                let room = MAX_ANSWER_BYTES.saturating_sub(read - chunk.len());
+                scanner.feed(&chunk[..chunk.len().min(room)], &mut |e| {
+                    if seen < max {
+                        seen += 1;
+                        found(e);
+                    }
+                });
+                if read > MAX_ANSWER_BYTES {
+                    tracing::debug!(
+                        limit = MAX_ANSWER_BYTES,
+                        "rokt answer too long, not read further"
+                    );
+                    return scanner.is_done();
+                }
+            }
+            // The end of the body: whole unless it stopped inside its JSON.
+            Ok(None) => return scanner.is_done() || !scanner.is_started(),
+            Err(e) => {
+                let e = transport_error(e);
+                tracing::debug!(failure = %e.kind(), "rokt answer body could not be read");
+                return false;
+            }
+        }
+    }
+}
+
+/// A transport error from reqwest's, kept as the source (URL removed), with its kind.
+fn transport_error(e: reqwest::Error) -> TransportError {
+    let kind = transport_kind(&e);
+    TransportError::new(kind, Some(Arc::new(e.without_url())))
+}
+
 fn transport_kind(e: &reqwest::Error) -> TransportErrorKind {
+    use std::error::Error as _;
     if e.is_timeout() {
-        TransportErrorKind::Timeout
-    } else if e.is_connect() {
-        TransportErrorKind::Connect
+        return TransportErrorKind::Timeout;
+    }
+    if e.is_connect() {
+        let mut source = e.source();
+        while let Some(s) = source {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                match io.kind() {
+                    std::io::ErrorKind::TimedOut => return TransportErrorKind::Timeout,
+                    std::io::ErrorKind::InvalidData => return TransportErrorKind::Tls,
+                    _ => {}
+                }
+            }
+            let text = s.to_string().to_ascii_lowercase();
+            if text.contains("dns error") || text.contains("lookup address") {
+                return TransportErrorKind::Dns;
+            }
+            if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+                return TransportErrorKind::Tls;
+            }
+            source = s.source();
+        }
+        return TransportErrorKind::Connect;
+    }
+    if e.is_body() || e.is_decode() {
+        TransportErrorKind::Body
     } else {
         TransportErrorKind::Connection
     }
