@@ -301,6 +301,76 @@ async fn the_builder_checks_its_settings() {
     }
 }
 
+/// Settings that once panicked in the background (or in `build`) and lost events.
+#[tokio::test]
+async fn absurd_settings_are_refused_by_build_naming_the_setting() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let b = || Dispatcher::builder(support::client(&server));
+    for (builder, setting) in [
+        (b().flush_interval(Duration::MAX), "flush_interval"),
+        (
+            b().flush_interval(Duration::from_secs(86_400 * 365)),
+            "flush_interval",
+        ),
+        (b().rate_limit(f64::MIN_POSITIVE), "rate_limit"),
+        (b().rate_limit(1e-9), "rate_limit"),
+        (b().rate_limit(f64::INFINITY), "rate_limit"),
+        (b().rate_limit(-5.0), "rate_limit"),
+        (b().queue_capacity(usize::MAX), "queue_capacity"),
+        (b().concurrency(usize::MAX), "concurrency"),
+        (b().max_batch_items(usize::MAX), "max_batch_items"),
+        (b().max_batch_items(101), "max_batch_items"),
+    ] {
+        match builder.build() {
+            Err(Error::Config(e)) => assert_eq!(e.setting, setting),
+            other => panic!("{setting}: {other:?}"),
+        }
+    }
+    let config = |b: rokt_capi::ClientBuilder| match b.build() {
+        Err(Error::Config(e)) => e.setting,
+        other => panic!("{other:?}"),
+    };
+    let c = || support::builder(&server);
+    assert_eq!(
+        config(c().request_timeout(Duration::MAX)),
+        "request_timeout"
+    );
+    assert_eq!(
+        config(c().connect_timeout(Duration::MAX)),
+        "connect_timeout"
+    );
+    for policy in [
+        support::fast_retry().with_deadline(Duration::MAX),
+        support::fast_retry().with_max_delay(Duration::MAX),
+        support::fast_retry().with_max_retry_after(Duration::MAX),
+    ] {
+        assert_eq!(config(c().retry(policy)), "retry");
+    }
+    let mut limits = rokt_capi::request::Limits::default();
+    limits.max_item_bytes = usize::MAX;
+    assert_eq!(config(c().limits(limits)), "limits");
+    let mut limits = rokt_capi::request::Limits::default();
+    limits.max_items = usize::MAX;
+    assert_eq!(config(c().limits(limits)), "limits");
+
+    // The extremes that are allowed still give every event its outcome.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let d = b()
+        .flush_interval(rokt_capi::client::MAX_FLUSH_INTERVAL)
+        .rate_limit(rokt_capi::client::MIN_RATE)
+        .queue_capacity(rokt_capi::client::MAX_QUEUE_CAPACITY)
+        .concurrency(rokt_capi::client::MAX_CONCURRENCY)
+        .outcomes_to(tx)
+        .build()
+        .unwrap();
+    d.enqueue(support::event(1)).await.unwrap();
+    d.enqueue(support::event(2)).await.unwrap();
+    d.shutdown().await;
+    let got = drain(&mut rx);
+    assert_eq!(got.len(), 2);
+    assert!(got.iter().all(|o| o.verdict.is_delivered()));
+}
+
 #[tokio::test]
 async fn a_panicking_callback_loses_no_other_outcome() {
     let server = MockServer::script(vec![Reply::accepted()]).await;

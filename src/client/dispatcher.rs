@@ -15,6 +15,18 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+/// The largest [`queue_capacity`](DispatcherBuilder::queue_capacity).
+pub const MAX_QUEUE_CAPACITY: usize = 1_000_000;
+/// The largest [`concurrency`](DispatcherBuilder::concurrency).
+pub const MAX_CONCURRENCY: usize = 1024;
+/// The longest [`flush_interval`](DispatcherBuilder::flush_interval).
+pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(60 * 60);
+/// The lowest [`rate_limit`](DispatcherBuilder::rate_limit), in batches per second: a full
+/// bulk request then waits at most 100 s for its turn.
+pub const MIN_RATE: f64 = 1.0;
+/// The highest [`rate_limit`](DispatcherBuilder::rate_limit), in batches per second.
+pub const MAX_RATE: f64 = 1e9;
+
 /// The id [`Dispatcher::enqueue`] gives an event; its [`Outcome`] carries the same id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ticket(u64);
@@ -223,7 +235,8 @@ pub struct DispatcherBuilder {
 }
 
 impl DispatcherBuilder {
-    /// How many events may wait in the queue (default 10 000). When it is full,
+    /// How many events may wait in the queue (default 10 000, at most
+    /// [`MAX_QUEUE_CAPACITY`]). When it is full,
     /// [`enqueue`](Dispatcher::enqueue) waits and [`try_enqueue`](Dispatcher::try_enqueue)
     /// gives the event back.
     pub fn queue_capacity(mut self, n: usize) -> Self {
@@ -231,20 +244,22 @@ impl DispatcherBuilder {
         self
     }
 
-    /// How many requests may be in flight at once (default 4).
+    /// How many requests may be in flight at once (default 4, at most [`MAX_CONCURRENCY`]).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n;
         self
     }
 
-    /// The longest an event waits for its bulk request to fill up (default 500 ms).
+    /// The longest an event waits for its bulk request to fill up (default 500 ms, more than
+    /// zero and at most [`MAX_FLUSH_INTERVAL`]).
     pub fn flush_interval(mut self, interval: Duration) -> Self {
         self.flush_interval = interval;
         self
     }
 
     /// Paces requests so that no more than `batches_per_second` batches (events) are sent
-    /// per second on average; mParticle's default account limit is about 270. Off by default.
+    /// per second on average; mParticle's default account limit is about 270. Off by default;
+    /// from [`MIN_RATE`] to [`MAX_RATE`].
     pub fn rate_limit(mut self, batches_per_second: f64) -> Self {
         self.rate = Some(batches_per_second);
         self
@@ -257,7 +272,7 @@ impl DispatcherBuilder {
         self
     }
 
-    /// At most this many events per bulk request (default: the client's limits, 100).
+    /// At most this many events per bulk request (default and most: the client's limits, 100).
     pub fn max_batch_items(mut self, n: usize) -> Self {
         self.max_items = Some(n);
         self
@@ -275,29 +290,50 @@ impl DispatcherBuilder {
         self
     }
 
-    /// Checks the settings and starts the background task on the current tokio runtime.
+    /// Checks the settings (each bad one is an [`Error::Config`] naming it) and starts the
+    /// background task on the current tokio runtime.
     pub fn build(self) -> Result<Dispatcher, Error> {
         use crate::ConfigError;
-        if self.capacity == 0 {
-            return Err(ConfigError::new("queue_capacity", "must be at least 1").into());
+        if !(1..=MAX_QUEUE_CAPACITY).contains(&self.capacity) {
+            return Err(ConfigError::new(
+                "queue_capacity",
+                format!("must be from 1 to {MAX_QUEUE_CAPACITY}"),
+            )
+            .into());
         }
-        if self.concurrency == 0 {
-            return Err(ConfigError::new("concurrency", "must be at least 1").into());
+        if !(1..=MAX_CONCURRENCY).contains(&self.concurrency) {
+            return Err(ConfigError::new(
+                "concurrency",
+                format!("must be from 1 to {MAX_CONCURRENCY}"),
+            )
+            .into());
         }
-        if self.flush_interval.is_zero() {
-            return Err(ConfigError::new("flush_interval", "must be more than zero").into());
+        if self.flush_interval.is_zero() || self.flush_interval > MAX_FLUSH_INTERVAL {
+            return Err(ConfigError::new(
+                "flush_interval",
+                "must be more than zero and at most one hour",
+            )
+            .into());
         }
         if let Some(r) = self.rate {
-            if !(r.is_finite() && r > 0.0) {
-                return Err(ConfigError::new("rate_limit", "must be a positive number").into());
+            if !(r.is_finite() && (MIN_RATE..=MAX_RATE).contains(&r)) {
+                return Err(ConfigError::new(
+                    "rate_limit",
+                    format!("must be from {MIN_RATE} to {MAX_RATE} batches per second"),
+                )
+                .into());
             }
         }
         let mut limits = *self.client.pipeline().limits();
         if let Some(n) = self.max_items {
-            if n == 0 {
-                return Err(ConfigError::new("max_batch_items", "must be at least 1").into());
+            if !(1..=limits.max_items).contains(&n) {
+                return Err(ConfigError::new(
+                    "max_batch_items",
+                    format!("must be from 1 to the client's limit, {}", limits.max_items),
+                )
+                .into());
             }
-            limits = limits.with_max_items(n.min(limits.max_items));
+            limits = limits.with_max_items(n);
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             ConfigError::new(
@@ -607,6 +643,9 @@ fn queue_depth<T>(tx: &mpsc::Sender<T>) -> u64 {
     tx.max_capacity().saturating_sub(tx.capacity()) as u64
 }
 
+/// The longest one request waits for its pacing slot.
+const MAX_PACING_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Spreads requests so that at most `rate` items per second start on average; the first
 /// request starts at once.
 #[derive(Debug)]
@@ -626,11 +665,14 @@ impl Pacer {
             Some(next) if next > now => next,
             _ => now,
         };
-        // Precision loss only matters past 2^52 items.
+        // Precision loss only matters past 2^52 items. The rate is validated, but a wait is
+        // still bounded here rather than trusted.
         #[allow(clippy::cast_precision_loss)]
-        let span = Duration::from_secs_f64(items as f64 / self.rate);
-        self.next = Some(start + span);
-        start - now
+        let span = Duration::try_from_secs_f64(items as f64 / self.rate)
+            .unwrap_or(MAX_PACING_WAIT)
+            .min(MAX_PACING_WAIT);
+        self.next = Some(start.checked_add(span).unwrap_or(start));
+        start.saturating_duration_since(now)
     }
 }
 
@@ -659,9 +701,10 @@ impl Batcher {
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>, done: watch::Sender<bool>) {
         loop {
             let due = self.pending.iter().map(|p| p.since).min();
+            let due = due.map(|d| d.checked_add(self.flush_interval).unwrap_or(d));
             let msg = tokio::select! {
                 biased;
-                () = sleep_until_opt(due.map(|d| d + self.flush_interval)), if due.is_some() => {
+                () = sleep_until_opt(due), if due.is_some() => {
                     self.dispatch_due().await;
                     continue;
                 }
@@ -727,7 +770,8 @@ impl Batcher {
         let now = Instant::now();
         let mut i = 0;
         while i < self.pending.len() {
-            if self.pending[i].since + self.flush_interval <= now {
+            let since = self.pending[i].since;
+            if since.checked_add(self.flush_interval).unwrap_or(since) <= now {
                 let p = self.pending.swap_remove(i);
                 self.dispatch(p.kind, p.items).await;
             } else {
@@ -829,5 +873,16 @@ mod tests {
             p.reserve(1, later + Duration::from_millis(100)),
             Duration::from_millis(400)
         );
+    }
+
+    #[test]
+    fn pacer_never_overflows() {
+        let t0 = Instant::now();
+        for rate in [f64::MIN_POSITIVE, 1e-300, 1e-9] {
+            let mut p = Pacer::new(rate);
+            assert_eq!(p.reserve(100, t0), Duration::ZERO);
+            assert_eq!(p.reserve(usize::MAX, t0), MAX_PACING_WAIT);
+            assert!(p.reserve(1, t0) <= MAX_PACING_WAIT * 2);
+        }
     }
 }

@@ -45,7 +45,8 @@ mod retry;
 mod stats;
 
 pub use dispatcher::{
-    Dispatcher, DispatcherBuilder, EnqueueError, Outcome, OutcomeSink, Ticket, Verdict,
+    Dispatcher, DispatcherBuilder, EnqueueError, MAX_CONCURRENCY, MAX_FLUSH_INTERVAL,
+    MAX_QUEUE_CAPACITY, MAX_RATE, MIN_RATE, Outcome, OutcomeSink, Ticket, Verdict,
 };
 pub use retry::{AttemptOutcome, Decision, RetryPolicy, StopReason, parse_retry_after};
 pub use stats::Stats;
@@ -432,13 +433,14 @@ impl ClientBuilder {
         self
     }
 
-    /// How long to wait for a connection (default 10 s).
+    /// How long to wait for a connection (default 10 s; more than zero, at most a day).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
-    /// How long one attempt may take, from connecting to the end of the answer (default 30 s).
+    /// How long one attempt may take, from connecting to the end of the answer (default 30 s;
+    /// more than zero, at most a day).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
@@ -519,11 +521,17 @@ impl ClientBuilder {
             .into());
         }
         let endpoint = self.endpoint.unwrap_or_else(|| Ok(Endpoint::rokt()))?;
-        if self.connect_timeout.is_zero() {
-            return Err(ConfigError::new("connect_timeout", "must be more than zero").into());
-        }
-        if self.request_timeout.is_zero() {
-            return Err(ConfigError::new("request_timeout", "must be more than zero").into());
+        for (setting, timeout) in [
+            ("connect_timeout", self.connect_timeout),
+            ("request_timeout", self.request_timeout),
+        ] {
+            if timeout.is_zero() || timeout > MAX_TIMEOUT {
+                return Err(ConfigError::new(
+                    setting,
+                    "must be more than zero and at most one day",
+                )
+                .into());
+            }
         }
         self.retry.validate()?;
         let user_agent = self.user_agent.unwrap_or_else(|| USER_AGENT.to_owned());
@@ -555,6 +563,16 @@ impl ClientBuilder {
             }
         };
         let limits = self.limits.or(pipeline_limits).unwrap_or_default();
+        if !(1..=100).contains(&limits.max_items)
+            || limits.max_item_bytes > MAX_LIMIT_BYTES
+            || limits.max_request_bytes > MAX_LIMIT_BYTES
+        {
+            return Err(ConfigError::new(
+                "limits",
+                "max_items must be from 1 to 100 and the byte limits at most 1 GiB",
+            )
+            .into());
+        }
         let pipeline = Pipeline::builder()
             .mapping(mapping)
             .credentials(credentials.clone())
@@ -603,6 +621,12 @@ impl ClientBuilder {
         })
     }
 }
+
+/// The longest `connect_timeout` or `request_timeout` (one day).
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The largest byte limit a [`Limits`] may set (1 GiB).
+const MAX_LIMIT_BYTES: usize = 1 << 30;
 
 /// Whether a TLS backend is compiled in (without one only `http` endpoints work).
 const HAS_TLS: bool = cfg!(any(feature = "rustls", feature = "native-tls"));
