@@ -974,3 +974,99 @@ async fn an_error_code_echoing_an_id_is_never_shown() {
         assert!(!err.to_string().contains(code) && !format!("{err:?}").contains(code));
     }
 }
+
+// ---- Transport policy: https only (http to loopback or an explicit host), credentials only to the endpoint ----
+
+#[tokio::test]
+async fn send_request_refuses_urls_the_endpoint_policy_refuses() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let other = MockServer::start_on("127.0.0.2", |_| Reply::accepted()).await;
+    let client = support::client(&server);
+    let original = client.pipeline().request(support::event(1)).unwrap();
+    let mut request = original.clone();
+    let config = |r: Result<_, Error>| match r {
+        Err(Error::Config(e)) => e.setting,
+        other => panic!("{other:?}"),
+    };
+    // Plain http to another host, with and without the client's credentials in the request.
+    for url in [
+        "http://example.com/s2s/v2/events",
+        "http://10.0.0.1:8080/events",
+        "ftp://example.com/events",
+        "https://user:pw@example.com/events",
+    ] {
+        request.url = url.to_owned();
+        assert_eq!(
+            config(client.send_request(&request).await),
+            "request",
+            "{url}"
+        );
+        let mut bare = request.clone();
+        bare.headers.retain(|(k, _)| *k != "authorization");
+        assert_eq!(config(client.send_request(&bare).await), "request", "{url}");
+    }
+    // Another origin (loopback, so allowed) never gets the client's credentials.
+    let mut elsewhere = original.clone();
+    elsewhere.url = format!("{}/events", other.url());
+    elsewhere.headers.retain(|(k, _)| *k != "authorization");
+    assert_eq!(config(client.send_request(&elsewhere).await), "request");
+    assert_eq!(other.count(), 0);
+    assert_eq!(server.count(), 0);
+    // The client's own endpoint works as before.
+    assert_eq!(client.send_request(&original).await.unwrap().status, 202);
+    assert_eq!(server.count(), 1);
+}
+
+#[tokio::test]
+async fn plain_http_off_loopback_needs_an_explicit_opt_in_and_a_proxy_is_explicit() {
+    let config = |b: rokt_capi::ClientBuilder| match b.build() {
+        Err(Error::Config(e)) => e.setting,
+        other => panic!("{other:?}"),
+    };
+    let ok = || Client::builder().api_key("k").api_secret("s");
+    assert_eq!(
+        config(ok().endpoint_url("http://rokt-gw.internal/v2")),
+        "endpoint"
+    );
+    assert_eq!(
+        config(
+            ok().allow_plain_http_to("other.internal")
+                .endpoint_url("http://rokt-gw.internal/v2")
+        ),
+        "endpoint"
+    );
+    assert_eq!(config(ok().proxy("not a url")), "proxy");
+    assert_eq!(config(ok().proxy("ftp://proxy:21")), "proxy");
+
+    // The opted-in host, reached through an explicit proxy (so no name is resolved): the
+    // proxy gets the absolute URL and the credentials; nothing else is contacted.
+    let proxy = MockServer::script(vec![Reply::accepted()]).await;
+    let client = ok()
+        .allow_plain_http_to("ROKT-GW.internal")
+        .endpoint_url("http://rokt-gw.internal/v2")
+        .proxy(&proxy.url())
+        .retry(support::fast_retry())
+        .build()
+        .unwrap();
+    assert_eq!(client.send(support::event(1)).await.unwrap().status, 202);
+    let got = proxy.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].path, "http://rokt-gw.internal/v2/events");
+
+    // Rokt over https through the proxy: the proxy is asked to tunnel, and sees only that.
+    let proxy = MockServer::script(vec![Reply::status(403)]).await;
+    let client = ok()
+        .proxy(&proxy.url())
+        .retry(support::fast_retry().with_max_attempts(1))
+        .build()
+        .unwrap();
+    let err = client.send(support::event(1)).await.unwrap_err();
+    assert!(matches!(err, Error::Failed { .. }), "{err:?}");
+    let got = proxy.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].method.as_str(), got[0].path.as_str()),
+        ("CONNECT", "inbound.mparticle.com:443")
+    );
+    assert!(got[0].header("authorization").is_none());
+}

@@ -300,6 +300,8 @@ struct Inner {
     tls_missing: bool,
     /// The pause every request of this client waits out after a 429 or 503.
     pause: Pause,
+    /// Hosts plain `http` may go to besides loopback (the explicit opt-in).
+    plain_http_hosts: Vec<String>,
 }
 
 /// A pause shared by every request of one client (and so of a dispatcher): after a 429 or
@@ -356,7 +358,9 @@ pub struct ClientBuilder {
     credentials: Option<Credentials>,
     api_key: Option<String>,
     api_secret: Option<String>,
-    endpoint: Option<Result<Endpoint, ConfigError>>,
+    endpoint: Option<EndpointSetting>,
+    plain_http_hosts: Vec<String>,
+    proxy: Option<String>,
     connect_timeout: Duration,
     request_timeout: Duration,
     retry: RetryPolicy,
@@ -375,6 +379,7 @@ impl std::fmt::Debug for ClientBuilder {
             .field("has_credentials", &self.credentials.is_some())
             .field("has_api_key", &self.api_key.is_some())
             .field("has_api_secret", &self.api_secret.is_some())
+            .field("has_proxy", &self.proxy.is_some())
             .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
@@ -387,6 +392,8 @@ impl Default for ClientBuilder {
             api_key: None,
             api_secret: None,
             endpoint: None,
+            plain_http_hosts: Vec::new(),
+            proxy: None,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
@@ -422,14 +429,35 @@ impl ClientBuilder {
 
     /// Where to send (default [`Endpoint::rokt`]); see also [`Endpoint::pod`].
     pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
-        self.endpoint = Some(Ok(endpoint));
+        self.endpoint = Some(EndpointSetting::Endpoint(endpoint));
         self
     }
 
     /// A custom base URL, checked by `build` as [`Endpoint::custom`] checks it: `https`, or
-    /// `http` to loopback only, no user info.
+    /// `http` to loopback (or to a host named by
+    /// [`allow_plain_http_to`](Self::allow_plain_http_to)), no user info.
     pub fn endpoint_url(mut self, url: &str) -> Self {
-        self.endpoint = Some(Endpoint::custom(url));
+        self.endpoint = Some(EndpointSetting::Url(url.to_owned()));
+        self
+    }
+
+    /// Allows plain `http` to `host` (a name or address, compared without case), for a
+    /// receiver inside a trusted network such as a TLS-terminating gateway. Off by default:
+    /// without it, plain `http` is refused for every host but loopback, in
+    /// [`endpoint_url`](Self::endpoint_url) and in [`Client::send_request`]. The API key
+    /// and secret then cross that network unencrypted.
+    pub fn allow_plain_http_to(mut self, host: impl Into<String>) -> Self {
+        self.plain_http_hosts.push(host.into());
+        self
+    }
+
+    /// Sends every request through this egress proxy (`http://proxy:3128`, or `https://…`;
+    /// user info in the URL is the proxy's own login). To an `https` endpoint the proxy only
+    /// relays the encrypted connection (`CONNECT`), so it sees the host name but not the
+    /// credentials or events. Without this setting no proxy is used: the `HTTP_PROXY` /
+    /// `HTTPS_PROXY` environment variables are ignored.
+    pub fn proxy(mut self, url: &str) -> Self {
+        self.proxy = Some(url.to_owned());
         self
     }
 
@@ -520,7 +548,11 @@ impl ClientBuilder {
             )
             .into());
         }
-        let endpoint = self.endpoint.unwrap_or_else(|| Ok(Endpoint::rokt()))?;
+        let endpoint = match self.endpoint {
+            None => Endpoint::rokt(),
+            Some(EndpointSetting::Endpoint(e)) => e,
+            Some(EndpointSetting::Url(url)) => Endpoint::custom_with(&url, &self.plain_http_hosts)?,
+        };
         for (setting, timeout) in [
             ("connect_timeout", self.connect_timeout),
             ("request_timeout", self.request_timeout),
@@ -589,9 +621,17 @@ impl ClientBuilder {
         {
             http = http.use_rustls_tls();
         }
-        if is_loopback(&endpoint) {
-            // A proxy from the environment cannot reach this machine's loopback.
-            http = http.no_proxy();
+        match &self.proxy {
+            // Only an explicit proxy: one from the environment would be a silent detour.
+            None => http = http.no_proxy(),
+            Some(url) => {
+                let refused = || ConfigError::new("proxy", "must be an http or https URL");
+                let parsed = url::Url::parse(url).map_err(|_| refused())?;
+                if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                    return Err(refused().into());
+                }
+                http = http.proxy(reqwest::Proxy::all(parsed).map_err(|_| refused())?);
+            }
         }
         let http = http
             .build()
@@ -617,6 +657,7 @@ impl ClientBuilder {
                 historical_after: self.historical_after,
                 tls_missing,
                 pause: Pause::default(),
+                plain_http_hosts: self.plain_http_hosts,
             }),
         })
     }
@@ -631,13 +672,10 @@ const MAX_LIMIT_BYTES: usize = 1 << 30;
 /// Whether a TLS backend is compiled in (without one only `http` endpoints work).
 const HAS_TLS: bool = cfg!(any(feature = "rustls", feature = "native-tls"));
 
-fn is_loopback(endpoint: &Endpoint) -> bool {
-    match endpoint.base().host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
-    }
+/// How the endpoint was given: judged by `build`, with the plain-http opt-in.
+enum EndpointSetting {
+    Endpoint(Endpoint),
+    Url(String),
 }
 
 /// The answer to a request that ended in a 2xx: the errors its body named.
@@ -753,9 +791,27 @@ impl Client {
     }
 
     /// Sends a request built elsewhere (e.g. by [`Pipeline::request`]) as it is, with this
-    /// client's retries, timeouts and user agent. Without an `Authorization` header the
-    /// client's credentials are added. Errors in a 2xx answer's `errors` are not examined.
+    /// client's retries, timeouts and user agent. The status line decides as for every
+    /// request; errors in a 2xx answer's `errors` are not examined.
+    ///
+    /// Its URL must pass the same transport policy as the endpoint (`https`, or plain `http`
+    /// to loopback or an allowed host, no user info), or it is not sent
+    /// ([`Error::Config`], setting `request`). Without an `Authorization` header the client's
+    /// credentials are added, but only when the URL has the same origin (scheme, host, port)
+    /// as the client's endpoint; a request to another origin without its own
+    /// `Authorization` is refused rather than sent with the client's credentials.
     pub async fn send_request(&self, request: &Request) -> Result<Receipt, Error> {
+        let url = url::Url::parse(&request.url)
+            .map_err(|_| ConfigError::new("request", "the URL is not valid"))?;
+        crate::request::check_transport(&url, &self.inner.plain_http_hosts, "request")?;
+        if request.header("authorization").is_none() && !self.is_own_origin(&url) {
+            return Err(ConfigError::new(
+                "request",
+                "the URL is not on the client's endpoint, and the client's credentials go \
+                 only there: give the request its own Authorization header",
+            )
+            .into());
+        }
         let answer = self.execute(request, request.items.max(1)).await?;
         Ok(Receipt {
             status: answer.status,
@@ -763,6 +819,11 @@ impl Client {
             kind: request.kind,
             answer_complete: answer.complete,
         })
+    }
+
+    /// Whether `url` has the same origin as the client's endpoint.
+    fn is_own_origin(&self, url: &url::Url) -> bool {
+        url.origin() == self.inner.endpoint.base().origin()
     }
 
     /// Maps and encodes one event, keeping what routing needs. The batch borrows from the
@@ -1128,7 +1189,9 @@ impl Client {
                 headers.insert(name, value);
             }
         }
-        if !headers.contains_key(reqwest::header::AUTHORIZATION) {
+        // The client's credentials go only to its own endpoint's origin.
+        let own = url::Url::parse(&request.url).is_ok_and(|u| self.is_own_origin(&u));
+        if own && !headers.contains_key(reqwest::header::AUTHORIZATION) {
             if let Ok(mut v) = HeaderValue::from_str(&inner.credentials.authorization()) {
                 v.set_sensitive(true);
                 headers.insert(reqwest::header::AUTHORIZATION, v);
