@@ -1,7 +1,7 @@
 //! The background pipeline a service embeds: enqueue events, get one outcome per event.
 
 use super::stats::{Meter, Stats};
-use super::{Client, Encoded, Receipt};
+use super::{Client, Encoded, Receipt, Slots};
 use crate::error::Error;
 use crate::request::{Limits, RequestKind};
 use crate::rokt::Batch;
@@ -10,7 +10,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -211,7 +211,7 @@ impl Reporter {
                 ticket = outcome.ticket.0,
                 message_id = outcome.message_id.as_deref(),
                 verdict = outcome.verdict.label(),
-                status = e.status(),
+                status = e.http_status(),
                 error_type = e.error_type(),
                 "event not delivered"
             );
@@ -343,6 +343,7 @@ impl DispatcherBuilder {
         })?;
         let (tx, rx) = mpsc::channel(self.capacity);
         let (done_tx, done_rx) = watch::channel(false);
+        let (abort_tx, abort_rx) = watch::channel(false);
         let meter = Arc::new(Meter::default());
         let reporter = Reporter {
             sink: self.sink,
@@ -351,7 +352,6 @@ impl DispatcherBuilder {
         let permits = Arc::new(Semaphore::new(self.concurrency));
         let batcher = Batcher {
             client: self.client.metered(meter.clone()),
-            reporter: reporter.clone(),
             queue: tx.downgrade(),
             limits,
             flush_interval: self.flush_interval,
@@ -360,7 +360,7 @@ impl DispatcherBuilder {
             tasks: JoinSet::new(),
             pending: Vec::new(),
         };
-        runtime.spawn(batcher.run(rx, done_tx));
+        runtime.spawn(batcher.run(rx, done_tx, abort_rx));
         Ok(Dispatcher {
             shared: Arc::new(Shared {
                 tx,
@@ -369,6 +369,7 @@ impl DispatcherBuilder {
                 kind: self.kind,
                 next_ticket: AtomicU64::new(0),
                 done: done_rx,
+                abort: abort_tx,
                 meter,
                 permits,
                 concurrency: self.concurrency,
@@ -390,11 +391,14 @@ impl DispatcherBuilder {
 /// dispatcher's tasks: they must not wait on the dispatcher (`enqueue`, `flush`,
 /// `shutdown`), which could deadlock.
 ///
-/// Cheap to clone; all clones feed the same queue. Call [`shutdown`](Self::shutdown) before
-/// the program ends: it sends what is queued and waits for every outcome. **Dropping** every
-/// clone without it closes the queue: the background task still sends what was queued and
-/// reports the outcomes, but nothing waits for it, so if the tokio runtime stops first the
-/// events still queued or in flight are lost without an outcome.
+/// Cheap to clone; all clones feed the same queue. Call [`shutdown`](Self::shutdown) (or
+/// [`shutdown_within`](Self::shutdown_within), which bounds the wait) before the program
+/// ends: it sends what is queued and waits for every outcome. **Dropping** every clone
+/// without it closes the queue: the background task still sends what was queued and reports
+/// the outcomes, but nothing waits for it. If the tokio runtime stops first, every event
+/// still queued, grouped or in flight is reported [`Verdict::Failed`] with
+/// [`Error::Closed`] as the runtime drops it (one in flight may have reached Rokt), so
+/// [`stats`](Self::stats) still ends with nothing pending.
 ///
 /// ```
 /// use rokt_capi::client::{Client, Dispatcher, Verdict};
@@ -466,6 +470,8 @@ pub struct Dispatcher {
 #[derive(Debug)]
 struct Shared {
     tx: mpsc::Sender<Msg>,
+    /// Tells the background task to give up: settle everything left as failed, at once.
+    abort: watch::Sender<bool>,
     client: Client,
     reporter: Reporter,
     kind: Option<RequestKind>,
@@ -483,11 +489,44 @@ enum Msg {
     Shutdown,
 }
 
+/// An event on its way: queued, grouped or in flight. It reports its outcome exactly once:
+/// through [`settle`](Queued::settle), or, if it is dropped unsettled (shutdown's deadline
+/// passed, the runtime stopped, a task died), as `Failed(Error::Closed)` from its `Drop`.
 #[derive(Debug)]
 struct Queued {
     ticket: Ticket,
     kind: RequestKind,
     item: Encoded,
+    /// Taken when the outcome is reported.
+    reporter: Option<Reporter>,
+}
+
+impl Queued {
+    fn settle(mut self, verdict: Verdict) {
+        if let Some(reporter) = self.reporter.take() {
+            reporter.emit(Outcome {
+                ticket: self.ticket,
+                message_id: self.item.message_id.take(),
+                verdict,
+            });
+        }
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        if let Some(reporter) = self.reporter.take() {
+            tracing::debug!(
+                ticket = self.ticket.0,
+                "an event was dropped before its outcome: reported as failed (closed)"
+            );
+            reporter.emit(Outcome {
+                ticket: self.ticket,
+                message_id: self.item.message_id.take(),
+                verdict: Verdict::Failed(Error::Closed),
+            });
+        }
+    }
 }
 
 impl Dispatcher {
@@ -572,7 +611,12 @@ impl Dispatcher {
                     .shared
                     .kind
                     .unwrap_or_else(|| self.shared.client.route_ms(item.newest_ms));
-                permit.send(Msg::Item(Queued { ticket, kind, item }));
+                permit.send(Msg::Item(Queued {
+                    ticket,
+                    kind,
+                    item,
+                    reporter: Some(self.shared.reporter.clone()),
+                }));
                 tracing::trace!(
                     ticket = ticket.0,
                     queue_depth = queue_depth(&self.shared.tx),
@@ -632,6 +676,49 @@ impl Dispatcher {
         let _ = done.wait_for(|d| *d).await;
     }
 
+    /// Like [`shutdown`](Self::shutdown), but gives up when `deadline` has passed: every
+    /// event still queued, grouped or in flight is then settled at once as
+    /// [`Verdict::Failed`] with [`Error::Closed`] (one in flight may still reach Rokt), and
+    /// [`stats`](Self::stats) is final when this returns. Returns whether everything was
+    /// settled before the deadline.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling it after the deadline has passed leaves the giving-up to finish in the
+    /// background; before, it is like cancelling `shutdown`: the queue is closed, and what
+    /// it held is still sent.
+    ///
+    /// ```
+    /// # use rokt_capi::client::{Client, Dispatcher};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rokt_capi::Error> {
+    /// # let client = Client::builder().api_key("k").api_secret("s").endpoint_url("http://127.0.0.1:9").build()?;
+    /// let dispatcher = Dispatcher::builder(client).build()?;
+    /// // … enqueue events …
+    /// if !dispatcher.shutdown_within(Duration::from_secs(5)).await {
+    ///     // Some events were reported failed (closed) rather than waited for.
+    /// }
+    /// assert_eq!(dispatcher.stats().pending(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn shutdown_within(&self, deadline: Duration) -> bool {
+        let finished = tokio::time::timeout(deadline, self.shutdown())
+            .await
+            .is_ok();
+        if !finished {
+            tracing::warn!(
+                pending = self.shared.meter.snapshot().pending(),
+                "rokt dispatcher shutdown deadline passed: failing what is left"
+            );
+            self.shared.abort.send_replace(true);
+            let mut done = self.shared.done.clone();
+            let _ = done.wait_for(|d| *d).await;
+        }
+        finished
+    }
+
     /// Whether the background task has ended (after [`shutdown`](Self::shutdown)).
     pub fn is_closed(&self) -> bool {
         *self.shared.done.borrow()
@@ -686,7 +773,6 @@ struct Pending {
 
 struct Batcher {
     client: Client,
-    reporter: Reporter,
     /// For the queue depth in logs; weak, so it does not keep the queue open.
     queue: mpsc::WeakSender<Msg>,
     limits: Limits,
@@ -698,7 +784,29 @@ struct Batcher {
 }
 
 impl Batcher {
-    async fn run(mut self, mut rx: mpsc::Receiver<Msg>, done: watch::Sender<bool>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Msg>,
+        done: watch::Sender<bool>,
+        mut abort: watch::Receiver<bool>,
+    ) {
+        let aborted = tokio::select! {
+            () = self.work(&mut rx) => false,
+            () = aborted(&mut abort) => true,
+        };
+        if aborted {
+            // Whatever the work held when it was dropped has reported itself failed; now
+            // the requests in flight, the groups and the queue.
+            rx.close();
+            self.tasks.shutdown().await;
+            self.pending.clear();
+            while rx.try_recv().is_ok() {}
+        }
+        tracing::debug!("rokt dispatcher stopped");
+        let _ = done.send(true);
+    }
+
+    async fn work(&mut self, rx: &mut mpsc::Receiver<Msg>) {
         loop {
             let due = self.pending.iter().map(|p| p.since).min();
             let due = due.map(|d| d.checked_add(self.flush_interval).unwrap_or(d));
@@ -723,8 +831,6 @@ impl Batcher {
             }
         }
         self.drain().await;
-        tracing::debug!("rokt dispatcher stopped");
-        let _ = done.send(true);
     }
 
     async fn add(&mut self, q: Queued) {
@@ -792,11 +898,7 @@ impl Batcher {
         let Ok(permit) = self.permits.clone().acquire_owned().await else {
             // The semaphore is never closed; still, every event gets its outcome.
             for q in items {
-                self.reporter.emit(Outcome {
-                    ticket: q.ticket,
-                    message_id: q.item.message_id,
-                    verdict: Verdict::Failed(Error::Closed),
-                });
+                q.settle(Verdict::Failed(Error::Closed));
             }
             return;
         };
@@ -816,35 +918,32 @@ impl Batcher {
         );
         tracing::debug!(parent: &span, "rokt dispatcher sending");
         let client = self.client.clone();
-        let reporter = self.reporter.clone();
+        let slots = Slots::held(self.permits.clone(), permit);
         self.tasks
-            .spawn(send_group(client, reporter, kind, items, permit).instrument(span));
+            .spawn(send_group(client, kind, items, slots).instrument(span));
     }
 }
 
-async fn send_group(
-    client: Client,
-    reporter: Reporter,
-    kind: RequestKind,
-    items: Vec<Queued>,
-    _permit: OwnedSemaphorePermit,
-) {
-    let verdicts = if kind == RequestKind::Single {
-        let mut v = Vec::with_capacity(items.len());
-        for q in &items {
-            v.push(client.deliver_alone(kind, &q.item.body).await);
+/// Resolves once the abort signal is raised (never, if its sender is gone).
+async fn aborted(abort: &mut watch::Receiver<bool>) {
+    if abort.wait_for(|a| *a).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn send_group(client: Client, kind: RequestKind, items: Vec<Queued>, slots: Slots) {
+    if kind == RequestKind::Single {
+        let _slot = slots;
+        for q in items {
+            let result = client.deliver_alone(kind, &q.item.body, None).await;
+            q.settle(Verdict::from_result(result));
         }
-        v
-    } else {
-        let bodies: Vec<Bytes> = items.iter().map(|q| q.item.body.clone()).collect();
-        client.deliver(kind, &bodies).await
-    };
+        return;
+    }
+    let bodies: Vec<Bytes> = items.iter().map(|q| q.item.body.clone()).collect();
+    let verdicts = client.deliver(kind, &bodies, slots).await;
     for (q, result) in items.into_iter().zip(verdicts) {
-        reporter.emit(Outcome {
-            ticket: q.ticket,
-            message_id: q.item.message_id,
-            verdict: Verdict::from_result(result),
-        });
+        q.settle(Verdict::from_result(result));
     }
 }
 

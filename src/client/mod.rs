@@ -678,6 +678,37 @@ enum EndpointSetting {
     Url(String),
 }
 
+/// The concurrency slots resends go through: a dispatcher's (with the one its group holds,
+/// given back before resending), or the client's own.
+pub(crate) struct Slots {
+    permits: Arc<tokio::sync::Semaphore>,
+    held: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Slots {
+    /// The slots of a dispatcher, one of which the caller holds.
+    pub(crate) fn held(
+        permits: Arc<tokio::sync::Semaphore>,
+        held: tokio::sync::OwnedSemaphorePermit,
+    ) -> Slots {
+        Slots {
+            permits,
+            held: Some(held),
+        }
+    }
+
+    /// Slots of the client's own, for a call of [`Client::send_bulk`] and friends.
+    fn own() -> Slots {
+        Slots {
+            permits: Arc::new(tokio::sync::Semaphore::new(RESEND_CONCURRENCY)),
+            held: None,
+        }
+    }
+}
+
+/// How many one-by-one resends a [`Client`] call (not a dispatcher) runs at once.
+const RESEND_CONCURRENCY: usize = 4;
+
 /// The answer to a request that ended in a 2xx: the errors its body named.
 struct Answer {
     status: u16,
@@ -685,6 +716,8 @@ struct Answer {
     errors: response::Attributor,
     /// The body was read whole.
     complete: bool,
+    /// When its first attempt started: resends share its deadline.
+    started: Instant,
 }
 
 /// One attempt's status line and headers (the body still to read), or why there is none.
@@ -812,7 +845,7 @@ impl Client {
             )
             .into());
         }
-        let answer = self.execute(request, request.items.max(1)).await?;
+        let answer = self.execute(request, request.items.max(1), None).await?;
         Ok(Receipt {
             status: answer.status,
             attempts: answer.attempts,
@@ -845,7 +878,7 @@ impl Client {
             RequestKind::Bulk => RequestKind::Single,
             other => other,
         });
-        self.deliver_alone(kind, &item.body).await
+        self.deliver_alone(kind, &item.body, None).await
     }
 
     async fn send_encoded(
@@ -877,14 +910,14 @@ impl Client {
             if k == RequestKind::Single {
                 for (&i, body) in members.iter().zip(&bodies) {
                     requests += 1;
-                    results[i] = Some(self.deliver_alone(k, body).await);
+                    results[i] = Some(self.deliver_alone(k, body, None).await);
                 }
                 continue;
             }
             let sizes: Vec<usize> = bodies.iter().map(Bytes::len).collect();
             for range in plan_bulk(&sizes, self.inner.pipeline.limits()) {
                 requests += 1;
-                let verdicts = self.deliver(k, &bodies[range.clone()]).await;
+                let verdicts = self.deliver(k, &bodies[range.clone()], Slots::own()).await;
                 for (&i, v) in members[range].iter().zip(verdicts) {
                     results[i] = Some(v);
                 }
@@ -901,10 +934,14 @@ impl Client {
 
     /// Sends one planned bulk request (`kind` is `Bulk` or `Historical`, `items` within the
     /// limits) and returns each item's verdict.
+    ///
+    /// Items that must be resent alone go through `slots` (the group's own slot is given
+    /// back first), all at once within the slots, and share the request's deadline.
     pub(crate) async fn deliver(
         &self,
         kind: RequestKind,
         items: &[Bytes],
+        mut slots: Slots,
     ) -> Vec<Result<Receipt, Error>> {
         let (body, n) = join_array(items.iter().map(|b| &b[..]));
         let request = Request::new(
@@ -914,7 +951,7 @@ impl Client {
             body.into(),
             n,
         );
-        let answer = match self.execute(&request, items.len()).await {
+        let answer = match self.execute(&request, items.len(), None).await {
             Ok(a) => a,
             Err(e) => return vec![Err(e); items.len()],
         };
@@ -944,24 +981,52 @@ impl Client {
         // never after an answer that could not be read whole (Rokt accepted the request, and
         // resending what it accepted would duplicate it).
         let resend = attribution.unattributed > 0 && answer.complete;
-        let alone = if kind == RequestKind::Bulk {
-            RequestKind::Single
-        } else {
-            kind
-        };
-        let mut out = Vec::with_capacity(items.len());
-        for (i, v) in verdicts.into_iter().enumerate() {
-            out.push(match v {
-                Some(v) => v,
-                None if resend => self.deliver_alone(alone, &items[i]).await,
-                None => Ok(receipt),
-            });
+        if resend {
+            let alone = if kind == RequestKind::Bulk {
+                RequestKind::Single
+            } else {
+                kind
+            };
+            drop(slots.held.take());
+            let mut resends = tokio::task::JoinSet::new();
+            for (i, _) in verdicts.iter().enumerate().filter(|(_, v)| v.is_none()) {
+                let client = self.clone();
+                let body = items[i].clone();
+                let permits = slots.permits.clone();
+                let started = answer.started;
+                resends.spawn(
+                    async move {
+                        // The slots are never closed; were they, the resend goes anyway.
+                        let _slot = permits.acquire_owned().await;
+                        (i, client.deliver_alone(alone, &body, Some(started)).await)
+                    }
+                    .in_current_span(),
+                );
+            }
+            while let Some(joined) = resends.join_next().await {
+                if let Ok((i, v)) = joined {
+                    verdicts[i] = Some(v);
+                }
+            }
         }
-        out
+        verdicts
+            .into_iter()
+            .map(|v| match v {
+                Some(v) => v,
+                None if resend => Err(Error::Closed),
+                None => Ok(receipt),
+            })
+            .collect()
     }
 
-    /// Sends one item alone: `/events`, or a bulk route with one item.
-    async fn deliver_alone(&self, kind: RequestKind, item: &Bytes) -> Result<Receipt, Error> {
+    /// Sends one item alone: `/events`, or a bulk route with one item. `started`: when the
+    /// request it is resent from started (its deadline is shared).
+    pub(crate) async fn deliver_alone(
+        &self,
+        kind: RequestKind,
+        item: &Bytes,
+        started: Option<Instant>,
+    ) -> Result<Receipt, Error> {
         let body = if kind == RequestKind::Single {
             item.clone()
         } else {
@@ -974,7 +1039,7 @@ impl Client {
             body,
             1,
         );
-        let answer = self.execute(&request, 1).await?;
+        let answer = self.execute(&request, 1, started).await?;
         if let Some((_, rejection)) = answer.errors.finish().rejected.into_iter().next() {
             return Err(Error::Rejected(rejection));
         }
@@ -988,7 +1053,12 @@ impl Client {
 
     /// Sends `request` (carrying `items` items) until the retry policy stops, in a
     /// `rokt_request` span.
-    async fn execute(&self, request: &Request, items: usize) -> Result<Answer, Error> {
+    async fn execute(
+        &self,
+        request: &Request,
+        items: usize,
+        started: Option<Instant>,
+    ) -> Result<Answer, Error> {
         let span = tracing::debug_span!(
             "rokt_request",
             method = request.method,
@@ -999,7 +1069,7 @@ impl Client {
             status = tracing::field::Empty,
             attempts = tracing::field::Empty,
         );
-        self.execute_in(request, items, &span)
+        self.execute_in(request, items, started, &span)
             .instrument(span.clone())
             .await
     }
@@ -1012,6 +1082,7 @@ impl Client {
         &self,
         request: &Request,
         items: usize,
+        started: Option<Instant>,
         span: &tracing::Span,
     ) -> Result<Answer, Error> {
         if self.inner.tls_missing {
@@ -1023,7 +1094,8 @@ impl Client {
             span.record("outcome", "rejected");
             return Err(err.into());
         }
-        let started = Instant::now();
+        // A resend counts its deadline from the request it resends part of.
+        let started = started.unwrap_or_else(Instant::now);
         let policy = &self.inner.retry;
         let mut attempt: u32 = 0;
         loop {
@@ -1120,6 +1192,7 @@ impl Client {
                         attempts: attempt,
                         errors,
                         complete,
+                        started,
                     });
                 }
                 (
