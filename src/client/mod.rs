@@ -7,16 +7,31 @@
 //!   grouping, concurrency, pacing, and one [`Outcome`] per event.
 //! - [`RetryPolicy::decide`] is the retry decision, a pure function.
 //!
-//! What the client does with each answer (SPEC §2, D4):
+//! What the client does with each answer. The rules:
+//!
+//! 1. **The status line decides** whether a request is accepted (2xx), rejected (3xx, 4xx but
+//!    408 and 429) or retried (408, 429, 5xx, no answer).
+//! 2. **An answer's body can only add per-item errors.** It is read after the decision; a
+//!    body that breaks, stalls or runs long changes nothing the status decided.
+//! 3. **An answer too large or broken to read whole never turns an item it names into
+//!    delivered, and never causes a resend of items Rokt accepted.** The `errors` list is read
+//!    incrementally, one error at a time, so every error that arrives whole counts, however
+//!    long the answer; after an answer not read whole nothing is resent, and
+//!    [`Receipt::answer_complete`] is `false`.
 //!
 //! | answer | result |
 //! |---|---|
 //! | 2xx | delivered |
-//! | 2xx with `{"errors":[…]}` | the items the messages name are [`Error::Rejected`]; when an error names no item, the other items are sent again one by one so each gets its own verdict |
+//! | 2xx with `{"errors":[…]}` | the items the messages name are [`Error::Rejected`]; when an error names no item (and the answer was read whole), the other items are sent again one by one, concurrently and within the first request's deadline, so each gets its own verdict |
+//! | 2xx whose body breaks, stalls or runs past 16 MiB | as above for the errors that arrived whole; the other items delivered with `answer_complete: false`, none sent again |
 //! | 3xx | [`Error::Rejected`]: redirects are not followed |
-//! | 400, 401, 403, other 4xx | [`Error::Rejected`] with mParticle's error code, never retried |
-//! | 429 | retried after `Retry-After` |
-//! | 408, 5xx, timeout, connection error | retried with exponential back-off and full jitter, then [`Error::Failed`] |
+//! | 400, 401, 403, other 4xx | [`Error::Rejected`] with mParticle's error code (when it looks like one), never retried, even if the body breaks |
+//! | 429, 503 | retried after the larger of `Retry-After` (at most [`RetryPolicy::max_retry_after`]) and the back-off; every request of the client waits out that pause |
+//! | 408, 5xx, timeout, connection error | retried with exponential back-off and full jitter, then [`Error::Failed`] with the last failure's kind and cause |
+//!
+//! Every URL the client sends to passes one transport policy: `https`, or plain `http` to
+//! loopback or to a host named by [`ClientBuilder::allow_plain_http_to`]; the client's
+//! credentials go only to its endpoint's origin.
 //!
 //! # Tracing
 //!
