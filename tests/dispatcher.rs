@@ -883,7 +883,7 @@ async fn a_429_pauses_every_slot_for_its_retry_after() {
             arrivals.lock().unwrap().push((Instant::now(), status));
             match status {
                 429 => Reply::status(429).header("Retry-After", "1"),
-                _ => Reply::accepted().after(Duration::from_millis(50)),
+                _ => Reply::accepted().after(Duration::from_millis(100)),
             }
         }
     })
@@ -895,7 +895,7 @@ async fn a_429_pauses_every_slot_for_its_retry_after() {
         .outcomes_to(tx)
         .build()
         .unwrap();
-    for i in 0..12 {
+    for i in 0..40 {
         dispatcher.enqueue(support::event(i)).await.unwrap();
     }
     dispatcher.shutdown().await;
