@@ -552,6 +552,12 @@ impl Dispatcher {
     /// Maps and queues one event, waiting while the queue is full. Bad input is not queued: its
     /// [`Verdict::Rejected`] outcome is reported before this returns. Gives the event back
     /// when the dispatcher is shut down.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling it while it waits for room drops the event without a ticket (nothing was
+    /// queued, no outcome follows) and loses its place in line; once it has returned a
+    /// ticket, the event gets its outcome whatever happens next.
     pub async fn enqueue<E: AsEvent>(&self, event: E) -> Result<Ticket, EnqueueError<E>> {
         match self.shared.tx.reserve().await {
             Ok(permit) => Ok(self.admit_event(permit, &event)),
@@ -647,6 +653,10 @@ impl Dispatcher {
     /// Sends everything enqueued before this call, without waiting for bulk requests to fill
     /// up, and returns once each of those events has its outcome. [`Error::Closed`] after
     /// shutdown.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling it only stops the waiting: the events are still sent and settled.
     pub async fn flush(&self) -> Result<(), Error> {
         tracing::debug!(
             queue_depth = queue_depth(&self.shared.tx),
@@ -665,6 +675,15 @@ impl Dispatcher {
     /// Stops taking events, sends everything queued, and returns once every event enqueued
     /// has its outcome and the background task has ended. Safe to call more than once and
     /// from several clones; later [`enqueue`](Self::enqueue) calls give the event back.
+    ///
+    /// How long that takes is bounded by the settings (each request by the retry policy's
+    /// deadline plus one request timeout and `max_retry_after`, pacing by the rate), not by
+    /// this call; [`shutdown_within`](Self::shutdown_within) sets a deadline of its own.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling it only stops the waiting: the queue is closed and what it held is still
+    /// sent and settled.
     pub async fn shutdown(&self) {
         tracing::debug!(
             queue_depth = queue_depth(&self.shared.tx),

@@ -72,9 +72,12 @@ pub enum StopReason {
 /// let policy = RetryPolicy::default()
 ///     .with_base_delay(Duration::from_millis(100))
 ///     .with_max_attempts(3);
-/// // A 503 on the first attempt: wait up to 100 ms, scaled by the random draw.
-/// let d = policy.decide(&AttemptOutcome::status(503), 1, Duration::ZERO, 0.5);
+/// // A 500 on the first attempt: wait up to 100 ms, scaled by the random draw.
+/// let d = policy.decide(&AttemptOutcome::status(500), 1, Duration::ZERO, 0.5);
 /// assert_eq!(d, Decision::RetryAfter(Duration::from_millis(50)));
+/// // A 503 (or 429) without Retry-After backs off at least half the cap.
+/// let d = policy.decide(&AttemptOutcome::status(503), 1, Duration::ZERO, 0.5);
+/// assert_eq!(d, Decision::RetryAfter(Duration::from_millis(75)));
 /// // A 400 is never retried.
 /// let d = policy.decide(&AttemptOutcome::status(400), 1, Duration::ZERO, 0.5);
 /// assert_eq!(d, Decision::Stop(StopReason::Permanent));
