@@ -934,3 +934,60 @@ async fn a_zero_retry_after_still_backs_off() {
     // than a handful of attempts fit in the deadline, never hundreds.
     assert!(server.count() <= 10, "{} attempts", server.count());
 }
+
+#[tokio::test]
+async fn no_resend_starts_after_the_deadline_of_the_request_it_came_from() {
+    let gate = support::Gate::closed();
+    let (server, arrivals) =
+        unattributed_server(Duration::ZERO, Reply::accepted().when_open(&gate)).await;
+    let client = support::builder(&server)
+        .retry(
+            support::fast_retry()
+                .with_max_attempts(1)
+                .with_deadline(Duration::from_millis(800)),
+        )
+        .request_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let dispatcher = Dispatcher::builder(client)
+        .concurrency(2)
+        .outcomes_to(tx)
+        .build()
+        .unwrap();
+    for i in 0..10 {
+        dispatcher.enqueue(support::event(i)).await.unwrap();
+    }
+    dispatcher.shutdown().await;
+    gate.open();
+    let outcomes = drain(&mut rx);
+    assert_eq!(outcomes.len(), 10);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o.verdict, Verdict::Failed(Error::Failed { .. })))
+    );
+    let singles = arrivals
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, p)| p == "/events")
+        .count();
+    // The first resends (one per slot) start in time and time out past the deadline; the
+    // others are not started.
+    assert!(singles <= 4, "{singles} resends started");
+    let not_started = outcomes
+        .iter()
+        .filter(|o| {
+            matches!(
+                o.verdict,
+                Verdict::Failed(Error::Failed {
+                    attempts: 0,
+                    reason: rokt_capi::error::GiveUp::Deadline,
+                    ..
+                })
+            )
+        })
+        .count();
+    assert_eq!(not_started, 10 - singles);
+}

@@ -67,7 +67,7 @@ pub use retry::{AttemptOutcome, Decision, RetryPolicy, StopReason, parse_retry_a
 pub use stats::Stats;
 
 use crate::credentials::Credentials;
-use crate::error::{ConfigError, Error, TransportError, TransportErrorKind};
+use crate::error::{AttemptFailure, ConfigError, Error, TransportError, TransportErrorKind};
 use crate::mapping::{Preset, SendMapping};
 use crate::pipeline::{Pipeline, Routing};
 use crate::request::{Endpoint, Limits, Request, RequestKind, USER_AGENT, join_array, plan_bulk};
@@ -1008,12 +1008,12 @@ impl Client {
                 let client = self.clone();
                 let body = items[i].clone();
                 let permits = slots.permits.clone();
-                let started = answer.started;
+                let from = (answer.started, answer.status);
                 resends.spawn(
                     async move {
                         // The slots are never closed; were they, the resend goes anyway.
                         let _slot = permits.acquire_owned().await;
-                        (i, client.deliver_alone(alone, &body, Some(started)).await)
+                        (i, client.deliver_alone(alone, &body, Some(from)).await)
                     }
                     .in_current_span(),
                 );
@@ -1034,13 +1034,13 @@ impl Client {
             .collect()
     }
 
-    /// Sends one item alone: `/events`, or a bulk route with one item. `started`: when the
-    /// request it is resent from started (its deadline is shared).
+    /// Sends one item alone: `/events`, or a bulk route with one item. `resent_from`: when
+    /// the request it is resent from started (its deadline is shared) and how it was answered.
     pub(crate) async fn deliver_alone(
         &self,
         kind: RequestKind,
         item: &Bytes,
-        started: Option<Instant>,
+        resent_from: Option<(Instant, u16)>,
     ) -> Result<Receipt, Error> {
         let body = if kind == RequestKind::Single {
             item.clone()
@@ -1054,7 +1054,7 @@ impl Client {
             body,
             1,
         );
-        let answer = self.execute(&request, 1, started).await?;
+        let answer = self.execute(&request, 1, resent_from).await?;
         if let Some((_, rejection)) = answer.errors.finish().rejected.into_iter().next() {
             return Err(Error::Rejected(rejection));
         }
@@ -1072,7 +1072,7 @@ impl Client {
         &self,
         request: &Request,
         items: usize,
-        started: Option<Instant>,
+        resent_from: Option<(Instant, u16)>,
     ) -> Result<Answer, Error> {
         let span = tracing::debug_span!(
             "rokt_request",
@@ -1084,7 +1084,7 @@ impl Client {
             status = tracing::field::Empty,
             attempts = tracing::field::Empty,
         );
-        self.execute_in(request, items, started, &span)
+        self.execute_in(request, items, resent_from, &span)
             .instrument(span.clone())
             .await
     }
@@ -1097,7 +1097,7 @@ impl Client {
         &self,
         request: &Request,
         items: usize,
-        started: Option<Instant>,
+        resent_from: Option<(Instant, u16)>,
         span: &tracing::Span,
     ) -> Result<Answer, Error> {
         if self.inner.tls_missing {
@@ -1109,9 +1109,27 @@ impl Client {
             span.record("outcome", "rejected");
             return Err(err.into());
         }
-        // A resend counts its deadline from the request it resends part of.
-        let started = started.unwrap_or_else(Instant::now);
         let policy = &self.inner.retry;
+        // A resend counts its deadline from the request it resends part of, and does not
+        // start once that has passed: resends share one deadline.
+        if let Some((from, resent_after)) = resent_from {
+            if from.elapsed() >= policy.deadline {
+                span.record("outcome", "failed");
+                span.record("attempts", 0);
+                tracing::warn!(
+                    path = %request.path,
+                    items = request.items,
+                    "rokt resend not started: the request's deadline has passed"
+                );
+                return Err(Error::Failed {
+                    attempts: 0,
+                    reason: crate::error::GiveUp::Deadline,
+                    last: AttemptFailure::Status(resent_after),
+                    cause: None,
+                });
+            }
+        }
+        let started = resent_from.map_or_else(Instant::now, |(from, _)| from);
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;

@@ -99,7 +99,8 @@ impl ErrorScanner {
         }
         if !self.started {
             match b {
-                b' ' | b'\t' | b'\n' | b'\r' => {}
+                // Whitespace, and a UTF-8 byte order mark, before the value.
+                b' ' | b'\t' | b'\n' | b'\r' | 0xEF | 0xBB | 0xBF => {}
                 b'{' => {
                     self.started = true;
                     self.depth = 1;
@@ -126,6 +127,10 @@ impl ErrorScanner {
                     self.start_value();
                     Capture::Code
                 } else if self.in_element_object() && self.key == b"message" {
+                    self.start_value();
+                    Capture::Message
+                } else if self.in_errors && self.depth == 2 {
+                    // An error given as a bare string: read it as the message.
                     self.start_value();
                     Capture::Message
                 } else {
@@ -412,7 +417,7 @@ mod tests {
             whole[2],
             ApiError {
                 code: None,
-                message: None
+                message: Some("bare".into())
             }
         );
         for at in 0..body.len() {
@@ -423,6 +428,21 @@ mod tests {
             assert_eq!(got, whole, "split at {at}");
             assert!(s.is_done());
         }
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_bare_string_errors_are_read() {
+        let body = "\u{feff}{\"errors\":[\"Path '[4]' bad\", 7]}";
+        let errors = parse_errors(body.as_bytes());
+        assert_eq!(errors.len(), 2);
+        assert_eq!(item_index(errors[0].message.as_deref().unwrap()), Some(4));
+        assert_eq!(
+            errors[1],
+            ApiError {
+                code: None,
+                message: None
+            }
+        );
     }
 
     #[test]
