@@ -462,3 +462,12 @@ impl ConfigError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_transport_cause_does_not_grow_the_error() {
+        // The largest variant is still a rejection; the cause is one `Arc` in an `Option`.
+        assert!(std::mem::size_of::<super::Error>() <= 56);
+    }
+}
