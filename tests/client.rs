@@ -1076,3 +1076,35 @@ async fn plain_http_off_loopback_needs_an_explicit_opt_in_and_a_proxy_is_explici
     );
     assert!(got[0].header("authorization").is_none());
 }
+
+#[tokio::test]
+async fn a_429_pauses_the_client_even_when_its_request_gives_up() {
+    let arrivals: std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>> = Default::default();
+    let server = MockServer::start({
+        let arrivals = arrivals.clone();
+        move |_| {
+            let mut a = arrivals.lock().unwrap();
+            a.push(std::time::Instant::now());
+            if a.len() == 1 {
+                Reply::status(429).header("Retry-After", "1")
+            } else {
+                Reply::accepted()
+            }
+        }
+    })
+    .await;
+    let client = support::builder(&server)
+        .retry(support::fast_retry().with_max_attempts(1))
+        .build()
+        .unwrap();
+    let err = client.send(support::event(1)).await.unwrap_err();
+    assert_eq!(err.http_status(), Some(429));
+    // A clone shares the pause.
+    client.clone().send(support::event(2)).await.unwrap();
+    let a = arrivals.lock().unwrap();
+    assert!(
+        a[1].duration_since(a[0]) >= Duration::from_millis(900),
+        "{:?}",
+        a[1].duration_since(a[0])
+    );
+}

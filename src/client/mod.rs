@@ -1158,7 +1158,19 @@ impl Client {
                 }
             };
             drop(attempt_span);
-            let decision = policy.decide(&outcome, attempt, started.elapsed(), fastrand::f64());
+            let draw = fastrand::f64();
+            if let AttemptOutcome::Status {
+                status: 429 | 503,
+                retry_after,
+            } = outcome
+            {
+                // Rokt asked this client to slow down: every request waits, even when this
+                // one stops here.
+                self.inner
+                    .pause
+                    .hold_for(policy.throttle_wait(retry_after, attempt, draw));
+            }
+            let decision = policy.decide(&outcome, attempt, started.elapsed(), draw);
             if let Decision::Stop(_) = decision {
                 // The request's final fields, recorded once.
                 span.record("attempts", attempt);
@@ -1195,7 +1207,7 @@ impl Client {
                         "retrying rokt request"
                     );
                     if throttled {
-                        // Rokt asked this client to slow down: every request waits.
+                        // The pause set above is this wait (or a longer one).
                         self.inner.pause.hold_for(wait);
                         self.inner.pause.wait().await;
                     } else {

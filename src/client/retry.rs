@@ -229,26 +229,42 @@ impl RetryPolicy {
         if attempt >= self.max_attempts {
             return Decision::Stop(StopReason::GaveUp(GiveUp::MaxAttempts));
         }
-        let jitter = if rng_value.is_finite() {
-            rng_value.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        // Every factor is at most 1 and the cap at most a day: no overflow.
-        let cap = self.backoff_cap(attempt);
         let wait = match throttled {
-            None => cap.mul_f64(jitter),
-            Some(retry_after) => {
-                let told = retry_after
-                    .unwrap_or(Duration::ZERO)
-                    .min(self.max_retry_after);
-                told.max(cap.mul_f64(0.5 + jitter / 2.0))
-            }
+            None => self.backoff_cap(attempt).mul_f64(jitter(rng_value)),
+            Some(retry_after) => self.throttle_wait(retry_after, attempt, rng_value),
         };
         match elapsed.checked_add(wait) {
             Some(end) if end <= self.deadline => Decision::RetryAfter(wait),
             _ => Decision::Stop(StopReason::GaveUp(GiveUp::Deadline)),
         }
+    }
+}
+
+/// A random draw made safe: clamped to `[0, 1]`, NaN as 0.
+fn jitter(rng_value: f64) -> f64 {
+    if rng_value.is_finite() {
+        rng_value.clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after a 429 or 503 on attempt `attempt`: the larger of `retry_after` (cut to
+    /// [`max_retry_after`](Self::max_retry_after)) and `(1 + rng_value) / 2 *
+    /// backoff_cap(attempt)`. Every factor is at most 1 and every setting at most a day, so
+    /// nothing overflows.
+    pub(crate) fn throttle_wait(
+        &self,
+        retry_after: Option<Duration>,
+        attempt: u32,
+        rng_value: f64,
+    ) -> Duration {
+        let told = retry_after
+            .unwrap_or(Duration::ZERO)
+            .min(self.max_retry_after);
+        let cap = self.backoff_cap(attempt);
+        told.max(cap.mul_f64(0.5 + jitter(rng_value) / 2.0))
     }
 }
 
