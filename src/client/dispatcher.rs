@@ -387,7 +387,9 @@ impl DispatcherBuilder {
 /// [`Verdict::Rejected`] outcome, and never queued.
 ///
 /// Pacing ([`rate_limit`](DispatcherBuilder::rate_limit)) spaces the first attempt of each
-/// request; retries and one-by-one resends are not counted. Outcome callbacks run on the
+/// request; retries and one-by-one resends are not counted. After a 429 or 503 every slot
+/// pauses together (see [`RetryPolicy`](super::RetryPolicy)). One-by-one resends after an
+/// error that names no item take the dispatcher's slots like any request. Outcome callbacks run on the
 /// dispatcher's tasks: they must not wait on the dispatcher (`enqueue`, `flush`,
 /// `shutdown`), which could deadlock.
 ///
