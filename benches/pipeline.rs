@@ -45,7 +45,7 @@ fn stages(c: &mut Criterion) {
     let batches: Vec<_> = payloads
         .iter()
         .cloned()
-        .map(rokt_capi::rokt::build)
+        .map(rokt_capi::payload::build)
         .collect();
     let n = lines.len() as u64;
 
@@ -86,7 +86,7 @@ fn stages(c: &mut Criterion) {
     g.bench_function("build (incl. hashing)", |b| {
         b.iter_batched(
             || payloads.clone(),
-            |ps| ps.into_iter().map(rokt_capi::rokt::build).count(),
+            |ps| ps.into_iter().map(rokt_capi::payload::build).count(),
             BatchSize::LargeInput,
         )
     });

@@ -102,7 +102,7 @@ impl Encoder {
     fn encode(&self, text: &str) -> Encoded {
         let doc = Json::parse(text).map_err(|e| Error::from(EventError::from_json(&e)))?;
         if let Some(t) = &self.trigger {
-            rokt_capi::segment::check_event(&doc)?;
+            rokt_capi::segment::check_mappable(&doc)?;
             if !t.matches(&doc) {
                 return Ok(None);
             }

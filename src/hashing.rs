@@ -4,7 +4,7 @@
 //! any case) is passed through untouched, hashing switch or not, so callers that hash on their
 //! side are never hashed twice.
 
-use crate::rokt::Text;
+use crate::text::Text;
 use sha2::{Digest, Sha256};
 
 /// What one value becomes: the plain key gets the cleaned value, or the hashed key gets a digest.
@@ -141,7 +141,7 @@ impl Cleaning {
     pub fn clean<S: Text>(self, value: S) -> S {
         // Trimming first is the same as the reference's lowercase-then-trim (lowercasing maps
         // no character to or from whitespace) and leaves less to lowercase.
-        let value = value.trimmed(crate::mapping::js::trim);
+        let value = value.trimmed(crate::js::trim);
         if self == Cleaning::Email
             && value
                 .bytes()
@@ -198,6 +198,21 @@ pub fn maybe_hash(value: String, hash: bool, cleaning: Cleaning) -> Hashed {
 /// The longest ASCII email [`maybe_hash_text`] cleans on the stack (longer ones are rare).
 const ASCII_EMAIL_ON_STACK: usize = 128;
 
+/// A value as the batch carries it: under its plain key or, hashed or already a digest, under
+/// its digest key (at most one of the two).
+pub(crate) fn plain_or_digest<S: Text>(
+    value: Option<S>,
+    hash: bool,
+    cleaning: Cleaning,
+    digest: &mut impl FnMut(&str) -> S,
+) -> (Option<S>, Option<S>) {
+    match value.map(|v| maybe_hash_text(v, hash, cleaning, digest)) {
+        Some(Hashed::Plain(v)) => (Some(v), None),
+        Some(Hashed::Digest(v)) => (None, Some(v)),
+        None => (None, None),
+    }
+}
+
 /// [`maybe_hash`] for either string type: a borrowed value that cleaning leaves unchanged
 /// stays borrowed.
 pub(crate) fn maybe_hash_text<S: Text>(
@@ -212,7 +227,7 @@ pub(crate) fn maybe_hash_text<S: Text>(
     if hash && cleaning == Cleaning::Email {
         // An ASCII email is lowercased on the stack for its digest: cleaning it as a string
         // would allocate for nearly every email (they are rarely written in lowercase).
-        let trimmed = crate::mapping::js::trim(&value);
+        let trimmed = crate::js::trim(&value);
         if trimmed.len() <= ASCII_EMAIL_ON_STACK && trimmed.is_ascii() {
             let mut buf = [0u8; ASCII_EMAIL_ON_STACK];
             let lower = &mut buf[..trimmed.len()];
@@ -336,7 +351,7 @@ mod tests {
         fn cleaning_matches_lowercase_then_trim(
             s in "[ \t\n\u{a0}\u{2028}\u{feff}aZé\u{130}\u{3a3}ß@.1]{0,12}"
         ) {
-            let js_trim = crate::mapping::js::trim;
+            let js_trim = crate::js::trim;
             let email = js_trim(&s.to_lowercase()).to_owned();
             let trimmed = js_trim(&s).to_owned();
             proptest::prop_assert_eq!(&Cleaning::Email.clean(s.clone()), &email);

@@ -29,10 +29,10 @@
 //! // 3. mapping + 4. payload: map with the preset (compiled once), coerce and validate.
 //! let mapping = SendMapping::preset_defaults(Preset::Send);
 //! let payload = SendPayload::from_event(&mapping, &event)?;
-//! assert_eq!(payload.event_details.amount, Some(19.9)); // "19.90" coerced to a number
+//! assert_eq!(payload.event_details.amount.as_ref().map(|a| a.as_f64()), Some(19.9)); // "19.90"
 //!
 //! // 5. rokt: the batch object, with the click id and cleaned email.
-//! let batch = rokt::build(payload);
+//! let batch = rokt_capi::payload::build(payload);
 //! assert_eq!(batch.user_identities.email.as_deref(), Some("jane@example.com"));
 //! assert_eq!(batch.user_identities.other2.as_deref(), Some("rt-1"));
 //!
@@ -62,6 +62,7 @@ pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod hashing;
+mod js;
 mod json;
 pub mod mapping;
 pub mod ndjson;
@@ -72,6 +73,7 @@ pub mod rokt;
 pub mod rtid;
 pub mod segment;
 pub mod subscription;
+mod text;
 pub mod trigger;
 mod words;
 

@@ -1,4 +1,4 @@
-//! Coercion and validation (SPEC §4): the mapped values of one event become a typed
+//! Coercion and validation (docs/behaviour.md §4): the mapped values of one event become a typed
 //! [`SendPayload`], or the event is rejected with every violation named.
 //!
 //! This mirrors what Segment's runtime does between mapping and the action: empty values are
@@ -6,12 +6,19 @@
 //! `12.5`), the field schema is checked, and finally the action's own identifier rule runs.
 
 use crate::Json;
-use crate::mapping::{ApplyError, EventMemo, Field, Member, Node, Resolved, SendMapping, js};
-use crate::rokt::{AttributeMap, AttributeScalar, AttributeValue, DeviceInfo, Gender, Text};
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use crate::js;
+use crate::mapping::{ApplyError, EventMemo, Field, Member, Node, Resolved, SendMapping};
+use crate::rokt::{
+    Amount, AttributeMap, AttributeScalar, AttributeValue, DeviceInfo, Gender, Text,
+};
+use chrono::NaiveDate;
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
+
+mod build;
+pub use build::build;
+pub(crate) use build::{build_borrowed, compact_date};
 
 /// The error type Segment reports for a payload that fails validation.
 pub const PAYLOAD_VALIDATION_FAILED: &str = "PAYLOAD_VALIDATION_FAILED";
@@ -122,7 +129,7 @@ pub struct EventDetails<S = String> {
     /// The order id.
     pub confirmationref: Option<S>,
     /// The revenue.
-    pub amount: Option<f64>,
+    pub amount: Option<Amount>,
     /// The currency code.
     pub currency: Option<S>,
     /// The Segment `messageId`.
@@ -225,14 +232,16 @@ impl SendPayload {
                 violations: v.violations,
             });
         }
-        let has_identifier = payload.email.is_some()
-            || payload.customerid.is_some()
-            || payload.rtid.is_some()
-            || payload.device_info.ios_advertising_id.is_some()
-            || payload.device_info.android_advertising_id.is_some()
-            || payload.device_info.ios_idfv.is_some()
-            || payload.device_info.android_uuid.is_some();
-        if !has_identifier {
+        let d = &payload.device_info;
+        if !identified(
+            [&payload.email, &payload.customerid, &payload.rtid],
+            [
+                &d.ios_advertising_id,
+                &d.android_advertising_id,
+                &d.ios_idfv,
+                &d.android_uuid,
+            ],
+        ) {
             return Err(ValidationError {
                 violations: vec![Violation {
                     field: "user_identities".into(),
@@ -412,14 +421,23 @@ impl<'e> Validator<'e> {
                 "The root value is missing the required field 'eventDetails'.".into(),
             );
         } else {
+            // An object's missing required fields are reported before its members' failures.
+            let members_from = self.violations.len();
+            let mut missing = Vec::new();
             let d = &mut p.event_details;
-            d.conversiontype = self.string(
-                details.member(Member::Conversiontype, event),
+            let text = |v: &mut Self, member: Member, field: &str, label: &str| {
+                let value = v.string(details.member(member, event), field, label);
+                finish(member, value)
+            };
+            d.conversiontype = text(
+                self,
+                Member::Conversiontype,
                 "eventDetails.conversiontype",
                 "Conversion Type",
             );
-            d.confirmationref = self.string(
-                details.member(Member::Confirmationref, event),
+            d.confirmationref = text(
+                self,
+                Member::Confirmationref,
                 "eventDetails.confirmationref",
                 "Confirmation Reference",
             );
@@ -428,32 +446,29 @@ impl<'e> Validator<'e> {
                 "eventDetails.amount",
                 "Amount",
             );
-            d.currency = self.string(
-                details.member(Member::Currency, event),
-                "eventDetails.currency",
-                "Currency",
-            );
-            match self.string(
-                details.member(Member::SourceMessageId, event),
+            d.currency = text(self, Member::Currency, "eventDetails.currency", "Currency");
+            match text(
+                self,
+                Member::SourceMessageId,
                 "eventDetails.source_message_id",
                 "Source Message ID",
             ) {
                 Some(id) => d.source_message_id = id,
-                None => self.missing(
-                    "eventDetails.source_message_id",
-                    "Event Details",
-                    "source_message_id",
-                ),
+                None => missing.push(("eventDetails.source_message_id", "source_message_id")),
             }
             match self.timestamp(details.member(Member::TimestampUnixtimeMs, event)) {
                 Some(Some(ms)) => d.timestamp_unixtime_ms = ms,
                 Some(None) => {}
-                None => self.missing(
+                None => missing.push((
                     "eventDetails.timestamp_unixtime_ms",
-                    "Event Details",
                     "timestamp_unixtime_ms",
-                ),
+                )),
             }
+            let failures = self.violations.split_off(members_from);
+            for (field, key) in missing {
+                self.missing(field, "Event Details", key);
+            }
+            self.violations.extend(failures);
         }
 
         let props = self.object(
@@ -516,29 +531,47 @@ impl<'e> Validator<'e> {
             "Device Information",
             event,
         );
+        let text = |v: &mut Self,
+                    object: &ObjectSource<'r, 'a, 'e>,
+                    member: Member,
+                    field: &str,
+                    label: &str| {
+            let value = v.string(object.member(member, event), field, label);
+            finish(member, value)
+        };
         p.device_info = DeviceInfo {
-            http_header_user_agent: self.string(
-                device.member(Member::HttpHeaderUserAgent, event),
+            http_header_user_agent: text(
+                self,
+                &device,
+                Member::HttpHeaderUserAgent,
                 "device_info.http_header_user_agent",
                 "User Agent",
             ),
-            ios_advertising_id: self.string(
-                device.member(Member::IosAdvertisingId, event),
+            ios_advertising_id: text(
+                self,
+                &device,
+                Member::IosAdvertisingId,
                 "device_info.ios_advertising_id",
                 "iOS Advertising ID",
             ),
-            android_advertising_id: self.string(
-                device.member(Member::AndroidAdvertisingId, event),
+            android_advertising_id: text(
+                self,
+                &device,
+                Member::AndroidAdvertisingId,
                 "device_info.android_advertising_id",
                 "Android Advertising ID",
             ),
-            ios_idfv: self.string(
-                device.member(Member::IosIdfv, event),
+            ios_idfv: text(
+                self,
+                &device,
+                Member::IosIdfv,
                 "device_info.ios_idfv",
                 "iOS ID for Vendor",
             ),
-            android_uuid: self.string(
-                device.member(Member::AndroidUuid, event),
+            android_uuid: text(
+                self,
+                &device,
+                Member::AndroidUuid,
                 "device_info.android_uuid",
                 "Android UUID",
             ),
@@ -551,13 +584,11 @@ impl<'e> Validator<'e> {
             "User Identities",
             event,
         );
-        p.email = self.string(
-            ids.member(Member::Email, event),
-            "user_identities.email",
-            "Email",
-        );
-        p.customerid = self.string(
-            ids.member(Member::Customerid, event),
+        p.email = text(self, &ids, Member::Email, "user_identities.email", "Email");
+        p.customerid = text(
+            self,
+            &ids,
+            Member::Customerid,
             "user_identities.customerid",
             "Customer ID",
         );
@@ -569,28 +600,38 @@ impl<'e> Validator<'e> {
             "User Attributes",
             event,
         );
-        p.firstname = self.string(
-            user.member(Member::Firstname, event),
+        p.firstname = text(
+            self,
+            &user,
+            Member::Firstname,
             "user_attributes.firstname",
             "First Name",
         );
-        p.lastname = self.string(
-            user.member(Member::Lastname, event),
+        p.lastname = text(
+            self,
+            &user,
+            Member::Lastname,
             "user_attributes.lastname",
             "Last Name",
         );
-        p.mobile = self.string(
-            user.member(Member::Mobile, event),
+        p.mobile = text(
+            self,
+            &user,
+            Member::Mobile,
             "user_attributes.mobile",
             "Mobile Number",
         );
-        p.billingzipcode = self.string(
-            user.member(Member::Billingzipcode, event),
+        p.billingzipcode = text(
+            self,
+            &user,
+            Member::Billingzipcode,
             "user_attributes.billingzipcode",
             "Billing Zip Code",
         );
-        if let Some(dob) = self.string(
-            user.member(Member::Dob, event),
+        if let Some(dob) = text(
+            self,
+            &user,
+            Member::Dob,
             "user_attributes.dob",
             "Date of Birth",
         ) {
@@ -603,15 +644,16 @@ impl<'e> Validator<'e> {
                 ),
             }
         }
-        if let Some(g) = self.string(
-            user.member(Member::Gender, event),
+        if let Some(g) = text(
+            self,
+            &user,
+            Member::Gender,
             "user_attributes.gender",
             "Gender",
         ) {
-            match &*g {
-                "m" => p.gender = Some(Gender::Male),
-                "f" => p.gender = Some(Gender::Female),
-                _ => self.push(
+            match gender(&g) {
+                Some(g) => p.gender = Some(g),
+                None => self.push(
                     "user_attributes.gender",
                     Rule::OneOf(&["m", "f"]),
                     "Gender must be one of: \"m\" or \"f\".".into(),
@@ -621,7 +663,6 @@ impl<'e> Validator<'e> {
         p.extra_user_attributes = open_attributes(&user, Field::UserAttributes, event, true);
 
         p.ip = self.root_string(mapping, Field::Ip, event, "ip", "IP Address");
-        p.rtid = self.root_string(mapping, Field::Rtid, event, "rtid", "RTID");
 
         let audience = self.object(
             mapping,
@@ -630,8 +671,10 @@ impl<'e> Validator<'e> {
             "Audience Details",
             event,
         );
-        let custom_name = self.string(
-            audience.member(Member::CustomAudienceName, event),
+        let custom_name = text(
+            self,
+            &audience,
+            Member::CustomAudienceName,
             "audienceDetails.customAudienceName",
             "Audience Name",
         );
@@ -647,23 +690,6 @@ impl<'e> Validator<'e> {
             "engageAudienceName",
             "Audience Name",
         );
-        let action = self.root_string(
-            mapping,
-            Field::ComputationAction,
-            event,
-            "computationAction",
-            "Segment Computation Action",
-        );
-        if let Some(a) = &action {
-            if a != "audience" && a != "journey_step" {
-                self.push(
-                    "computationAction",
-                    Rule::OneOf(&["audience", "journey_step"]),
-                    "Segment Computation Action must be one of: \"audience\" or \"journey_step\"."
-                        .into(),
-                );
-            }
-        }
         let traits = self.object(
             mapping,
             Field::TraitsOrProps,
@@ -671,23 +697,31 @@ impl<'e> Validator<'e> {
             "Traits or properties object",
             event,
         );
-        p.audience = match (&engage_name, &action) {
-            (Some(name), Some(_)) if !matches!(traits, ObjectSource::Absent) => {
-                match traits.named(name, event).as_json() {
-                    Some(Json::Bool(member)) => Some(AudienceUpdate {
-                        name: name.clone(),
-                        member: *member,
-                    }),
-                    _ => None,
-                }
-            }
-            _ => None,
-        };
-        if p.audience.is_none() {
-            if let (Some(name), Some(member)) = (custom_name, custom_member) {
-                p.audience = Some(AudienceUpdate { name, member });
-            }
+        let action = self.root_string(
+            mapping,
+            Field::ComputationAction,
+            event,
+            "computationAction",
+            "Segment Computation Action",
+        );
+        if action.as_deref().is_some_and(|a| !is_computation_action(a)) {
+            self.push(
+                "computationAction",
+                Rule::OneOf(&["audience", "journey_step"]),
+                "Segment Computation Action must be one of: \"audience\" or \"journey_step\"."
+                    .into(),
+            );
         }
+        p.rtid = self.root_string(mapping, Field::Rtid, event, "rtid", "RTID");
+        let traits = (!matches!(traits, ObjectSource::Absent)).then_some(traits);
+        p.audience = audience_update(
+            engage_name.filter(|_| action.is_some()),
+            |name| match traits.as_ref()?.named(name, event).as_json() {
+                Some(Json::Bool(member)) => Some(*member),
+                _ => None,
+            },
+            custom_name.zip(custom_member),
+        );
         p
     }
 
@@ -777,68 +811,56 @@ impl<'e> Validator<'e> {
         label: &str,
     ) -> Option<Cow<'r, str>> {
         let node = mapping.field(field)?;
-        match node.eval(event) {
+        let value = match node.eval(event) {
             Ok(r) => self.string(r, key, label),
             Err(e) => {
                 self.mapping_failed(e);
                 None
             }
-        }
+        };
+        Finish::of_root(field).apply(value?)
     }
 
-    /// A string field: scalars become their text, a one-item array its item; trimmed, and
-    /// absent when blank.
+    /// A string field's value, coerced but not yet finished (see [`Finish`]): undefined and
+    /// null are absent, a one-item array stands for its item, other scalars become their text.
     fn string<'r>(
         &mut self,
         value: Resolved<'r, '_>,
         field: &str,
         label: &str,
     ) -> Option<Cow<'r, str>> {
-        let text = match value {
-            Resolved::Undefined => return None,
+        match value {
+            Resolved::Undefined => None,
             // A value in the event or the mapping is borrowed as it is.
             Resolved::Ref(v) => match self.text(v, field, label)? {
-                Cow::Borrowed(s) => Cow::Borrowed(s),
-                made => Cow::Owned(made.into_owned()),
+                Cow::Borrowed(s) => Some(Cow::Borrowed(s)),
+                made => Some(Cow::Owned(made.into_owned())),
             },
             // A string made for this event (a built-in default, a template) is moved, not copied.
-            Resolved::Owned(Json::Str(s)) => s.trimmed(js::trim),
-            Resolved::Owned(v) => Cow::Owned(self.text(&v, field, label)?.into_owned()),
-        };
-        (!text.is_empty()).then_some(text)
+            Resolved::Owned(Json::Str(s)) => Some(s),
+            Resolved::Owned(v) => Some(Cow::Owned(self.text(&v, field, label)?.into_owned())),
+        }
     }
 
-    /// A scalar's text, trimmed; `None` for null and, after reporting it, for a non-scalar.
+    /// A scalar's text; `None` for null and, after reporting it, for a non-scalar.
     fn text<'v>(&mut self, v: &'v Json<'_>, field: &str, label: &str) -> Option<Cow<'v, str>> {
-        Some(match unwrap_single(v) {
-            Json::Null => return None,
-            Json::Str(s) => Cow::Borrowed(js::trim(s)),
-            Json::Number(n) => Cow::Owned(js::number_to_string(n)),
-            Json::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
-            other => {
-                self.type_error(field, label, STRING, other);
-                return None;
+        match coerce_to_string(v) {
+            Coerced::Absent => None,
+            Coerced::Value(text) => Some(text),
+            Coerced::Invalid(got) => {
+                self.type_error(field, label, STRING, got);
+                None
             }
-        })
+        }
     }
 
-    fn number(&mut self, value: Resolved<'_, '_>, field: &str, label: &str) -> Option<f64> {
+    fn number(&mut self, value: Resolved<'_, '_>, field: &str, label: &str) -> Option<Amount> {
         let v = value.as_json()?;
-        match unwrap_single(v) {
-            Json::Null => None,
-            Json::Number(n) => n.as_f64(),
-            Json::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
-            // An empty string is removed before validation, as the reference does.
-            Json::Str(s) if s.is_empty() => None,
-            Json::Str(s) => match parse_js_number(s) {
-                Some(n) => Some(n),
-                None => {
-                    self.type_error(field, label, NUMBER, v);
-                    None
-                }
-            },
-            other => {
-                self.type_error(field, label, NUMBER, other);
+        match coerce_to_number(v) {
+            Coerced::Absent => None,
+            Coerced::Value(n) => Some(n),
+            Coerced::Invalid(got) => {
+                self.type_error(field, label, NUMBER, got);
                 None
             }
         }
@@ -846,16 +868,11 @@ impl<'e> Validator<'e> {
 
     fn boolean(&mut self, value: Resolved<'_, '_>, field: &str, label: &str) -> Option<bool> {
         let v = value.as_json()?;
-        match unwrap_single(v) {
-            Json::Null => None,
-            Json::Bool(b) => Some(*b),
-            Json::Str(s) if s == "true" => Some(true),
-            Json::Str(s) if s == "false" => Some(false),
-            Json::Str(s) if s.is_empty() => None,
-            Json::Number(n) if n.as_f64() == Some(1.0) => Some(true),
-            Json::Number(n) if n.as_f64() == Some(0.0) => Some(false),
-            other => {
-                self.type_error(field, label, BOOLEAN, other);
+        match coerce_to_boolean(v) {
+            Coerced::Absent => None,
+            Coerced::Value(b) => Some(b),
+            Coerced::Invalid(got) => {
+                self.type_error(field, label, BOOLEAN, got);
                 None
             }
         }
@@ -865,26 +882,23 @@ impl<'e> Validator<'e> {
     /// when there is none.
     fn timestamp(&mut self, value: Resolved<'_, '_>) -> Option<Option<i64>> {
         let field = "eventDetails.timestamp_unixtime_ms";
-        let v = value.as_json()?;
-        let ms = match unwrap_single(v) {
-            Json::Null => return None,
-            Json::Number(n) => n
-                .as_f64()
-                .filter(|f| f.is_finite())
-                .map(|f| f.trunc() as i64),
-            Json::Str(s) if js::trim(s).is_empty() => return None,
-            Json::Str(s) => parse_timestamp(js::trim(s)),
-            other => {
-                self.type_error(field, "Event Timestamp", STRING, other);
-                return Some(None);
+        match read_timestamp(value.as_json()?) {
+            Timestamp::Missing => None,
+            Timestamp::Ms(ms) => Some(Some(ms)),
+            Timestamp::Unreadable => {
+                self.push(field, Rule::Timestamp, TIMESTAMP_UNREADABLE.into());
+                Some(None)
             }
-        };
-        if ms.is_none() {
-            self.push(field, Rule::Timestamp, "Event Timestamp must be an ISO 8601 date-time or Unix milliseconds but it was not.".into());
+            Timestamp::Invalid(got) => {
+                self.type_error(field, "Event Timestamp", STRING, got);
+                Some(None)
+            }
         }
-        Some(ms)
     }
 }
+
+/// What a timestamp that cannot be read is told.
+const TIMESTAMP_UNREADABLE: &str = "Event Timestamp must be a date string JavaScript's Date can read, or Unix milliseconds, but it was not.";
 
 fn with_article(kind: &str) -> String {
     match kind {
@@ -894,11 +908,173 @@ fn with_article(kind: &str) -> String {
     }
 }
 
-/// ajv's array coercion: a one-item array stands for its item.
-fn unwrap_single<'v, 'a>(v: &'v Json<'a>) -> &'v Json<'a> {
+/// A value coerced to a field's type, as the reference's schema validator (Ajv, coercing
+/// types and arrays) does it.
+pub(crate) enum Coerced<'v, 'a, T> {
+    /// Nothing to check: the value vanishes before validation (null; `""` where the field's
+    /// type is not a string).
+    Absent,
+    Value(T),
+    /// Cannot be coerced: what the value is, for the message.
+    Invalid(&'v Json<'a>),
+}
+
+/// A one-item array stands for its item; its item null for the type's null value.
+fn single<'v, 'a>(v: &'v Json<'a>) -> (&'v Json<'a>, bool) {
     match v {
-        Json::Array(items) if items.len() == 1 => &items[0],
-        other => other,
+        Json::Array(items) if items.len() == 1 => (&items[0], true),
+        other => (other, false),
+    }
+}
+
+/// A string field: a number is its JavaScript text, a boolean `"true"`/`"false"`, `[null]`
+/// the empty string. Nothing is trimmed here (see [`Finish`]).
+pub(crate) fn coerce_to_string<'v, 'a>(v: &'v Json<'a>) -> Coerced<'v, 'a, Cow<'v, str>> {
+    let (item, unwrapped) = single(v);
+    Coerced::Value(match item {
+        Json::Null if unwrapped => Cow::Borrowed(""),
+        Json::Null => return Coerced::Absent,
+        Json::Str(s) => Cow::Borrowed(s),
+        Json::Number(n) => Cow::Owned(js::number_to_string(n)),
+        Json::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+        other => return Coerced::Invalid(other),
+    })
+}
+
+/// A number field: a string is read as JavaScript's `Number(s)` reads it (padding ignored,
+/// `0x`/`0o`/`0b`, blank is 0, `Infinity`) unless that is NaN; a boolean is 1 or 0; `[null]`
+/// is 0; `""` vanishes.
+pub(crate) fn coerce_to_number<'v, 'a>(v: &'v Json<'a>) -> Coerced<'v, 'a, Amount> {
+    if matches!(v, Json::Str(s) if s.is_empty()) {
+        return Coerced::Absent;
+    }
+    let (item, unwrapped) = single(v);
+    Coerced::Value(match item {
+        Json::Null if unwrapped => Amount::from(0.0),
+        Json::Null => return Coerced::Absent,
+        Json::Number(n) => Amount::Number(n.clone()),
+        Json::Bool(b) => Amount::from(if *b { 1.0 } else { 0.0 }),
+        Json::Str(s) => match js::string_to_number(s) {
+            n if n.is_nan() => return Coerced::Invalid(item),
+            n => Amount::from(n),
+        },
+        other => return Coerced::Invalid(other),
+    })
+}
+
+/// A boolean field: `"true"`/`"false"`, 1/0, `[null]` is false; `""` vanishes.
+pub(crate) fn coerce_to_boolean<'v, 'a>(v: &'v Json<'a>) -> Coerced<'v, 'a, bool> {
+    if matches!(v, Json::Str(s) if s.is_empty()) {
+        return Coerced::Absent;
+    }
+    let (item, unwrapped) = single(v);
+    Coerced::Value(match item {
+        Json::Null if unwrapped => false,
+        Json::Null => return Coerced::Absent,
+        Json::Bool(b) => *b,
+        Json::Str(s) if s == "true" => true,
+        Json::Str(s) if s == "false" => false,
+        Json::Number(n) if n.as_f64() == Some(1.0) => true,
+        Json::Number(n) if n.as_f64() == Some(0.0) => false,
+        other => return Coerced::Invalid(other),
+    })
+}
+
+/// How a string field is finished once validated. The reference trims only some fields, after
+/// validation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Finish {
+    /// Trimmed of JavaScript's whitespace; blank is absent (identities, device ids, names, ip).
+    Trim,
+    /// Sent as it is; only `""` is absent (conversion details, audience names).
+    AsIs,
+    /// Sent as it is and required: blank is absent, so the event is rejected (the message id,
+    /// which Rokt de-duplicates on).
+    NonBlank,
+    /// Checked as it is, `""` included (gender and date of birth, whose rules reject it).
+    Checked,
+}
+
+impl Finish {
+    /// How `member` is finished.
+    pub(crate) fn of(member: Member) -> Finish {
+        use Member::*;
+        match member {
+            HttpHeaderUserAgent | IosAdvertisingId | AndroidAdvertisingId | IosIdfv
+            | AndroidUuid | Email | Customerid | Firstname | Lastname | Mobile | Billingzipcode => {
+                Finish::Trim
+            }
+            SourceMessageId => Finish::NonBlank,
+            Dob | Gender => Finish::Checked,
+            _ => Finish::AsIs,
+        }
+    }
+
+    /// How a top-level string field is finished: `ip` and `rtid` are trimmed; the audience name
+    /// and computation action are sent as they are.
+    pub(crate) fn of_root(field: Field) -> Finish {
+        match field {
+            Field::Ip | Field::Rtid => Finish::Trim,
+            _ => Finish::AsIs,
+        }
+    }
+
+    /// The finished text, or `None` when it is absent.
+    pub(crate) fn apply<S: Text>(self, text: S) -> Option<S> {
+        let keep = match self {
+            Finish::Trim => {
+                let text = text.trimmed(js::trim);
+                return (!text.is_empty()).then_some(text);
+            }
+            Finish::AsIs => !text.is_empty(),
+            Finish::NonBlank => !js::trim(&text).is_empty(),
+            Finish::Checked => true,
+        };
+        keep.then_some(text)
+    }
+}
+
+/// [`Finish::apply`] for a member's value, if any.
+fn finish<S: Text>(member: Member, value: Option<S>) -> Option<S> {
+    Finish::of(member).apply(value?)
+}
+
+/// An event timestamp, read.
+pub(crate) enum Timestamp<'v, 'a> {
+    /// None, or an empty or blank string: the required field is missing.
+    Missing,
+    /// Unix milliseconds.
+    Ms(i64),
+    /// A string JavaScript's `Date` cannot read, or a number out of its range.
+    Unreadable,
+    /// Neither a string nor a number nor a boolean.
+    Invalid(&'v Json<'a>),
+}
+
+/// The timestamp rule: a number is Unix milliseconds (truncated toward zero) when finite and
+/// within ±8.64e15; a string (a boolean as its text) is read as JavaScript's `Date.parse`
+/// reads it (a one-item array stands for its item).
+pub(crate) fn read_timestamp<'v, 'a>(v: &'v Json<'a>) -> Timestamp<'v, 'a> {
+    let text = match coerce_to_string(v) {
+        Coerced::Absent => return Timestamp::Missing,
+        Coerced::Invalid(got) => return Timestamp::Invalid(got),
+        Coerced::Value(_) if matches!(single(v).0, Json::Number(_)) => {
+            let Json::Number(n) = single(v).0 else {
+                return Timestamp::Unreadable;
+            };
+            return match n.as_f64().and_then(crate::js::date::from_number) {
+                Some(ms) => Timestamp::Ms(ms),
+                None => Timestamp::Unreadable,
+            };
+        }
+        Coerced::Value(text) => text,
+    };
+    if js::trim(&text).is_empty() {
+        return Timestamp::Missing;
+    }
+    match parse_timestamp(&text) {
+        Some(ms) => Timestamp::Ms(ms),
+        None => Timestamp::Unreadable,
     }
 }
 
@@ -960,19 +1136,42 @@ fn open_attributes<'r, 'a>(
     out
 }
 
-/// A string JavaScript's loose equality treats as a number (`x == +x`), as ajv coerces it.
-fn parse_js_number(s: &str) -> Option<f64> {
-    let t = js::trim(s);
-    if t.is_empty() {
-        return None;
+/// The rule for `gender`: exactly `m` or `f`.
+pub(crate) fn gender(value: &str) -> Option<Gender> {
+    match value {
+        "m" => Some(Gender::Male),
+        "f" => Some(Gender::Female),
+        _ => None,
     }
-    // Rust also accepts "inf" and "nan", which JavaScript does not.
-    if t.bytes()
-        .any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E')
-    {
-        return None;
-    }
-    t.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+/// The rule for `computationAction`: what Engage names a computation.
+pub(crate) fn is_computation_action(value: &str) -> bool {
+    matches!(value, "audience" | "journey_step")
+}
+
+/// The audience update an event carries: Engage's when it names an audience
+/// (`engageAudienceName`, with a `computationAction`) whose membership the traits give as a
+/// boolean, else the custom audience fields' (name and membership), if both are there.
+pub(crate) fn audience_update<S>(
+    engage_name: Option<S>,
+    engage_membership: impl FnOnce(&S) -> Option<bool>,
+    custom: Option<(S, bool)>,
+) -> Option<AudienceUpdate<S>> {
+    let engage = engage_name.and_then(|name| {
+        let member = engage_membership(&name)?;
+        Some((name, member))
+    });
+    engage
+        .or(custom)
+        .map(|(name, member)| AudienceUpdate { name, member })
+}
+
+/// The identifier rule: Rokt needs someone to attribute the event to, so at least one of the
+/// identities (email, customer id, rtid) or device ids (iOS advertising id, Android advertising
+/// id, iOS IDFV, Android UUID) must be present.
+pub(crate) fn identified<S>(identities: [&Option<S>; 3], device_ids: [&Option<S>; 4]) -> bool {
+    identities.iter().any(|v| v.is_some()) || device_ids.iter().any(|v| v.is_some())
 }
 
 /// `YYYY-MM-DD`, a real calendar date (ajv's `date` format).
@@ -995,117 +1194,27 @@ pub fn parse_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(num(0..4) as i32, num(5..7), num(8..10))
 }
 
-/// The shape nearly every Segment timestamp has, `YYYY-MM-DDTHH:MM:SS[.mmm]Z`, read with digit
-/// arithmetic; anything else (other precisions, offsets, leap seconds) is left to chrono.
-fn utc_millis(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    let with_ms = match b.len() {
-        20 => false,
-        24 => true,
-        _ => return None,
-    };
-    let at = |i: usize, c: u8| b[i] == c;
-    let shaped = at(4, b'-') && at(7, b'-') && at(10, b'T') && at(13, b':') && at(16, b':');
-    if !shaped || !at(b.len() - 1, b'Z') || (with_ms && !at(19, b'.')) {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| {
-        b[r].iter().try_fold(0u32, |n, d| {
-            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
-        })
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let milli = if with_ms { num(20..23)? } else { 0 };
-    if hour > 23 || minute > 59 || second > 59 || day == 0 || day > days_in_month(year, month)? {
-        return None;
-    }
-    let seconds =
-        days_from_civil(year, month, day) * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
-    Some(seconds * 1000 + i64::from(milli))
-}
-
-/// The days in a month of the proleptic Gregorian calendar; `None` for no such month.
-fn days_in_month(year: u32, month: u32) -> Option<u32> {
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    Some(match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    })
-}
-
-/// Days from 1970-01-01 to a valid date (Howard Hinnant's `days_from_civil`): a few integer
-/// operations, where chrono's date types cost several times as much per event.
-fn days_from_civil(year: u32, month: u32, day: u32) -> i64 {
-    // Years start in March, so the leap day is the last day of the year.
-    let y = i64::from(year) - i64::from(month <= 2);
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let day_of_year = i64::from((153 * ((month + 9) % 12) + 2) / 5 + day - 1);
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// An event timestamp as Unix milliseconds: RFC 3339 / ISO 8601 (an offset-less time is UTC,
-/// as on Segment's servers), a bare date (midnight UTC), RFC 2822, or digits meaning Unix ms.
+/// An event timestamp string as Unix milliseconds, read exactly as JavaScript's `Date.parse`
+/// (V8, in UTC) reads it: ISO 8601 with extended years, offsets with or without a colon,
+/// missing seconds, `24:00`, days past a month's end rolled over, and the legacy forms
+/// (`March 4, 2026`, `2026/03/04`, `03/04/2026 10:00 PM EST`, RFC 2822, `Date#toString`).
+/// `None` where `Date.parse` gives NaN. The string is read as it is: a leading space makes
+/// an ISO string unreadable, as it does in JavaScript.
+///
+/// ```
+/// use rokt_capi::payload::parse_timestamp;
+/// assert_eq!(parse_timestamp("2026-03-04T05:06:07.891Z"), Some(1_772_600_767_891));
+/// assert_eq!(parse_timestamp("2026-03-04T10:36:07+0530"), Some(1_772_600_767_000));
+/// assert_eq!(parse_timestamp("2026-02-30"), parse_timestamp("2026-03-02"));
+/// assert_eq!(parse_timestamp("1772600767000"), None); // a year, out of range
+/// ```
 pub fn parse_timestamp(s: &str) -> Option<i64> {
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse().ok();
-    }
-    if let Some(ms) = utc_millis(s) {
-        return Some(ms);
-    }
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp_millis());
-    }
-    for format in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M:%S%.f",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
-            return Some(t.and_utc().timestamp_millis());
-        }
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return d
-            .and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc().timestamp_millis());
-    }
-    DateTime::parse_from_rfc2822(s)
-        .ok()
-        .map(|t| t.timestamp_millis())
+    crate::js::date::parse(s)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        /// The digit-arithmetic path agrees with chrono wherever it answers, and answers for the
-        /// common shape.
-        #[test]
-        fn utc_millis_agrees_with_chrono(
-            (y, mo, d, h, mi, sec) in (0u32..10_000, 0u32..14, 0u32..33, 0u32..25, 0u32..61, 0u32..62),
-            fraction in prop::sample::select(vec!["", ".", ".5", ".123", ".999", ".1234", ".12a"]),
-            separator in prop::sample::select(vec!["T", "t", " "]),
-            zone in prop::sample::select(vec!["Z", "z", "", "+00:00", "-05:30"]),
-        ) {
-            let s = format!("{y:04}-{mo:02}-{d:02}{separator}{h:02}:{mi:02}:{sec:02}{fraction}{zone}");
-            let chrono = DateTime::parse_from_rfc3339(&s).ok().map(|t| t.timestamp_millis());
-            if let Some(ms) = utc_millis(&s) {
-                prop_assert_eq!(Some(ms), chrono, "{}", s);
-            }
-            let common = separator == "T" && zone == "Z" && matches!(fraction, "" | ".123" | ".999");
-            if common && chrono.is_some() && sec < 60 {
-                prop_assert!(utc_millis(&s).is_some(), "{}", s);
-            }
-        }
-    }
 
     #[test]
     fn dates_must_be_calendar_days() {
@@ -1129,8 +1238,11 @@ mod tests {
             parse_timestamp("2026-03-04T05:06:07.891"),
             Some(1772600767891)
         );
-        assert_eq!(parse_timestamp("1772600767891"), Some(1772600767891));
+        // A digit string is a year, as JavaScript reads it (here one beyond Date's range).
+        assert_eq!(parse_timestamp("1772600767891"), None);
         assert_eq!(parse_timestamp("2026-03-04"), Some(1772582400000));
+        assert_eq!(parse_timestamp("March 4, 2026"), Some(1772582400000));
+        assert_eq!(parse_timestamp(" 2026-03-04T05:06:07Z"), None);
         assert_eq!(parse_timestamp("yesterday"), None);
     }
 
@@ -1167,20 +1279,61 @@ mod tests {
             borrowed.event_details.confirmationref,
             Some(Cow::Owned(ref s)) if s == "42"
         ));
-        assert_eq!(borrowed.event_details.amount, Some(12.5));
+        assert_eq!(borrowed.event_details.amount, Some(Amount::from(12.5)));
         let owned = SendPayload::from_event(&mapping, &event).unwrap();
         assert_eq!(borrowed.clone().into_owned(), owned);
         assert_eq!(
-            crate::rokt::build(borrowed).to_json_bytes(),
-            crate::rokt::build(owned).to_json_bytes()
+            build(borrowed).to_json_bytes(),
+            build(owned).to_json_bytes()
         );
     }
 
     #[test]
-    fn js_numbers() {
-        assert_eq!(parse_js_number(" 12.50 "), Some(12.5));
-        assert_eq!(parse_js_number("1e3"), Some(1000.0));
-        assert_eq!(parse_js_number("inf"), None);
-        assert_eq!(parse_js_number("12abc"), None);
+    fn number_fields_coerce_strings_as_javascript_reads_them() {
+        let number = |text: &str| match coerce_to_number(&Json::parse(text).unwrap()) {
+            Coerced::Value(a) => Some(a.as_f64()),
+            Coerced::Absent => None,
+            Coerced::Invalid(_) => Some(f64::NAN),
+        };
+        assert_eq!(number(r#"" 12.50 ""#), Some(12.5));
+        assert_eq!(number(r#""1e3""#), Some(1000.0));
+        assert_eq!(number(r#""0x10""#), Some(16.0));
+        assert_eq!(number(r#""0b101""#), Some(5.0));
+        assert_eq!(number(r#""0o17""#), Some(15.0));
+        assert_eq!(number(r#"" ""#), Some(0.0));
+        assert_eq!(number(r#""""#), None);
+        assert_eq!(number("null"), None);
+        assert_eq!(number("[null]"), Some(0.0));
+        assert_eq!(number("true"), Some(1.0));
+        assert_eq!(number(r#"["7.5"]"#), Some(7.5));
+        assert_eq!(number(r#""Infinity""#), Some(f64::INFINITY));
+        assert_eq!(number(r#""-1e400""#), Some(f64::NEG_INFINITY));
+        for bad in [
+            r#""inf""#,
+            r#""12abc""#,
+            r#""1_000""#,
+            r#""-0x10""#,
+            r#""NaN""#,
+            "{}",
+            "[1,2]",
+        ] {
+            assert!(number(bad).is_some_and(f64::is_nan), "{bad}");
+        }
+    }
+
+    #[test]
+    fn string_fields_are_finished_per_field() {
+        let s = |t: &str| t.to_owned();
+        assert_eq!(Finish::Trim.apply(s(" a\u{a0}")), Some(s("a")));
+        assert_eq!(Finish::Trim.apply(s(" \u{feff}")), None);
+        assert_eq!(Finish::AsIs.apply(s(" a ")), Some(s(" a ")));
+        assert_eq!(Finish::AsIs.apply(s(" ")), Some(s(" ")));
+        assert_eq!(Finish::AsIs.apply(s("")), None);
+        assert_eq!(Finish::NonBlank.apply(s(" m ")), Some(s(" m ")));
+        assert_eq!(Finish::NonBlank.apply(s("\u{a0}\t")), None);
+        assert_eq!(Finish::Checked.apply(s("")), Some(s("")));
+        // U+0085 and U+200B are not JavaScript whitespace.
+        assert_eq!(Finish::Trim.apply(s("\u{85}")), Some(s("\u{85}")));
+        assert_eq!(Finish::Trim.apply(s("\u{200b}")), Some(s("\u{200b}")));
     }
 }

@@ -7,7 +7,7 @@ use crate::mapping::{Preset, SendMapping};
 use crate::payload::SendPayload;
 use crate::request::{Endpoint, Limits, Request, RequestKind, plan_bulk};
 use crate::rokt::Batch;
-use crate::segment::{AsEvent, check_event};
+use crate::segment::{AsEvent, check_mappable};
 use bytes::Bytes;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -224,7 +224,8 @@ pub struct BulkPlan {
 }
 
 impl Pipeline {
-    /// A builder.
+    /// Starts configuring a pipeline: the Send preset, no overrides, no credentials, the default
+    /// endpoint and limits until set; [`PipelineBuilder::build`] checks the result.
     pub fn builder() -> PipelineBuilder {
         PipelineBuilder::default()
     }
@@ -270,7 +271,7 @@ impl Pipeline {
 
     /// The payload of one parsed event, borrowing its strings.
     fn validated<'r>(&'r self, doc: &'r Json<'_>) -> Result<SendPayload<Cow<'r, str>>, Error> {
-        let result: Result<_, Error> = match check_event(doc) {
+        let result: Result<_, Error> = match check_mappable(doc) {
             Ok(_) => SendPayload::from_event_borrowed(&self.inner.mapping, doc).map_err(Into::into),
             Err(e) => Err(e.into()),
         };
@@ -283,7 +284,7 @@ impl Pipeline {
 
     /// The Rokt batch for one event.
     pub fn batch(&self, event: impl AsEvent) -> Result<Batch, Error> {
-        self.payload(event).map(crate::rokt::build)
+        self.payload(event).map(crate::payload::build)
     }
 
     /// The batch for one event, encoded as JSON and checked against the per-batch size limit.
@@ -305,15 +306,15 @@ impl Pipeline {
         Ok(bytes)
     }
 
-    /// Runs `f` on the batch of one event. The batch borrows its strings from the event (and
-    /// its digests from this call's stack), so it only lives for `f`: what outlives it, such
-    /// as its bytes, is made there.
     /// The event's encoded batch and its routing, when the mapping has a direct plan that is
     /// sure of the event (see `direct`); `None` means: encode it through [`Self::with_batch`].
     pub(crate) fn direct(&self, doc: &Json<'_>) -> Option<(Bytes, Routing)> {
         self.inner.direct.as_ref()?.encode_routed(doc)
     }
 
+    /// Runs `f` on the batch of one event. The batch borrows its strings from the event (and
+    /// its digests from this call's stack), so it only lives for `f`: what outlives it, such
+    /// as its bytes, is made there.
     pub(crate) fn with_batch<T>(
         &self,
         event: impl AsEvent,
@@ -323,7 +324,7 @@ impl Pipeline {
             let payload = self.validated(doc)?;
             // One slot per hashed field.
             let mut digests = [[0u8; 64]; 5];
-            f(&crate::rokt::build::build_borrowed(payload, &mut digests))
+            f(&crate::payload::build_borrowed(payload, &mut digests))
         })
     }
 

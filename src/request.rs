@@ -14,7 +14,7 @@ pub const ROKT_INBOUND: &str = "https://inbound.mparticle.com/s2s/v2";
 /// The `User-Agent` this library sends.
 pub const USER_AGENT: &str = concat!("rokt-capi-rust/", env!("CARGO_PKG_VERSION"));
 
-/// mParticle's limits (SPEC §2) that shape bulk requests.
+/// mParticle's limits (docs/behaviour.md §2) that shape bulk requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {

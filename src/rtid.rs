@@ -1,14 +1,17 @@
-//! The Rokt click id (rtid): where Rokt's browser plugin or the landing URL put it (SPEC D2).
+//! The Rokt click id (rtid): where Rokt's browser plugin or the landing URL put it. The query
+//! is parsed as a URL query (the exact key `rtid`, its first occurrence, percent-decoded), not
+//! split on the text `rtid=` as the reference does.
 
 use crate::Json;
-use crate::rokt::Text;
+use crate::text::Text;
 use std::borrow::Cow;
 
 /// The integration name Segment events carry Rokt's settings under.
 pub const INTEGRATION_NAME: &str = "Rokt Conversions API";
 
-/// The rtid of an event: `integrations["Rokt Conversions API"].rtid` (set by Rokt's browser
-/// plugin) when it is a non-blank string or a number, else the `rtid` query parameter of
+/// The rtid of an event, trimmed, or `None` when there is none or it is blank:
+/// `integrations["Rokt Conversions API"].rtid` (set by Rokt's browser plugin) as Liquid prints
+/// it when it is a string, a number or an array, else the `rtid` query parameter of
 /// `context.page.search`, or of `context.page.url`'s query when the page has no `search`.
 ///
 /// ```
@@ -20,7 +23,9 @@ pub fn from_event(event: &Json<'_>) -> Option<String> {
         .get("integrations")
         .and_then(|i| i.get(INTEGRATION_NAME))
         .and_then(|r| r.get("rtid"));
-    from_parts(plugin, || event.get("context").and_then(|c| c.get("page"))).map(Cow::into_owned)
+    let rtid = from_parts(plugin, || event.get("context").and_then(|c| c.get("page")))?;
+    let rtid = crate::js::trim(&rtid);
+    (!rtid.is_empty()).then(|| rtid.to_owned())
 }
 
 /// [`from_event`] from what it reads: the plugin's `rtid` and, only when that gives none,
@@ -30,10 +35,20 @@ pub(crate) fn from_parts<'p, 'a: 'p>(
     page: impl FnOnce() -> Option<&'p Json<'a>>,
 ) -> Option<Cow<'a, str>> {
     match plugin {
-        // Cloning a borrowed string keeps it borrowed.
-        Some(Json::Str(s)) if !s.trim().is_empty() => return Some(s.clone()),
-        Some(Json::Number(n)) => return Some(Cow::Owned(crate::mapping::js::number_to_string(n))),
-        _ => {}
+        // The plugin's value, as Liquid prints it, whenever Liquid counts it as true: a string
+        // as it is (blank too: then there is no rtid, and the page is not read), a number as
+        // text, an array as its elements printed one after another. Cloning a borrowed string
+        // keeps it borrowed.
+        Some(Json::Str(s)) => return Some(s.clone()),
+        Some(v @ (Json::Number(_) | Json::Array(_))) => {
+            let mut printed = String::new();
+            crate::js::push_liquid(&mut printed, v);
+            return Some(Cow::Owned(printed));
+        }
+        // Absent, null and false are Liquid's false. `true` and objects would print as
+        // "true" and "[object Object]" in the reference, which are no click ids: they are
+        // ignored, and the page is read.
+        None | Some(Json::Null | Json::Bool(_) | Json::Object(_)) => {}
     }
     let page = page()?;
     match page.get("search") {
@@ -143,8 +158,23 @@ mod tests {
         let e =
             Json::parse(r#"{"context":{"page":{"url":"https://x/?a=1&rtid=u#frag"}}}"#).unwrap();
         assert_eq!(from_event(&e).as_deref(), Some("u"));
-        let e = Json::parse(r#"{"integrations":{"Rokt Conversions API":{"rtid":" "}},"context":{"page":{"url":"https://x/?rtid=u"}}}"#).unwrap();
-        assert_eq!(from_event(&e).as_deref(), Some("u"));
+        // A plugin value that is a string is used as it is, blank too: then there is no rtid,
+        // and the page is not read. false and null fall back to the page; so do true and
+        // objects, which are no click ids.
+        let rtid = |plugin: &str| {
+            let text = format!(
+                r#"{{"integrations":{{"Rokt Conversions API":{{"rtid":{plugin}}}}},"context":{{"page":{{"url":"https://x/?rtid=u"}}}}}}"#
+            );
+            from_event(&Json::parse(&text).unwrap())
+        };
+        assert_eq!(rtid(r#"" ""#), None);
+        assert_eq!(rtid(r#""""#), None);
+        assert_eq!(rtid(r#"" r1 ""#).as_deref(), Some("r1"));
+        assert_eq!(rtid(r#"["a",["b"],null,7]"#).as_deref(), Some("ab7"));
+        assert_eq!(rtid("[]"), None);
+        for falls_back in ["false", "null", "true", r#"{"k":1}"#] {
+            assert_eq!(rtid(falls_back).as_deref(), Some("u"), "{falls_back}");
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::mapping::{Preset, SendMapping};
 use crate::pipeline::Pipeline;
 use crate::rokt::Batch;
-use crate::segment::{AsEvent, check_event};
+use crate::segment::{AsEvent, check_mappable};
 use crate::trigger::Trigger;
 use serde::{Deserialize, Serialize};
 
@@ -187,7 +187,7 @@ impl Destination {
     /// empty list.
     pub fn route(&self, event: impl AsEvent) -> Vec<Routed<'_>> {
         event.with_json(|doc| {
-            if let Err(e) = check_event(doc) {
+            if let Err(e) = check_mappable(doc) {
                 return vec![Routed {
                     subscription: "",
                     batch: Err(e.into()),
@@ -233,7 +233,9 @@ mod tests {
         assert_eq!(names, ["all tracks", "orders"]);
         assert!(routed.iter().all(|r| r.batch.is_ok()));
         assert!(d.route(serde_json::json!({"type":"page"})).is_empty());
-        assert!(d.route(serde_json::json!({"no":"type"}))[0].batch.is_err());
+        // Mapping never reads `type`: an event without one is routed by its triggers alone.
+        assert!(d.route(serde_json::json!({"no":"type"})).is_empty());
+        assert!(d.route(serde_json::json!([1]))[0].batch.is_err());
     }
 
     #[test]

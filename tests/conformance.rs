@@ -62,13 +62,16 @@ fn message_subject(message: &str) -> &str {
     message
 }
 
-/// What the library produces for one send case, in the corpus's `expected` shape.
-fn run_send_case(case: &Value) -> Result<Value, String> {
-    run_send_case_with_bodies(case).map(|(value, _)| value)
+/// What the library produces for one send case (`text`, the case file), in the corpus's
+/// `expected` shape.
+fn run_send_case(case: &Value, text: &str) -> Result<Value, String> {
+    run_send_case_with_bodies(case, text).map(|(value, _)| value)
 }
 
-/// [`run_send_case`], with the request bodies as sent.
-fn run_send_case_with_bodies(case: &Value) -> Result<(Value, Vec<Vec<u8>>), String> {
+/// [`run_send_case`], with the request bodies as sent. The events are read with the crate's
+/// own parser, which keeps what the reference read: key order, repeated keys, and every digit
+/// of a number.
+fn run_send_case_with_bodies(case: &Value, text: &str) -> Result<(Value, Vec<Vec<u8>>), String> {
     let preset =
         Preset::from_key(case["preset"].as_str().unwrap_or("send")).ok_or("unknown preset")?;
     let settings = &case["settings"];
@@ -81,7 +84,11 @@ fn run_send_case_with_bodies(case: &Value) -> Result<(Value, Vec<Vec<u8>>), Stri
         ))
         .build()
         .map_err(|e| e.to_string())?;
-    let events = case["events"].as_array().ok_or("no events")?;
+    let file = rokt_capi::Json::parse(text).map_err(|e| e.to_string())?;
+    let events = file
+        .get("events")
+        .and_then(rokt_capi::Json::as_array)
+        .ok_or("no events")?;
     let raw = std::cell::RefCell::new(Vec::new());
     let request_json = |r: &rokt_capi::request::Request| {
         raw.borrow_mut().push(r.body.to_vec());
@@ -203,9 +210,9 @@ fn send_family(dir: &Path) -> Option<Vec<(String, Result<(), String>)>> {
                     .into_owned();
                 let outcome = std::fs::read_to_string(path)
                     .map_err(|e| e.to_string())
-                    .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
-                    .and_then(|case| {
-                        let actual = run_send_case(&case)?;
+                    .and_then(|t| {
+                        let case = serde_json::from_str::<Value>(&t).map_err(|e| e.to_string())?;
+                        let actual = run_send_case(&case, &t)?;
                         judge_send(&case["expected"], &actual)
                     });
                 (name, outcome)
@@ -369,7 +376,7 @@ fn send_bodies_keep_the_reference_key_order() {
         }
         let text = std::fs::read_to_string(&path).unwrap();
         let case: Value = serde_json::from_str(&text).unwrap();
-        let Ok((_, bodies)) = run_send_case_with_bodies(&case) else {
+        let Ok((_, bodies)) = run_send_case_with_bodies(&case, &text) else {
             continue;
         };
         let file = rokt_capi::Json::parse(&text).unwrap();
@@ -388,4 +395,88 @@ fn send_bodies_keep_the_reference_key_order() {
         }
     }
     assert!(compared >= 20, "request bodies compared: {compared}");
+}
+
+/// JSON text without the white space between tokens, and each string spelled as
+/// `JSON.stringify` spells it (the corpus files may escape what it writes raw). Numbers and
+/// key order stay as written.
+fn compact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\n' | '\r' | '\t' => {}
+            '"' => {
+                let mut s = String::from('"');
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => s.push_str(&format!("\\{}", chars.next().unwrap())),
+                        c => s.push(c),
+                    }
+                }
+                s.push('"');
+                let value: String = serde_json::from_str(&s).unwrap();
+                out.push_str(&stringify_string(&value));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `JSON.stringify` of a string.
+fn stringify_string(s: &str) -> String {
+    let mut out = String::from('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Stricter still: every body as sent is, byte for byte, one of the expected bodies written
+/// compactly — JavaScript's number spelling (`100`, not `1E2` or `100.0`; `1e+21`), its key
+/// order, and its string escapes.
+#[test]
+fn send_bodies_are_the_reference_bytes() {
+    let dir = corpus_dir().join("send");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        println!("skipped: no corpus at {}", dir.display());
+        return;
+    };
+    let mut compared = 0;
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let case: Value = serde_json::from_str(&text).unwrap();
+        let Ok((_, bodies)) = run_send_case_with_bodies(&case, &text) else {
+            continue;
+        };
+        let expected = case["expected"]["requests"].as_array().map_or(0, Vec::len);
+        assert_eq!(bodies.len(), expected, "{}", path.display());
+        let file = compact(&text);
+        for body in &bodies {
+            let body = std::str::from_utf8(body).unwrap();
+            assert!(
+                file.contains(&format!("\"body\":{body}")),
+                "{}: the body sent is not the expected text:\n{body}",
+                path.display()
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 50, "request bodies compared: {compared}");
 }

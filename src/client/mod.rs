@@ -7,7 +7,7 @@
 //!   grouping, concurrency, pacing, and one [`Outcome`] per event.
 //! - [`RetryPolicy::decide`] is the retry decision, a pure function.
 //!
-//! What the client does with each answer. The rules:
+//! What the client does with each answer (docs/behaviour.md §2). The rules:
 //!
 //! 1. **The status line decides** whether a request is accepted (2xx), rejected (3xx, 4xx but
 //!    408 and 429) or retried (408, 429, 5xx, no answer).
@@ -80,7 +80,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tracing::Instrument;
 
-/// Batches whose newest event is older than this go to `/bulkevents/historical` (SPEC §2).
+/// Batches whose newest event is older than this go to `/bulkevents/historical` (docs/behaviour.md §2).
 pub const HISTORICAL_AFTER: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// The most bytes of an answer body the client reads for its `errors`. The body is read

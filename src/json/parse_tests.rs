@@ -115,6 +115,12 @@ fn conformance_files_and_their_parts_take_the_fast_path() {
     assert!(paths.len() > 10, "the conformance corpus is there");
     for path in paths {
         let text = std::fs::read_to_string(&path).unwrap();
+        // The number-spelling case writes numbers past the fast parser's exact range
+        // (`1e21`, `1.5e300`) on purpose: those go to serde_json, which must read them.
+        if path.ends_with("send/50-js-number-spelling.json") {
+            assert!(!agrees(&text) && Json::parse(&text).is_ok());
+            continue;
+        }
         accepts(&text);
         parts(&serde_json::from_str(&text).unwrap());
     }

@@ -8,7 +8,6 @@
 //! looks, [`Mode::Loose`] where it does not. Run-time checks that do not depend on the event
 //! fail here, at load time, instead of on every event.
 
-use super::js;
 use super::objects::{Flatten, Merge};
 use super::path::Path;
 use super::presets::Builtin;
@@ -16,6 +15,7 @@ use super::template::Template;
 use super::text::{Case, Replace};
 use super::{ArrayPath, Computed, IfTest, JsonCodec, JsonMode, MappingError, Node, Transform};
 use crate::Json;
+use crate::js;
 use std::borrow::Cow;
 
 /// The key by which Segment nests a mapping under a root directive.

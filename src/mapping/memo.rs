@@ -15,10 +15,11 @@
 //! which only `lookup_keys` knows, so a path through one is looked up from the root the
 //! uncached way.
 
-use super::presets::Builtin;
+use super::presets::{Builtin, DeviceIdSource};
 use super::value::Val;
-use super::{Node, Path, js};
+use super::{Node, Path};
 use crate::Json;
+use crate::js;
 use crate::rtid::INTEGRATION_NAME;
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -200,6 +201,34 @@ pub(crate) struct EventMemo<'m, 'r, 'a> {
 const INLINE: usize = 64;
 
 impl<'r, 'a> EventMemo<'_, 'r, 'a> {
+    /// [`Builtin::eval`] on the event, reading it through this memo of its lookups.
+    pub(crate) fn builtin(&self, builtin: &'r Builtin) -> Val<'r, 'a> {
+        let event = self;
+        match (builtin, event.device(), event.rtid()) {
+            (
+                Builtin::DeviceId {
+                    source,
+                    device_type,
+                },
+                Some(ids),
+                _,
+            ) => {
+                let id = event.get(match source {
+                    DeviceIdSource::AdvertisingId => ids.advertising_id,
+                    DeviceIdSource::Id => ids.id,
+                });
+                super::presets::device_id(id, event.get(ids.kind), device_type)
+            }
+            (Builtin::Rtid, _, Some(ids)) => {
+                super::presets::rtid_value(crate::rtid::from_parts(event.get(ids.plugin), || {
+                    event.get(ids.page)
+                }))
+            }
+            // A memo made without this built-in's prefixes: read the event directly.
+            _ => builtin.eval(event.root()),
+        }
+    }
+
     /// Runs `f` with an empty memo over `root` for the paths of `prefixes`. A closure rather
     /// than a constructor, so that the memo can borrow slots on this call's stack.
     pub(crate) fn with<T>(

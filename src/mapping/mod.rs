@@ -35,7 +35,7 @@
 //!   UTC and named time zones other than UTC are refused, and variable lookups count towards a
 //!   budget of about V8's longest string.
 //! - The reference's Liquid defaults for the device ids and the rtid compile to native code;
-//!   the rtid one follows SPEC deviation D2.
+//!   the rtid one parses the query as docs/behaviour.md §7 says.
 //!
 //! ```
 //! use rokt_capi::mapping::Mapping;
@@ -60,7 +60,6 @@
 
 mod builder;
 mod compile;
-pub(crate) mod js;
 #[cfg(feature = "liquid")]
 mod liquid;
 mod memo;
@@ -291,7 +290,7 @@ impl Node {
                     None => Resolved::Undefined,
                 }
             }
-            Node::Builtin(b) => b.eval_memo(event).finalize(),
+            Node::Builtin(b) => event.builtin(b).finalize(),
             other => other.eval_val(event.root())?.finalize(),
         })
     }
@@ -422,7 +421,7 @@ impl JsonCodec {
             },
             JsonMode::Decode => match value.as_str() {
                 Some(s) => match Json::parse(s) {
-                    Ok(parsed) => Val::Owned(js::normalize(parsed.into_owned())),
+                    Ok(parsed) => Val::Owned(crate::js::normalize(parsed.into_owned())),
                     // The reference returns the string unchanged when it is not JSON.
                     Err(_) => value,
                 },

@@ -1,10 +1,10 @@
 //! `@flatten`, `@merge` and `@excludeWhenNull`: the directives that rebuild objects, with
 //! JavaScript's property semantics (`Object.assign`, spread, enumeration order).
 
-use super::js::JsEntries;
 use super::value::{Kind, Val};
 use super::{ApplyError, Node};
 use crate::Json;
+use crate::js::JsEntries;
 use std::borrow::Cow;
 
 /// `@flatten`.
@@ -59,7 +59,7 @@ fn flatten<'r, 'a>(
     };
     match value {
         Val::Ref(Json::Object(pairs)) => {
-            for (k, v) in super::js::entries(pairs) {
+            for (k, v) in crate::js::entries(pairs) {
                 flatten(Val::Ref(v), key(k), separator, omit_arrays, out);
             }
         }
@@ -75,7 +75,7 @@ fn flatten<'r, 'a>(
             }
         }
         Val::Owned(Json::Object(pairs)) => {
-            for (k, v) in super::js::js_order(pairs) {
+            for (k, v) in crate::js::js_order(pairs) {
                 flatten(Val::Owned(v), key(&k), separator, omit_arrays, out);
             }
         }
@@ -152,12 +152,12 @@ fn clean_nulls<'r, 'a>(value: Val<'r, 'a>) -> Val<'r, 'a> {
     };
     match value {
         Val::Ref(Json::Object(pairs)) => Val::Object(
-            super::js::entries(pairs)
+            crate::js::entries(pairs)
                 .map(|(k, v)| (Cow::Borrowed(k), clean(Val::Ref(v))))
                 .collect(),
         ),
         Val::Owned(Json::Object(pairs)) => Val::Object(
-            super::js::js_order(pairs)
+            crate::js::js_order(pairs)
                 .into_iter()
                 .map(|(k, v)| (Cow::Owned(k.into_owned()), clean(Val::Owned(v))))
                 .collect(),

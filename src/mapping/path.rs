@@ -1,10 +1,10 @@
 //! Segment mapping paths (`$.context.traits.email`, `properties.products[0].sku`), compiled once
 //! into their keys and looked up with the reference's JavaScript semantics.
 
-use super::js;
 use super::memo::PrefixId;
 use super::value::Val;
 use crate::Json;
+use crate::js;
 use std::borrow::Cow;
 
 /// A compiled path: the keys to walk, in order. An empty path is the whole event.
@@ -124,7 +124,7 @@ pub(crate) fn lookup_keys<'r, 'a>(root: &'r Json<'a>, keys: &[String]) -> Val<'r
     let mut current = root;
     for (i, key) in keys.iter().enumerate() {
         // `obj && obj[key]` stops at a falsy value and yields it.
-        if !super::js::truthy(current) {
+        if !crate::js::truthy(current) {
             return Val::Ref(current);
         }
         match current {

@@ -1,6 +1,5 @@
-//! The send action's presets and the defaults behind every field (SPEC §3).
+//! The send action's presets and the defaults behind every field (docs/behaviour.md §3).
 
-use super::memo::EventMemo;
 use super::value::Val;
 use super::{MappingError, Node};
 use crate::Json;
@@ -195,34 +194,15 @@ impl Builtin {
                 let kind = device.and_then(|d| d.get("type"));
                 device_id(id, kind, device_type)
             }
-            Builtin::Rtid => rtid(crate::rtid::from_event(event).map(Cow::Owned)),
-        }
-    }
-
-    /// [`Builtin::eval`] on the event, reading it through the memo of its lookups.
-    pub(crate) fn eval_memo<'r, 'a>(&'r self, event: &EventMemo<'_, 'r, 'a>) -> Val<'r, 'a> {
-        match (self, event.device(), event.rtid()) {
-            (
-                Builtin::DeviceId {
-                    source,
-                    device_type,
-                },
-                Some(ids),
-                _,
-            ) => {
-                let id = event.get(match source {
-                    DeviceIdSource::AdvertisingId => ids.advertising_id,
-                    DeviceIdSource::Id => ids.id,
-                });
-                device_id(id, event.get(ids.kind), device_type)
-            }
-            (Builtin::Rtid, _, Some(ids)) => {
-                rtid(crate::rtid::from_parts(event.get(ids.plugin), || {
-                    event.get(ids.page)
+            Builtin::Rtid => {
+                let plugin = event
+                    .get("integrations")
+                    .and_then(|i| i.get(crate::rtid::INTEGRATION_NAME))
+                    .and_then(|r| r.get("rtid"));
+                rtid_value(crate::rtid::from_parts(plugin, || {
+                    event.get("context").and_then(|c| c.get("page"))
                 }))
             }
-            // A memo made without this built-in's prefixes: read the event directly.
-            _ => self.eval(event.root()),
         }
     }
 }
@@ -253,7 +233,7 @@ pub(crate) fn device_id<'r, 'a>(
 }
 
 /// The rtid default's value: the rtid, or the empty string the Liquid template renders.
-fn rtid<'r, 'a>(rtid: Option<Cow<'a, str>>) -> Val<'r, 'a> {
+pub(crate) fn rtid_value<'r, 'a>(rtid: Option<Cow<'a, str>>) -> Val<'r, 'a> {
     match rtid {
         Some(rtid) => Val::Owned(Json::Str(rtid)),
         None => Val::Owned(Json::Str(Cow::Borrowed(""))),
@@ -265,9 +245,9 @@ fn liquid_truthy(v: &Json<'_>) -> bool {
     !matches!(v, Json::Null | Json::Bool(false))
 }
 
-/// How Liquid prints a scalar.
+/// How Liquid prints a value.
 fn liquid_string(v: &Json<'_>) -> String {
     let mut out = String::new();
-    super::js::push_js_string(&mut out, v);
+    crate::js::push_liquid(&mut out, v);
     out
 }

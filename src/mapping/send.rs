@@ -10,7 +10,7 @@ use serde_json::Value;
 /// `Field::ALL` all come from the one list, so a field's position is the same in each.
 macro_rules! fields {
     ($($field:ident => $name:literal,)*) => {
-        /// The top-level fields of the send action (SPEC §3), in the reference's order.
+        /// The top-level fields of the send action (docs/behaviour.md §3), in the reference's order.
         pub const FIELDS: [&str; [$($name),*].len()] = [$($name),*];
 
         /// A top-level field, by position in [`FIELDS`].
@@ -228,7 +228,7 @@ fn member_index<'k>(
 /// come from the one list.
 macro_rules! members {
     ($($member:ident => $key:literal,)*) => {
-        /// A member the send action reads by name from one of its object fields (SPEC §3).
+        /// A member the send action reads by name from one of its object fields (docs/behaviour.md §3).
         /// Other members of `user_attributes` (and all of `eventProperties`) are open
         /// attributes.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]

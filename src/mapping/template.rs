@@ -6,10 +6,10 @@
 //! replaced. A template without triple braces is compiled completely; one with them keeps its
 //! first pass compiled and scans the intermediate text per event.
 
-use super::js;
 use super::path::Path;
 use super::value::Val;
 use crate::Json;
+use crate::js;
 
 /// A compiled `@template` string.
 #[derive(Clone, Debug, PartialEq)]

@@ -6,8 +6,9 @@
 //! `String.prototype.replace`'s `$` substitutions.
 
 use super::value::Val;
-use super::{ApplyError, Node, js};
+use super::{ApplyError, Node};
 use crate::Json;
+use crate::js;
 
 /// The longest `@replace` pattern, in UTF-16 code units.
 pub(crate) const MAX_PATTERN_LENGTH: usize = 10;

@@ -7,8 +7,8 @@
 //! when `transform` returns.
 
 use super::Resolved;
-use super::js;
 use crate::Json;
+use crate::js;
 use std::borrow::Cow;
 
 /// A JavaScript value produced by a mapping node.

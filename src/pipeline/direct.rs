@@ -15,12 +15,17 @@
 //! corpus runs through both, and the tests hold the two to the same bytes.
 
 use crate::Json;
-use crate::hashing::{Cleaning, DigestSlots, Hashed, maybe_hash_text};
-use crate::mapping::js;
+use crate::hashing::{Cleaning, DigestSlots, plain_or_digest};
 use crate::mapping::presets::{Builtin, DeviceIdSource};
 use crate::mapping::{Field, Member, Node, PrefixId, Prefixes, SendMapping};
-use crate::payload::{parse_date, parse_timestamp};
-use crate::rokt::{AUDIENCE_ID_PREFIX, AttributeValue, Text, wire};
+use crate::payload::{
+    AudienceUpdate, Finish, Timestamp, audience_update, gender, identified, is_computation_action,
+    parse_date, read_timestamp,
+};
+use crate::rokt::{
+    Amount, AttributeValue, Gender, audience_message_id, conversion_amount, membership_attribute,
+    membership_status, wire,
+};
 use bytes::Bytes;
 use std::borrow::Cow;
 
@@ -381,7 +386,7 @@ impl DirectPlan {
 
     /// [`encode`](Self::encode), with what the client routes the batch by.
     pub(crate) fn encode_routed(&self, doc: &Json<'_>) -> Option<(Bytes, Routing)> {
-        crate::segment::check_event(doc).ok()?;
+        crate::segment::check_mappable(doc).ok()?;
         let mut slots = [[0u8; 64]; 5];
         let batch = self.batch(doc, &mut slots).ok()?;
         let bytes = crate::rokt::arena_bytes(|out| batch.write(out))?;
@@ -404,14 +409,17 @@ impl DirectPlan {
         slots: &'r mut [[u8; 64]; 5],
     ) -> Sure<DirectBatch<'r>> {
         let ev = Lookups::new(&self.fanouts, doc);
-        let text = |m: Member| string(ev.find(self.source(m))?);
+        let text = |m: Member| -> Sure<_> {
+            Ok(string(ev.find(self.source(m))?)?.and_then(|t| Finish::of(m).apply(t)))
+        };
+        let root = |field: Field, source: &'r Source| -> Sure<_> {
+            Ok(string(ev.find(source)?)?.and_then(|t| Finish::of_root(field).apply(t)))
+        };
 
-        let engage_name = string(ev.find(&self.engage_audience_name)?)?;
-        let action = string(ev.find(&self.computation_action)?)?;
-        if let Some(a) = &action {
-            if a != "audience" && a != "journey_step" {
-                return Err(Defer);
-            }
+        let engage_name = root(Field::EngageAudienceName, &self.engage_audience_name)?;
+        let action = root(Field::ComputationAction, &self.computation_action)?;
+        if action.as_deref().is_some_and(|a| !is_computation_action(a)) {
+            return Err(Defer);
         }
         let traits = match &self.traits_or_props {
             TraitsOrProps::Event(source) => match ev.find(source)? {
@@ -426,16 +434,14 @@ impl DirectPlan {
         };
         let custom_name = text(Member::CustomAudienceName)?;
         let custom_member = boolean(ev.find(self.source(Member::CustomAudienceMembership))?)?;
-        // An Engage update when the traits say whether the user is in the audience, else the
-        // custom audience fields' update.
-        let engage = match (engage_name, action, traits) {
-            (Some(name), Some(_), Some(traits)) => match traits.get(&name) {
-                Some(Json::Bool(member)) => Some((name, *member)),
+        let audience = audience_update(
+            engage_name.filter(|_| action.is_some()),
+            |name| match traits?.get(name) {
+                Some(Json::Bool(member)) => Some(*member),
                 _ => None,
             },
-            _ => None,
-        };
-        let audience = engage.or(custom_name.zip(custom_member));
+            custom_name.zip(custom_member),
+        );
 
         let conversiontype = text(Member::Conversiontype)?;
         let confirmationref = text(Member::Confirmationref)?;
@@ -461,20 +467,18 @@ impl DirectPlan {
             Some(d) => Some(parse_date(&d).ok_or(Defer)?),
             None => None,
         };
-        let gender = match text(Member::Gender)?.as_deref() {
+        let gender = match text(Member::Gender)? {
+            Some(g) => Some(gender(&g).ok_or(Defer)?),
             None => None,
-            Some("m") => Some("m"),
-            Some("f") => Some("f"),
-            Some(_) => return Err(Defer),
         };
-        let ip = string(ev.find(&self.ip)?)?;
-        let rtid = string(ev.find(&self.rtid)?)?;
-        // Rokt needs someone to attribute the event to; the general path says who is missing.
-        let identified = email.is_some()
-            || customerid.is_some()
-            || rtid.is_some()
-            || device_info[1..].iter().any(Option::is_some);
-        if !identified {
+        let ip = root(Field::Ip, &self.ip)?;
+        let rtid = root(Field::Rtid, &self.rtid)?;
+        // The general path says who is missing.
+        let [_, ios_ad, android_ad, idfv, uuid] = &device_info;
+        if !identified(
+            [&email, &customerid, &rtid],
+            [ios_ad, android_ad, idfv, uuid],
+        ) {
             return Err(Defer);
         }
 
@@ -482,29 +486,20 @@ impl DirectPlan {
         let [hash_email, hash_first, hash_last, hash_mobile, hash_zip] = self.hashing;
         let mut digests = DigestSlots::new(slots);
         let mut digest = |v: &str| digests.digest(v);
-        let (mut plain_email, mut hashed_email) = (None, None);
-        if let Some(e) = email {
-            match maybe_hash_text(e, hash_email, Cleaning::Email, &mut digest) {
-                Hashed::Plain(v) => plain_email = Some(v),
-                Hashed::Digest(v) => hashed_email = Some(v),
-            }
-        }
+        let (plain_email, hashed_email) =
+            plain_or_digest(email, hash_email, Cleaning::Email, &mut digest);
         let mut user: [PlainOrDigest<'r>; 4] = Default::default();
         for ((slot, value), on) in
             user.iter_mut()
                 .zip(names)
                 .zip([hash_first, hash_last, hash_mobile, hash_zip])
         {
-            *slot = match value.map(|v| maybe_hash_text(v, on, Cleaning::Trim, &mut digest)) {
-                Some(Hashed::Plain(v)) => (Some(v), None),
-                Some(Hashed::Digest(v)) => (None, Some(v)),
-                None => (None, None),
-            };
+            *slot = plain_or_digest(value, on, Cleaning::Trim, &mut digest);
         }
         Ok(DirectBatch {
             device_info,
             user,
-            dob: dob.map(crate::rokt::build::compact_date),
+            dob: dob.map(crate::payload::compact_date),
             gender,
             audience,
             email: plain_email,
@@ -514,8 +509,7 @@ impl DirectPlan {
             conversion: conversiontype.map(|conversiontype| Conversion {
                 conversiontype,
                 confirmationref,
-                // The reference keeps the amount only when truthy.
-                amount: amount.filter(|a| *a != 0.0),
+                amount: conversion_amount(amount),
                 currency,
             }),
             source_message_id,
@@ -563,23 +557,22 @@ impl<'r, 'a> Lookups<'r, 'a> {
     }
 }
 
-/// A string field: trimmed, and none when blank. Only strings are taken; the general path
-/// coerces or rejects the rest.
+/// A string field's value, not yet finished (see [`Finish`]). Only strings are taken; the
+/// general path coerces or rejects the rest.
 #[inline(always)]
 fn string<'r, 'a: 'r>(found: Found<'r, 'a>) -> Sure<Option<Cow<'r, str>>> {
-    let text = match found {
-        Found::None | Found::Ref(Json::Null) => return Ok(None),
-        Found::Ref(Json::Str(s)) => Cow::Borrowed(js::trim(s)),
-        Found::Made(s) => s.trimmed(js::trim),
-        Found::Ref(_) => return Err(Defer),
-    };
-    Ok((!text.is_empty()).then_some(text))
-}
-
-fn number(found: Found<'_, '_>) -> Sure<Option<f64>> {
     match found {
         Found::None | Found::Ref(Json::Null) => Ok(None),
-        Found::Ref(Json::Number(n)) => n.as_f64().map(Some).ok_or(Defer),
+        Found::Ref(Json::Str(s)) => Ok(Some(Cow::Borrowed(s))),
+        Found::Made(s) => Ok(Some(s)),
+        Found::Ref(_) => Err(Defer),
+    }
+}
+
+fn number(found: Found<'_, '_>) -> Sure<Option<Amount>> {
+    match found {
+        Found::None | Found::Ref(Json::Null) => Ok(None),
+        Found::Ref(Json::Number(n)) => Ok(Some(Amount::Number(n.clone()))),
         _ => Err(Defer),
     }
 }
@@ -592,10 +585,13 @@ fn boolean(found: Found<'_, '_>) -> Sure<Option<bool>> {
     }
 }
 
-/// The required event timestamp, as an ISO 8601 string.
+/// The required event timestamp, when it is readable.
 fn timestamp(found: Found<'_, '_>) -> Sure<i64> {
     match found {
-        Found::Ref(Json::Str(s)) => parse_timestamp(js::trim(s)).ok_or(Defer),
+        Found::Ref(v) => match read_timestamp(v) {
+            Timestamp::Ms(ms) => Ok(ms),
+            _ => Err(Defer),
+        },
         _ => Err(Defer),
     }
 }
@@ -610,9 +606,8 @@ struct DirectBatch<'r> {
     /// First name, last name, mobile, billing zip: each plain or as a digest.
     user: [PlainOrDigest<'r>; 4],
     dob: Option<String>,
-    gender: Option<&'static str>,
-    /// An audience update: the audience's name and whether the user joined it.
-    audience: Option<(Cow<'r, str>, bool)>,
+    gender: Option<Gender>,
+    audience: Option<AudienceUpdate<Cow<'r, str>>>,
     email: Option<Cow<'r, str>>,
     other: Option<Cow<'r, str>>,
     customerid: Option<Cow<'r, str>>,
@@ -626,7 +621,7 @@ struct DirectBatch<'r> {
 struct Conversion<'r> {
     conversiontype: Cow<'r, str>,
     confirmationref: Option<Cow<'r, str>>,
-    amount: Option<f64>,
+    amount: Option<Amount>,
     currency: Option<Cow<'r, str>>,
 }
 
@@ -718,11 +713,11 @@ impl DirectBatch<'_> {
             user.digest(digest_key, digest.as_deref());
         }
         user.string(br#""dob":"#, self.dob.as_deref());
-        user.string(br#""gender":"#, self.gender);
-        if let Some((name, member)) = &self.audience {
+        user.string(br#""gender":"#, self.gender.map(Gender::as_str));
+        if let Some(AudienceUpdate { name, member }) = &self.audience {
             // The membership attribute; its key is the audience's, so it is escaped.
             let out = user.next();
-            wire::write_str(out, &format!("segment_{name}"));
+            wire::write_str(out, &membership_attribute(name));
             out.extend_from_slice(if *member { b":true" } else { b":false" });
         }
         user.close();
@@ -744,17 +739,16 @@ impl DirectBatch<'_> {
 
         if self.audience.is_some() || self.conversion.is_some() {
             out.extend_from_slice(br#","events":["#);
-            if let Some((name, member)) = &self.audience {
+            if let Some(AudienceUpdate { name, member }) = &self.audience {
                 out.extend_from_slice(
                     br#"{"event_type":"custom_event","data":{"custom_event_type":"other","source_message_id":"#,
                 );
-                let id = format!("{AUDIENCE_ID_PREFIX}{}", self.source_message_id);
-                wire::write_str(out, &id);
+                wire::write_str(out, &audience_message_id(&self.source_message_id));
                 self.write_timestamp(out);
                 out.extend_from_slice(br#","event_name":"audiencemembershipupdate","#);
                 let mut attrs = Members::open(out, br#""custom_attributes":"#);
                 attrs.string(br#""audience_name":"#, Some(name));
-                attrs.string(br#""status":"#, Some(if *member { "add" } else { "drop" }));
+                attrs.string(br#""status":"#, Some(membership_status(*member)));
                 attrs.close();
                 out.extend_from_slice(b"}}");
             }
@@ -771,7 +765,7 @@ impl DirectBatch<'_> {
                 let mut attrs = Members::open(out, br#""custom_attributes":"#);
                 attrs.string(br#""conversiontype":"#, Some(&c.conversiontype));
                 attrs.string(br#""confirmationref":"#, c.confirmationref.as_deref());
-                if let Some(a) = c.amount {
+                if let Some(a) = c.amount.clone() {
                     let value: AttributeValue<Cow<'_, str>> = a.into();
                     wire::to_writer(attrs.key(br#""amount":"#), &value).ok()?;
                 }

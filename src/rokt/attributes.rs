@@ -5,7 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use super::Text;
+use crate::text::Text;
 
 /// A scalar attribute value: string, number or boolean.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -31,6 +31,8 @@ pub enum AttributeValue<S = String> {
     Bool(bool),
     /// A list of scalars.
     List(Vec<AttributeScalar<S>>),
+    /// `null`: how JSON writes a JavaScript number it cannot hold (an infinite amount).
+    Null,
 }
 
 impl From<&str> for AttributeValue {
@@ -64,6 +66,7 @@ impl<S: Text> AttributeValue<S> {
             AttributeValue::List(items) => {
                 AttributeValue::List(items.into_iter().map(AttributeScalar::into_owned).collect())
             }
+            AttributeValue::Null => AttributeValue::Null,
         }
     }
 }
@@ -76,6 +79,57 @@ impl<S> From<bool> for AttributeValue<S> {
 impl<S> From<f64> for AttributeValue<S> {
     fn from(n: f64) -> Self {
         AttributeValue::Number(js_number(n))
+    }
+}
+
+/// A conversion amount after coercion: a number (an integer written in the event keeps every
+/// digit), or an infinite one, which a string such as `"Infinity"` or `"1e400"` coerces to and
+/// JSON writes as `null`.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Amount {
+    /// A finite number.
+    Number(serde_json::Number),
+    /// Positive or negative infinity.
+    Infinite {
+        /// Negative infinity.
+        negative: bool,
+    },
+}
+
+impl Amount {
+    /// The amount as a JavaScript number.
+    pub fn as_f64(&self) -> f64 {
+        match self {
+            Amount::Number(n) => n.as_f64().unwrap_or(0.0),
+            Amount::Infinite { negative: false } => f64::INFINITY,
+            Amount::Infinite { negative: true } => f64::NEG_INFINITY,
+        }
+    }
+
+    /// Whether JavaScript counts it as true: every amount but zero.
+    pub fn is_truthy(&self) -> bool {
+        self.as_f64() != 0.0
+    }
+}
+
+impl From<f64> for Amount {
+    /// NaN, which coercion never gives, becomes 0.
+    fn from(f: f64) -> Self {
+        if f.is_infinite() {
+            Amount::Infinite { negative: f < 0.0 }
+        } else {
+            Amount::Number(js_number(f))
+        }
+    }
+}
+
+impl<S> From<Amount> for AttributeValue<S> {
+    fn from(a: Amount) -> Self {
+        match a {
+            Amount::Number(n) => AttributeValue::Number(n),
+            Amount::Infinite { .. } => AttributeValue::Null,
+        }
     }
 }
 
@@ -219,10 +273,39 @@ impl<S> IntoIterator for AttributeMap<S> {
 impl<S: Serialize> Serialize for AttributeMap<S> {
     fn serialize<W: Serializer>(&self, serializer: W) -> Result<W::Ok, W::Error> {
         let mut map = serializer.serialize_map(Some(self.entries.len()))?;
-        for (k, v) in &self.entries {
-            map.serialize_entry(k.as_ref(), v)?;
-        }
+        self.serialize_entries(&mut map, |_| Ok(()))?;
         map.end()
+    }
+}
+
+impl<S: Serialize> AttributeMap<S> {
+    /// Writes the entries as `JSON.stringify` orders an object's keys: array-index keys
+    /// (`"7"`, `"123"`, not `"01"`) first, ascending, then the rest in insertion order.
+    /// `between` runs after the index keys, for an object whose other members (which are never
+    /// index keys) go before this map's (see [`UserAttributes`](super::UserAttributes)).
+    pub(crate) fn serialize_entries<M: SerializeMap>(
+        &self,
+        map: &mut M,
+        between: impl FnOnce(&mut M) -> Result<(), M::Error>,
+    ) -> Result<(), M::Error> {
+        let index = |k: &str| crate::js::index_key(k);
+        if self.entries.iter().any(|(k, _)| index(k).is_some()) {
+            let mut indexed: Vec<(u32, usize)> = (self.entries.iter().enumerate())
+                .filter_map(|(at, (k, _))| index(k).map(|i| (i, at)))
+                .collect();
+            indexed.sort_unstable();
+            for (_, at) in indexed {
+                let (k, v) = &self.entries[at];
+                map.serialize_entry(k.as_ref(), v)?;
+            }
+        }
+        between(map)?;
+        for (k, v) in &self.entries {
+            if index(k).is_none() {
+                map.serialize_entry(k.as_ref(), v)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,18 +1,14 @@
-//! Rokt's inbound model: the mParticle server-to-server batch (SPEC §5).
+//! Rokt's inbound model: the mParticle server-to-server batch (docs/behaviour.md §5).
 //!
 //! Every type here serializes to exactly the keys Rokt expects; none of them is built by hand as
 //! JSON. Keys appear only when they carry a value, except `environment`, `device_info`,
 //! `user_attributes` and `user_identities`, which the reference always sends.
 
 mod attributes;
-pub(crate) mod build;
-mod text;
 pub(crate) mod wire;
 
-pub use build::build;
-
-pub use attributes::{AttributeMap, AttributeScalar, AttributeValue};
-pub use text::Text;
+pub use crate::text::Text;
+pub use attributes::{Amount, AttributeMap, AttributeScalar, AttributeValue};
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +17,27 @@ pub const ROKT_INTEGRATION_ID: &str = "1277";
 
 /// Prefix of an audience event's `source_message_id`, so it never collides with the conversion's.
 pub const AUDIENCE_ID_PREFIX: &str = "aud_";
+
+/// The `source_message_id` of the audience event an event's message id gives.
+pub(crate) fn audience_message_id(message_id: &str) -> String {
+    format!("{AUDIENCE_ID_PREFIX}{message_id}")
+}
+
+/// The user attribute that records membership of the audience `name`.
+pub(crate) fn membership_attribute(name: &str) -> String {
+    format!("segment_{name}")
+}
+
+/// The audience event's `status` for a membership.
+pub(crate) fn membership_status(member: bool) -> &'static str {
+    if member { "add" } else { "drop" }
+}
+
+/// The amount a conversion event carries: the reference keeps it only when it is truthy, so an
+/// amount of 0 is left out.
+pub(crate) fn conversion_amount(amount: Option<Amount>) -> Option<Amount> {
+    amount.filter(Amount::is_truthy)
+}
 
 /// One batch object: everything Rokt learns from one Segment event.
 ///
@@ -227,7 +244,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for UserIdentities<S> {
 }
 
 /// Profile attributes (`user_attributes`): the six known ones and any extras.
-#[derive(Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Clone, PartialEq, Deserialize, Default)]
 #[non_exhaustive]
 pub struct UserAttributes<S = String> {
     /// First name, trimmed.
@@ -265,6 +282,38 @@ pub struct UserAttributes<S = String> {
     pub extra: AttributeMap<S>,
 }
 
+impl<S: Serialize> Serialize for UserAttributes<S> {
+    /// The known attributes, then the extras, except that extras named like array indexes come
+    /// first, as `JSON.stringify` orders an object's keys.
+    fn serialize<W: serde::Serializer>(&self, serializer: W) -> Result<W::Ok, W::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        self.extra.serialize_entries(&mut map, |map| {
+            let known: [(&str, Option<&S>); 9] = [
+                ("firstname", self.firstname.as_ref()),
+                ("firstnamesha256", self.firstnamesha256.as_ref()),
+                ("lastname", self.lastname.as_ref()),
+                ("lastnamesha256", self.lastnamesha256.as_ref()),
+                ("mobile", self.mobile.as_ref()),
+                ("mobilesha256", self.mobilesha256.as_ref()),
+                ("billingzipcode", self.billingzipcode.as_ref()),
+                ("billingzipsha256", self.billingzipsha256.as_ref()),
+                ("dob", self.dob.as_ref()),
+            ];
+            for (key, value) in known {
+                if let Some(v) = value {
+                    map.serialize_entry(key, v)?;
+                }
+            }
+            if let Some(g) = &self.gender {
+                map.serialize_entry("gender", g)?;
+            }
+            Ok(())
+        })?;
+        map.end()
+    }
+}
+
 impl<S> std::fmt::Debug for UserAttributes<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let keys: Vec<&str> = self.extra.keys().collect();
@@ -283,6 +332,16 @@ pub enum Gender {
     /// Female.
     #[serde(rename = "f")]
     Female,
+}
+
+impl Gender {
+    /// The letter Rokt takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gender::Male => "m",
+            Gender::Female => "f",
+        }
+    }
 }
 
 /// `integration_attributes`, keyed by integration id.

@@ -3,11 +3,12 @@
 //!
 //! The shape of the JSON still comes from the serde derives on [`Batch`](super::Batch) and its
 //! parts; this module only decides how each token is spelled, and spells it as serde_json's
-//! compact formatter does: integers as `itoa` prints them, finite floats as `zmij` prints them
-//! (the float formatter of serde_json 1.0.154, the locked version: `1e+21` where `ryu` wrote
-//! `1e21`) and non-finite ones as `null`, unit variants as their name, newtype, tuple and struct
-//! variants wrapped in a one-key object, bytes as an array of numbers. The tests compare every
-//! shape with serde_json itself, so an upgrade that changes a spelling fails them.
+//! compact formatter does — integers as `itoa` prints them, unit variants as their name, newtype,
+//! tuple and struct variants wrapped in a one-key object, bytes as an array of numbers — with one
+//! exception: an `f64` is spelled as JavaScript's `JSON.stringify` spells it, because that is what
+//! the reference sends (shortest round-trip digits, `1` not `1.0`, `0` for `-0`, `1e+21`,
+//! `0.000001`, `1e-7`; non-finite as `null`). The tests compare every other shape with serde_json
+//! itself, so an upgrade that changes a spelling fails them.
 //!
 //! Why it exists: a batch is mostly strings (hex digests, ids, attribute keys), and
 //! serde_json's escaper looks each byte up in a table before copying the run. Here a scan eight
@@ -234,6 +235,19 @@ fn write_int<I: itoa::Integer>(out: &mut Vec<u8>, n: I) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
+/// An f64 as `JSON.stringify` writes it.
+#[inline]
+fn write_js_number(out: &mut Vec<u8>, f: f64) {
+    if !f.is_finite() {
+        out.extend_from_slice(b"null");
+    } else if f == 0.0 {
+        // Both zeros: ryu-js would spell -0 as `-0`.
+        out.push(b'0');
+    } else {
+        out.extend_from_slice(ryu_js::Buffer::new().format_finite(f).as_bytes());
+    }
+}
+
 #[inline]
 fn write_float<F: zmij::Float>(out: &mut Vec<u8>, f: F, finite: bool) {
     if finite {
@@ -357,7 +371,7 @@ impl<'a> ser::Serializer for Writer<'a> {
         Ok(())
     }
     fn serialize_f64(self, v: f64) -> Result<(), Error> {
-        write_float(self.out, v, v.is_finite());
+        write_js_number(self.out, v);
         Ok(())
     }
     fn serialize_char(self, v: char) -> Result<(), Error> {

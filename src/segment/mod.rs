@@ -495,14 +495,23 @@ impl Event {
     }
 }
 
-/// Checks that a parsed document is a Segment call: an object whose `type` is one of the six.
-pub fn check_event(doc: &Json<'_>) -> Result<EventType, EventError> {
-    if !matches!(doc, Json::Object(_)) {
-        return Err(EventError::new(
+/// Checks that a parsed document can be mapped: any JSON object. Mapping and building never
+/// read the event's `type` (only triggers do), so an event of any type, or none, is mapped as
+/// Segment maps it.
+pub fn check_mappable(doc: &Json<'_>) -> Result<(), EventError> {
+    match doc {
+        Json::Object(_) => Ok(()),
+        _ => Err(EventError::new(
             "$",
             format!("an event must be a JSON object, not {}", doc.kind()),
-        ));
+        )),
     }
+}
+
+/// Checks that a parsed document is a Segment call: an object whose `type` is one of the six
+/// (what the typed [`Event`] requires; mapping needs only [`check_mappable`]).
+pub fn check_event(doc: &Json<'_>) -> Result<EventType, EventError> {
+    check_mappable(doc)?;
     match doc.get("type") {
         Some(Json::Str(t)) => EventType::from_name(t).ok_or_else(|| {
             EventError::new(

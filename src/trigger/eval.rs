@@ -8,9 +8,9 @@
 
 use std::borrow::Cow;
 
-use super::js::{ARRAY_PROTO, BOOLEAN_PROTO, NUMBER_PROTO, OBJECT_PROTO, STRING_PROTO};
 use super::{Condition, Field, Test};
 use crate::Json;
+use crate::js::{ARRAY_PROTO, BOOLEAN_PROTO, NUMBER_PROTO, OBJECT_PROTO, STRING_PROTO};
 
 /// The reference threw a `TypeError` (reading a field of a `null` event, an empty `()` group,
 /// a path made only of separators). `validate` does not catch it, so the event fails.

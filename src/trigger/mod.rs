@@ -34,7 +34,6 @@
 //! [`Trigger::matches`] returns `false`.
 
 mod eval;
-mod js;
 mod lexer;
 mod parser;
 #[cfg(test)]

@@ -11,9 +11,37 @@
 
 use std::collections::VecDeque;
 
-use super::js::{OBJECT_PROTO, Prim, slice_utf16};
 use super::lexer::{Kind, Token};
 use super::{Condition, Field, Test};
+use crate::js::{OBJECT_PROTO, slice_utf16};
+
+/// A primitive as the reference's `getTokenValue` produces it.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum Prim {
+    Str(String),
+    Num(f64),
+    Bool(bool),
+}
+
+impl Prim {
+    /// `String(value)`.
+    pub(super) fn to_js_string(&self) -> String {
+        match self {
+            Prim::Str(s) => s.clone(),
+            Prim::Num(n) => crate::js::f64_to_string(*n),
+            Prim::Bool(b) => b.to_string(),
+        }
+    }
+
+    /// `Number(value)`.
+    pub(super) fn to_number(&self) -> f64 {
+        match self {
+            Prim::Str(s) => crate::js::string_to_number(s),
+            Prim::Num(n) => *n,
+            Prim::Bool(b) => f64::from(u8::from(*b)),
+        }
+    }
+}
 
 /// A parse failure, at an offset in UTF-16 code units.
 #[derive(Debug)]
@@ -86,7 +114,7 @@ fn token_value(token: &Token) -> Prim {
             let v = v.strip_prefix('"').unwrap_or(v);
             Prim::Str(v.strip_suffix('"').unwrap_or(v).to_owned())
         }
-        Kind::Number => Prim::Num(super::js::string_to_number(&token.value)),
+        Kind::Number => Prim::Num(crate::js::string_to_number(&token.value)),
         Kind::Ident if token.value == "true" => Prim::Bool(true),
         Kind::Ident if token.value == "false" => Prim::Bool(false),
         _ => Prim::Str(token.value.clone()),

@@ -584,7 +584,7 @@ fn strings_are_capped_like_the_reference() {
 
 #[test]
 fn js_number_conversions_match_node() {
-    use super::js::{number_to_string, string_to_number};
+    use crate::js::{f64_to_string as number_to_string, string_to_number};
     let cases: &[(&str, f64)] = &[
         ("  12  ", 12.0),
         ("0x1F", 31.0),

@@ -416,7 +416,7 @@ fn convert(d: &LiquidDate, c: char, flags: &str, width: &str) -> Option<String> 
 }
 
 fn pad_start(s: &str, width: usize, pad: char) -> String {
-    let len = super::super::js::utf16_len(s);
+    let len = crate::js::utf16_len(s);
     let mut out = String::with_capacity(width.max(len));
     for _ in len..width {
         out.push(pad);

@@ -4,7 +4,7 @@
 use super::runtime::charge;
 use super::tags::equals;
 use super::view::{Js, UNDEFINED, join, js_number, js_of, number, stringify, to_number};
-use crate::mapping::js;
+use crate::js;
 use liquid_core::error::{Error, Result};
 use liquid_core::model::{Value, ValueCow, ValueView};
 use liquid_core::parser::{FilterArguments, ParameterReflection};

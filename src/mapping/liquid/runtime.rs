@@ -150,13 +150,11 @@ fn read<'v>(obj: &'v dyn ValueView, key: &ScalarCow<'_>) -> Step<'v> {
             if let Some(i) = index(key).filter(|&i| i >= 0) {
                 return usize::try_from(i)
                     .ok()
-                    .and_then(|i| super::super::js::utf16_unit_at(&s, i))
+                    .and_then(|i| crate::js::utf16_unit_at(&s, i))
                     .map_or(Step::Undefined, |c| Step::Owned(Value::scalar(c)));
             }
             match name {
-                "size" | "length" => {
-                    Step::Owned(Value::scalar(super::super::js::utf16_len(&s) as i64))
-                }
+                "size" | "length" => Step::Owned(Value::scalar(crate::js::utf16_len(&s) as i64)),
                 _ => Step::Undefined,
             }
         }

@@ -319,7 +319,7 @@ fn empty_equals(v: &Js<'_>) -> bool {
 fn blank_equals(v: &Js<'_>) -> bool {
     match v {
         Js::Bool(false) | Js::Undefined | Js::Null | Js::Nil => true,
-        Js::Str(s) => super::super::js::trim(s).is_empty(),
+        Js::Str(s) => crate::js::trim(s).is_empty(),
         other => empty_equals(other),
     }
 }

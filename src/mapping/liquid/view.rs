@@ -4,8 +4,8 @@
 //! Event data is not copied into Liquid's own value type: [`Json`] implements Liquid's view
 //! traits directly, so a lookup borrows from the event.
 
-use super::super::js;
 use crate::Json;
+use crate::js;
 use liquid_core::model::{
     ArrayView, DisplayCow, KStringCow, ObjectView, ScalarCow, State, Value, ValueView,
 };

@@ -25,6 +25,18 @@ fn same<T: ?Sized + Serialize>(value: &T) -> Vec<u8> {
     ours
 }
 
+/// What `JSON.stringify` writes for the value serde_json writes: the same members, with
+/// JavaScript's number spelling and key order (array-index keys first).
+fn same_as_stringify<T: ?Sized + Serialize>(value: &T) -> Vec<u8> {
+    let ours = to_vec(value).expect("the wire serializer accepts it");
+    let theirs = serde_json::to_string(value).expect("serde_json accepts it");
+    let mut stringified = String::new();
+    let doc: crate::Json<'_> = serde_json::from_str(&theirs).unwrap();
+    crate::js::push_json(&mut stringified, &doc);
+    assert_eq!(String::from_utf8_lossy(&ours), stringified);
+    ours
+}
+
 /// serde_json's escaping, one byte at a time (checked against serde_json itself below).
 fn reference_escaped(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -177,7 +189,14 @@ fn numbers_are_spelled_as_serde_json_spells_them() {
         f64::INFINITY,
         f64::NEG_INFINITY,
     ];
-    same(&floats);
+    for f in floats {
+        let js = match f {
+            f if !f.is_finite() => "null".to_owned(),
+            0.0 => "0".to_owned(),
+            f => ryu_js::Buffer::new().format_finite(f).to_owned(),
+        };
+        assert_eq!(String::from_utf8(to_vec(&f).unwrap()).unwrap(), js);
+    }
     same(&[
         0.1f32,
         1e21f32,
@@ -192,7 +211,43 @@ fn numbers_are_spelled_as_serde_json_spells_them() {
         .chain([Number::from(i64::MIN), Number::from(u64::MAX)])
         .chain(floats.iter().map(|f| js_number(*f)))
         .collect();
-    same(&numbers);
+    for n in &numbers {
+        let ours = String::from_utf8(to_vec(n).unwrap()).unwrap();
+        if n.is_f64() {
+            assert_eq!(
+                ours,
+                String::from_utf8(to_vec(&n.as_f64().unwrap()).unwrap()).unwrap()
+            );
+        } else {
+            assert_eq!(ours, n.to_string());
+        }
+    }
+}
+
+/// Floats are written as JavaScript writes them, the spelling the reference's bodies have.
+#[test]
+fn floats_are_spelled_as_json_stringify_spells_them() {
+    for (f, js) in [
+        (0.1, "0.1"),
+        (1.0, "1"),
+        (-1.0, "-1"),
+        (-0.0, "0"),
+        (100.0, "100"),
+        (2000.0, "2000"),
+        (4.1555501e9, "4155550100"),
+        (1e20, "100000000000000000000"),
+        (1e21, "1e+21"),
+        (1.5e300, "1.5e+300"),
+        (0.000001, "0.000001"),
+        (1e-7, "1e-7"),
+        (5e-324, "5e-324"),
+        (123_456_789.125, "123456789.125"),
+        (f64::MAX, "1.7976931348623157e+308"),
+        (f64::NAN, "null"),
+        (f64::NEG_INFINITY, "null"),
+    ] {
+        assert_eq!(String::from_utf8(to_vec(&f).unwrap()).unwrap(), js, "{f:e}");
+    }
 }
 
 #[test]
@@ -458,7 +513,8 @@ fn batches_built_from_the_example_events_are_byte_identical() {
 
 #[test]
 fn batches_built_from_the_conformance_corpus_are_byte_identical() {
-    // The conformance suite compares bodies as JSON values; this holds the bytes to serde_json's.
+    // The conformance suite compares bodies as JSON values; this holds the bytes to what
+    // JSON.stringify writes for them.
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/send");
     let mut n = 0;
     for entry in std::fs::read_dir(dir).expect("the corpus is there") {
@@ -476,8 +532,8 @@ fn batches_built_from_the_conformance_corpus_are_byte_identical() {
         };
         for event in case["events"].as_array().into_iter().flatten() {
             if let Ok(batch) = pipeline.batch(event) {
-                same(&batch);
-                assert_eq!(batch.to_json_bytes(), serde_json::to_vec(&batch).unwrap());
+                let ours = same_as_stringify(&batch);
+                assert_eq!(batch.to_json_bytes(), ours);
                 n += 1;
             }
         }
@@ -644,13 +700,13 @@ proptest! {
     }
 
     #[test]
-    fn any_attribute_map_is_written_as_serde_json_writes_it(map in arb_map()) {
-        same(&map);
+    fn any_attribute_map_is_written_as_json_stringify_writes_it(map in arb_map()) {
+        same_as_stringify(&map);
     }
 
     #[test]
-    fn any_batch_is_written_as_serde_json_writes_it(batch in arb_batch()) {
-        same(&batch);
-        prop_assert_eq!(batch.to_json_bytes(), serde_json::to_vec(&batch).unwrap());
+    fn any_batch_is_written_as_json_stringify_writes_it(batch in arb_batch()) {
+        let ours = same_as_stringify(&batch);
+        prop_assert_eq!(batch.to_json_bytes(), ours);
     }
 }

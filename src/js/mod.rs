@@ -1,12 +1,15 @@
-//! JavaScript value semantics the reference relies on (truthiness, `String(x)`, loose blankness,
+//! JavaScript semantics the reference relies on (truthiness, `String(x)`, loose blankness,
 //! property order, `JSON.stringify`), so mappings behave here exactly as they do in Segment.
+
+//!
+//! Also `Date.parse` ([`date`]), `String.prototype.slice` on UTF-16 code units, and the names of
+//! built-in prototype members that a property lookup finds even when the JSON data lacks them.
+
+pub(crate) mod date;
 
 use crate::Json;
 use std::borrow::Cow;
 use std::collections::HashMap;
-
-/// The largest integer a JavaScript number holds exactly.
-const MAX_SAFE: u64 = 1 << 53;
 
 /// JavaScript truthiness of a JSON value.
 pub(crate) fn truthy(value: &Json<'_>) -> bool {
@@ -38,19 +41,123 @@ pub(crate) fn loosely_empty(value: &Json<'_>) -> bool {
 
 /// JavaScript's `Number.prototype.toString` for a finite number.
 ///
-/// Integers beyond 2^53 are printed as the double JavaScript would have parsed them into
-/// (`12345678901234567890` → `12345678901234567000`), as the reference sees them.
+/// An integer written without fraction or exponent keeps every digit, even beyond 2^53, where
+/// JavaScript would print the nearest double (`12345678901234567890` → `12345678901234567000`):
+/// rounding an id or an amount is never what the sender meant.
 pub(crate) fn number_to_string(n: &serde_json::Number) -> String {
     if let Some(i) = n.as_i64() {
-        if i.unsigned_abs() <= MAX_SAFE {
-            return i.to_string();
-        }
-    } else if let Some(u) = n.as_u64() {
-        if u <= MAX_SAFE {
-            return u.to_string();
-        }
+        return itoa::Buffer::new().format(i).to_owned();
+    }
+    if let Some(u) = n.as_u64() {
+        return itoa::Buffer::new().format(u).to_owned();
     }
     f64_to_string(n.as_f64().unwrap_or(0.0))
+}
+
+/// `Number(s)` for a string (ECMAScript `StringToNumber`).
+pub(crate) fn string_to_number(s: &str) -> f64 {
+    let s = trim(s);
+    if s.is_empty() {
+        return 0.0;
+    }
+    match s {
+        "Infinity" | "+Infinity" => return f64::INFINITY,
+        "-Infinity" => return f64::NEG_INFINITY,
+        _ => {}
+    }
+    let bytes = s.as_bytes();
+    if bytes.len() > 2 && bytes[0] == b'0' {
+        let radix = match bytes[1] {
+            b'x' | b'X' => Some(16),
+            b'o' | b'O' => Some(8),
+            b'b' | b'B' => Some(2),
+            _ => None,
+        };
+        if let Some(radix) = radix {
+            return parse_power_of_two_radix(&s[2..], radix);
+        }
+    }
+    if is_decimal_literal(bytes) {
+        // Rust's parser is correctly rounded, like JS; the grammar check above keeps out the
+        // spellings Rust accepts and JS does not ("inf", "nan", ...).
+        s.parse::<f64>().unwrap_or(f64::NAN)
+    } else {
+        f64::NAN
+    }
+}
+
+/// `StrDecimalLiteral` without the `Infinity` spellings: `[+-]? (d+ (. d*)? | . d+) ([eE] [+-]? d+)?`.
+fn is_decimal_literal(b: &[u8]) -> bool {
+    let mut i = 0;
+    if matches!(b.first(), Some(b'+' | b'-')) {
+        i = 1;
+    }
+    let int_start = i;
+    while b.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    let mut digits = i - int_start;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let frac_start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        digits += i - frac_start;
+    }
+    if digits == 0 {
+        return false;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let exp_start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == exp_start {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+/// Parses `0x` / `0o` / `0b` digits with round-half-to-even, as JS does for long literals.
+fn parse_power_of_two_radix(digits: &str, radix: u32) -> f64 {
+    let bits_per_digit = radix.trailing_zeros() as usize;
+    let mut bits: Vec<bool> = Vec::with_capacity(digits.len() * bits_per_digit);
+    for c in digits.chars() {
+        let Some(d) = c.to_digit(radix) else {
+            return f64::NAN;
+        };
+        for shift in (0..bits_per_digit).rev() {
+            bits.push((d >> shift) & 1 == 1);
+        }
+    }
+    if bits.is_empty() {
+        return f64::NAN;
+    }
+    let first_one = bits.iter().position(|&b| b).unwrap_or(bits.len());
+    let bits = &bits[first_one..];
+    const MANTISSA_BITS: usize = 53;
+    if bits.len() <= MANTISSA_BITS {
+        return bits
+            .iter()
+            .fold(0.0, |acc, &b| acc * 2.0 + f64::from(u8::from(b)));
+    }
+    let mut mantissa: u64 = bits[..MANTISSA_BITS]
+        .iter()
+        .fold(0, |acc, &b| (acc << 1) | u64::from(b));
+    let round_bit = bits[MANTISSA_BITS];
+    let sticky = bits[MANTISSA_BITS + 1..].iter().any(|&b| b);
+    if round_bit && (sticky || mantissa & 1 == 1) {
+        mantissa += 1;
+    }
+    let exponent = i32::try_from(bits.len() - MANTISSA_BITS).unwrap_or(i32::MAX);
+    // 2^exponent overflows to infinity exactly when the JS result does.
+    (mantissa as f64) * 2f64.powi(exponent)
 }
 
 /// JavaScript's `String(x)` for an f64.
@@ -61,6 +168,18 @@ pub(crate) fn f64_to_string(f: f64) -> String {
     }
     let mut buf = ryu_js::Buffer::new();
     buf.format(f).to_owned()
+}
+
+/// How Liquid prints a value (`{{ x }}`): strings as they are, numbers as JavaScript text,
+/// booleans as text, null as nothing, arrays as their elements so printed with nothing between
+/// them (nested arrays flattened), objects as `[object Object]`.
+pub(crate) fn push_liquid(out: &mut String, value: &Json<'_>) {
+    match value {
+        Json::Null => {}
+        Json::Array(items) => items.iter().for_each(|item| push_liquid(out, item)),
+        Json::Object(_) => out.push_str("[object Object]"),
+        scalar => push_js_string(out, scalar),
+    }
 }
 
 /// JavaScript's `String(x)`, as template placeholders render values.
@@ -230,18 +349,10 @@ impl<'p, 'a> Iterator for Entries<'p, 'a> {
     }
 }
 
-/// A JSON value as `JSON.parse` would have built it: repeated keys merged, index keys first,
-/// and integers beyond 2^53 rounded to the double JavaScript holds, at every level.
+/// A JSON value as `JSON.parse` would have built it: repeated keys merged and index keys
+/// first, at every level. Integers beyond 2^53 keep every digit (JavaScript would round them).
 pub(crate) fn normalize(value: Json<'_>) -> Json<'_> {
     match value {
-        Json::Number(n)
-            if !n.is_f64() && n.as_i64().is_none_or(|i| i.unsigned_abs() > MAX_SAFE) =>
-        {
-            match n.as_f64().and_then(serde_json::Number::from_f64) {
-                Some(f) => Json::Number(f),
-                None => Json::Number(n),
-            }
-        }
         Json::Object(pairs) => {
             let pairs = if is_js_ordered(&pairs) {
                 pairs
@@ -349,6 +460,145 @@ pub(crate) fn trim(s: &str) -> &str {
     }
 }
 
+/// `s.slice(start, end)` measured in UTF-16 code units, as the reference slices `match()`
+/// patterns. May split a surrogate pair, hence the `Vec<u16>`.
+pub(crate) fn slice_utf16(s: &str, drop_front: usize, drop_back: usize) -> Vec<u16> {
+    let units: Vec<u16> = s.encode_utf16().collect();
+    let end = units.len().saturating_sub(drop_back);
+    units
+        .get(drop_front.min(end)..end)
+        .unwrap_or_default()
+        .to_vec()
+}
+
+/// Members of `Object.prototype` (Node 20), which every JS object inherits.
+pub(crate) const OBJECT_PROTO: &[&str] = &[
+    "__defineGetter__",
+    "__defineSetter__",
+    "__lookupGetter__",
+    "__lookupSetter__",
+    "__proto__",
+    "constructor",
+    "hasOwnProperty",
+    "isPrototypeOf",
+    "propertyIsEnumerable",
+    "toLocaleString",
+    "toString",
+    "valueOf",
+];
+
+/// Members of `Array.prototype` (Node 20).
+pub(crate) const ARRAY_PROTO: &[&str] = &[
+    "at",
+    "concat",
+    "constructor",
+    "copyWithin",
+    "entries",
+    "every",
+    "fill",
+    "filter",
+    "find",
+    "findIndex",
+    "findLast",
+    "findLastIndex",
+    "flat",
+    "flatMap",
+    "forEach",
+    "includes",
+    "indexOf",
+    "join",
+    "keys",
+    "lastIndexOf",
+    "map",
+    "pop",
+    "push",
+    "reduce",
+    "reduceRight",
+    "reverse",
+    "shift",
+    "slice",
+    "some",
+    "sort",
+    "splice",
+    "toLocaleString",
+    "toReversed",
+    "toSorted",
+    "toSpliced",
+    "toString",
+    "unshift",
+    "values",
+    "with",
+];
+
+/// Members of `String.prototype` (Node 20).
+pub(crate) const STRING_PROTO: &[&str] = &[
+    "anchor",
+    "at",
+    "big",
+    "blink",
+    "bold",
+    "charAt",
+    "charCodeAt",
+    "codePointAt",
+    "concat",
+    "constructor",
+    "endsWith",
+    "fixed",
+    "fontcolor",
+    "fontsize",
+    "includes",
+    "indexOf",
+    "isWellFormed",
+    "italics",
+    "lastIndexOf",
+    "link",
+    "localeCompare",
+    "match",
+    "matchAll",
+    "normalize",
+    "padEnd",
+    "padStart",
+    "repeat",
+    "replace",
+    "replaceAll",
+    "search",
+    "slice",
+    "small",
+    "split",
+    "startsWith",
+    "strike",
+    "sub",
+    "substr",
+    "substring",
+    "sup",
+    "toLocaleLowerCase",
+    "toLocaleUpperCase",
+    "toLowerCase",
+    "toString",
+    "toUpperCase",
+    "toWellFormed",
+    "trim",
+    "trimEnd",
+    "trimLeft",
+    "trimRight",
+    "trimStart",
+    "valueOf",
+];
+
+/// Members of `Number.prototype` (Node 20).
+pub(crate) const NUMBER_PROTO: &[&str] = &[
+    "constructor",
+    "toExponential",
+    "toFixed",
+    "toLocaleString",
+    "toPrecision",
+    "toString",
+    "valueOf",
+];
+
+/// Members of `Boolean.prototype` (Node 20).
+pub(crate) const BOOLEAN_PROTO: &[&str] = &["constructor", "toString", "valueOf"];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,10 +631,12 @@ mod tests {
         assert_eq!(s(json!(1e21)), "1e+21");
         assert_eq!(s(json!(1e-7)), "1e-7");
         assert_eq!(s(json!(-0.0)), "0");
-        // node: String(12345678901234567890) === "12345678901234567000"
-        assert_eq!(s(json!(12345678901234567890u64)), "12345678901234567000");
-        assert_eq!(s(json!(9007199254740993i64)), "9007199254740992");
-        assert_eq!(s(json!(-9007199254740992i64)), "-9007199254740992");
+        // node: String(12345678901234567890) === "12345678901234567000"; an integer written
+        // in full keeps every digit here on purpose (it is an id or an amount, not a double).
+        assert_eq!(s(json!(12345678901234567890u64)), "12345678901234567890");
+        assert_eq!(s(json!(9007199254740993i64)), "9007199254740993");
+        assert_eq!(s(json!(-9007199254740993i64)), "-9007199254740993");
+        assert_eq!(s(json!(1e300)), "1e+300");
     }
 
     #[test]

@@ -1,11 +1,11 @@
-//! Building one Rokt batch from a validated payload (SPEC §5): pure, no I/O.
+//! Building one Rokt batch from a validated payload (docs/behaviour.md §5): pure, no I/O.
 
-use super::{
-    AUDIENCE_ID_PREFIX, AttributeMap, AttributeValue, Batch, CustomEvent, CustomEventData,
-    CustomEventType, IntegrationAttributes, RoktIntegration, Text, UserAttributes, UserIdentities,
+use super::SendPayload;
+use crate::hashing::{Cleaning, DigestSlots, plain_or_digest, sha256_hex};
+use crate::rokt::{
+    AttributeMap, AttributeValue, Batch, CustomEvent, CustomEventData, CustomEventType,
+    IntegrationAttributes, RoktIntegration, Text, UserAttributes, UserIdentities,
 };
-use crate::hashing::{Cleaning, DigestSlots, Hashed, maybe_hash_text, sha256_hex};
-use crate::payload::SendPayload;
 use std::borrow::Cow;
 
 impl<S: Text> From<SendPayload<S>> for Batch<S> {
@@ -65,21 +65,11 @@ fn build_with<S: Text>(p: SendPayload<S>, mut digest: impl FnMut(&str) -> S) -> 
         other2: p.rtid.clone(),
         ..Default::default()
     };
-    if let Some(email) = p.email {
-        match maybe_hash_text(email, h.email, Cleaning::Email, &mut digest) {
-            Hashed::Plain(v) => ids.email = Some(v),
-            Hashed::Digest(v) => ids.other = Some(v),
-        }
-    }
+    (ids.email, ids.other) = plain_or_digest(p.email, h.email, Cleaning::Email, &mut digest);
 
     let mut user = UserAttributes::default();
-    let mut split = |value: Option<S>, on: bool| match value
-        .map(|v| maybe_hash_text(v, on, Cleaning::Trim, &mut digest))
-    {
-        Some(Hashed::Plain(v)) => (Some(v), None),
-        Some(Hashed::Digest(v)) => (None, Some(v)),
-        None => (None, None),
-    };
+    let mut split =
+        |value: Option<S>, on: bool| plain_or_digest(value, on, Cleaning::Trim, &mut digest);
     (user.firstname, user.firstnamesha256) = split(p.firstname, h.first_name);
     (user.lastname, user.lastnamesha256) = split(p.lastname, h.last_name);
     (user.mobile, user.mobilesha256) = split(p.mobile, h.mobile);
@@ -92,7 +82,7 @@ fn build_with<S: Text>(p: SendPayload<S>, mut digest: impl FnMut(&str) -> S) -> 
     let ms = details.timestamp_unixtime_ms;
     let mut events = Vec::with_capacity(2);
     if let Some(audience) = &p.audience {
-        let status = if audience.member { "add" } else { "drop" };
+        let status = crate::rokt::membership_status(audience.member);
         let mut attrs = AttributeMap::default();
         attrs.push_new(
             "audience_name",
@@ -101,16 +91,17 @@ fn build_with<S: Text>(p: SendPayload<S>, mut digest: impl FnMut(&str) -> S) -> 
         attrs.push_new("status", AttributeValue::String(S::from_static(status)));
         events.push(CustomEvent::new(CustomEventData {
             custom_event_type: CustomEventType::Other,
-            source_message_id: S::from(format!(
-                "{AUDIENCE_ID_PREFIX}{}",
-                &*details.source_message_id
+            source_message_id: S::from(crate::rokt::audience_message_id(
+                &details.source_message_id,
             )),
             timestamp_unixtime_ms: ms,
             event_name: S::from_static("audiencemembershipupdate"),
             custom_attributes: attrs,
         }));
-        user.extra
-            .insert(format!("segment_{}", &*audience.name), audience.member);
+        user.extra.insert(
+            crate::rokt::membership_attribute(&audience.name),
+            audience.member,
+        );
     }
     if let Some(conversiontype) = details.conversiontype {
         // The four known keys are distinct, so they are appended without a search.
@@ -119,8 +110,7 @@ fn build_with<S: Text>(p: SendPayload<S>, mut digest: impl FnMut(&str) -> S) -> 
         if let Some(r) = details.confirmationref {
             attrs.push_new("confirmationref", AttributeValue::String(r));
         }
-        // The reference keeps the amount only when truthy: an amount of 0 is left out.
-        if let Some(a) = details.amount.filter(|a| *a != 0.0) {
+        if let Some(a) = crate::rokt::conversion_amount(details.amount) {
             attrs.push_new("amount", AttributeValue::from(a));
         }
         if let Some(c) = details.currency {
