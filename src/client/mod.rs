@@ -1183,13 +1183,6 @@ impl Client {
                     if let Some(meter) = &self.meter {
                         Meter::add(&meter.retries);
                     }
-                    let throttled = matches!(
-                        outcome,
-                        AttemptOutcome::Status {
-                            status: 429 | 503,
-                            ..
-                        }
-                    );
                     let retry_after = matches!(
                         outcome,
                         AttemptOutcome::Status {
@@ -1206,13 +1199,9 @@ impl Client {
                         retry_after,
                         "retrying rokt request"
                     );
-                    if throttled {
-                        // The pause set above is this wait (or a longer one).
-                        self.inner.pause.hold_for(wait);
-                        self.inner.pause.wait().await;
-                    } else {
-                        tokio::time::sleep(wait).await;
-                    }
+                    // After a 429 or 503 the client's pause (set above) ends no earlier, and
+                    // the next attempt waits it out too.
+                    tokio::time::sleep(wait).await;
                 }
                 (
                     Decision::Stop(StopReason::Success),
