@@ -30,9 +30,7 @@ struct Sdks {
 }
 
 fn sdks() -> Option<Sdks> {
-    let Some(dir) = std::env::var_os("SEGMENT_SDKS_DIR") else {
-        return None;
-    };
+    let dir = std::env::var_os("SEGMENT_SDKS_DIR")?;
     let dir = PathBuf::from(dir);
     let sdks = Sdks {
         python_path: dir.join("py"),

@@ -1,8 +1,9 @@
 //! The background pipeline a service embeds: enqueue events, get one outcome per event.
 
 use super::stats::{Meter, Stats};
-use super::{Client, Encoded, Receipt, Slots};
+use super::{Client, Receipt, Slots};
 use crate::error::Error;
+use crate::pipeline::Encoded;
 use crate::request::{Limits, RequestKind};
 use crate::rokt::Batch;
 use crate::segment::AsEvent;
@@ -585,7 +586,7 @@ impl Dispatcher {
     pub async fn enqueue_batch(&self, batch: Batch) -> Result<Ticket, EnqueueError<Batch>> {
         match self.shared.tx.reserve().await {
             Ok(permit) => {
-                let encoded = Encoded::from_batch(&batch, self.shared.client.pipeline().limits());
+                let encoded = Encoded::of_batch(&batch, self.shared.client.pipeline().limits());
                 let message_id = || batch.source_message_id().map(str::to_owned);
                 Ok(self.admit(permit, encoded, message_id))
             }
@@ -594,7 +595,7 @@ impl Dispatcher {
     }
 
     fn admit_event(&self, permit: mpsc::Permit<'_, Msg>, event: &impl AsEvent) -> Ticket {
-        let encoded = self.shared.client.encode(event);
+        let encoded = self.shared.client.pipeline().encoded(event);
         let message_id = || {
             event.with_json(|doc| {
                 doc.get("messageId")

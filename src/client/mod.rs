@@ -68,10 +68,10 @@ pub use stats::Stats;
 
 use crate::credentials::Credentials;
 use crate::error::{AttemptFailure, ConfigError, Error, TransportError, TransportErrorKind};
-use crate::mapping::{Preset, SendMapping};
-use crate::pipeline::{Pipeline, Routing};
+use crate::mapping::Preset;
+use crate::pipeline::{Encoded, Pipeline, PipelineBuilder};
 use crate::request::{Endpoint, Limits, Request, RequestKind, USER_AGENT, join_array, plan_bulk};
-use crate::rokt::{Batch, Text};
+use crate::rokt::Batch;
 use crate::segment::AsEvent;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -150,49 +150,6 @@ impl Clock {
 impl std::fmt::Debug for Clock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Clock")
-    }
-}
-
-/// One batch, encoded and ready to join a request.
-#[derive(Clone, Debug)]
-pub(crate) struct Encoded {
-    pub(crate) body: Bytes,
-    /// The newest `timestamp_unixtime_ms` of its events.
-    pub(crate) newest_ms: Option<i64>,
-    /// The Segment `messageId` it carries.
-    pub(crate) message_id: Option<String>,
-}
-
-impl Encoded {
-    pub(crate) fn from_batch<S: Text>(batch: &Batch<S>, limits: &Limits) -> Result<Encoded, Error> {
-        let routing = Routing {
-            newest_ms: batch
-                .events
-                .iter()
-                .map(|e| e.data.timestamp_unixtime_ms)
-                .max(),
-            message_id: batch.source_message_id().map(str::to_owned),
-        };
-        Encoded::from_direct(batch.to_bytes(), routing, limits)
-    }
-
-    /// An encoded batch and its routing, checked against the per-batch size limit.
-    pub(crate) fn from_direct(
-        body: Bytes,
-        routing: Routing,
-        limits: &Limits,
-    ) -> Result<Encoded, Error> {
-        if body.len() > limits.max_item_bytes {
-            return Err(Error::TooLarge {
-                bytes: body.len(),
-                limit: limits.max_item_bytes,
-            });
-        }
-        Ok(Encoded {
-            body,
-            newest_ms: routing.newest_ms,
-            message_id: routing.message_id,
-        })
     }
 }
 
@@ -381,9 +338,8 @@ pub struct ClientBuilder {
     retry: RetryPolicy,
     user_agent: Option<String>,
     pipeline: Option<Pipeline>,
-    preset: Option<Preset>,
-    overrides: Option<serde_json::Value>,
-    limits: Option<Limits>,
+    /// The preset, overrides and limits, for the pipeline the client builds.
+    pipeline_settings: PipelineBuilder,
     clock: Option<Clock>,
     historical_after: Duration,
 }
@@ -414,9 +370,7 @@ impl Default for ClientBuilder {
             retry: RetryPolicy::default(),
             user_agent: None,
             pipeline: None,
-            preset: None,
-            overrides: None,
-            limits: None,
+            pipeline_settings: PipelineBuilder::default(),
             clock: None,
             historical_after: HISTORICAL_AFTER,
         }
@@ -511,19 +465,19 @@ impl ClientBuilder {
 
     /// The mapping preset to build the pipeline from (default [`Preset::Send`]).
     pub fn preset(mut self, preset: Preset) -> Self {
-        self.preset = Some(preset);
+        self.pipeline_settings = self.pipeline_settings.preset(preset);
         self
     }
 
     /// Mapping overrides in Segment's JSON, applied over the preset.
     pub fn overrides(mut self, overrides: serde_json::Value) -> Self {
-        self.overrides = Some(overrides);
+        self.pipeline_settings = self.pipeline_settings.overrides(overrides);
         self
     }
 
     /// Bulk size limits (default: the pipeline's, else mParticle's).
     pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = Some(limits);
+        self.pipeline_settings = self.pipeline_settings.limits(limits);
         self
     }
 
@@ -589,42 +543,26 @@ impl ClientBuilder {
                 ConfigError::new("user_agent", "must be non-empty visible ASCII text")
             })?;
 
-        // The mapping is compiled once here (or taken from the given pipeline); the client's
-        // pipeline then gets the client's endpoint and credentials.
-        let (mapping, pipeline_limits) = match (self.pipeline, self.preset, self.overrides) {
-            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+        // The mapping is compiled once (the given pipeline's is reused); the client's pipeline
+        // gets the client's endpoint and credentials, and its builder judges the rest.
+        let settings = self.pipeline_settings;
+        let builder = match self.pipeline {
+            Some(_) if settings.has_mapping_settings() => {
                 return Err(ConfigError::new(
                     "pipeline",
                     "give either a pipeline or a preset and overrides, not both",
                 )
                 .into());
             }
-            (Some(p), None, None) => (p.mapping().clone(), Some(*p.limits())),
-            (None, preset, overrides) => {
-                let preset = preset.unwrap_or(Preset::Send);
-                let mapping = match overrides {
-                    Some(o) => SendMapping::new(preset, &o)?,
-                    None => SendMapping::preset_defaults(preset),
-                };
-                (mapping, None)
+            Some(p) => {
+                let limits = settings.given_limits().unwrap_or(*p.limits());
+                p.to_builder().limits(limits)
             }
+            None => settings,
         };
-        let limits = self.limits.or(pipeline_limits).unwrap_or_default();
-        if !(1..=100).contains(&limits.max_items)
-            || limits.max_item_bytes > MAX_LIMIT_BYTES
-            || limits.max_request_bytes > MAX_LIMIT_BYTES
-        {
-            return Err(ConfigError::new(
-                "limits",
-                "max_items must be from 1 to 100 and the byte limits at most 1 GiB",
-            )
-            .into());
-        }
-        let pipeline = Pipeline::builder()
-            .mapping(mapping)
+        let pipeline = builder
             .credentials(credentials.clone())
             .endpoint(endpoint.clone())
-            .limits(limits)
             .build()?;
 
         let mut http = reqwest::Client::builder()
@@ -680,9 +618,6 @@ impl ClientBuilder {
 
 /// The longest `connect_timeout` or `request_timeout` (one day).
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// The largest byte limit a [`Limits`] may set (1 GiB).
-const MAX_LIMIT_BYTES: usize = 1 << 30;
 
 /// Whether a TLS backend is compiled in (without one only `http` endpoints work).
 const HAS_TLS: bool = cfg!(any(feature = "rustls", feature = "native-tls"));
@@ -790,20 +725,20 @@ impl Client {
     /// Maps one Segment event and sends it: `POST /events`, or `/bulkevents/historical` when
     /// it is older than 30 days. Bad input is an error before anything is sent.
     pub async fn send(&self, event: impl AsEvent) -> Result<Receipt, Error> {
-        let encoded = self.encode(event)?;
+        let encoded = self.inner.pipeline.encoded(event)?;
         self.send_encoded_one(None, &encoded).await
     }
 
     /// Sends one batch: `POST /events`, or `/bulkevents/historical` when it is older than
     /// 30 days.
     pub async fn send_batch(&self, batch: &Batch) -> Result<Receipt, Error> {
-        let encoded = Encoded::from_batch(batch, self.inner.pipeline.limits())?;
+        let encoded = Encoded::of_batch(batch, self.inner.pipeline.limits())?;
         self.send_encoded_one(None, &encoded).await
     }
 
     /// Sends one batch by the given route (a bulk route carries it as a bulk of one).
     pub async fn send_batch_as(&self, kind: RequestKind, batch: &Batch) -> Result<Receipt, Error> {
-        let encoded = Encoded::from_batch(batch, self.inner.pipeline.limits())?;
+        let encoded = Encoded::of_batch(batch, self.inner.pipeline.limits())?;
         self.send_encoded_one(Some(kind), &encoded).await
     }
 
@@ -815,7 +750,7 @@ impl Client {
         let limits = *self.inner.pipeline.limits();
         let encoded = batches
             .iter()
-            .map(|b| Encoded::from_batch(b, &limits))
+            .map(|b| Encoded::of_batch(b, &limits))
             .collect();
         self.send_encoded(None, encoded).await
     }
@@ -826,7 +761,7 @@ impl Client {
         let limits = *self.inner.pipeline.limits();
         let encoded = batches
             .iter()
-            .map(|b| Encoded::from_batch(b, &limits))
+            .map(|b| Encoded::of_batch(b, &limits))
             .collect();
         self.send_encoded(Some(kind), encoded).await
     }
@@ -834,7 +769,10 @@ impl Client {
     /// Maps many Segment events and sends them as [`send_bulk`](Self::send_bulk) does. Events
     /// that are bad input get their error and are not sent.
     pub async fn send_events<E: AsEvent>(&self, events: impl IntoIterator<Item = E>) -> BulkReport {
-        let encoded = events.into_iter().map(|e| self.encode(e)).collect();
+        let encoded = events
+            .into_iter()
+            .map(|e| self.inner.pipeline.encoded(e))
+            .collect();
         self.send_encoded(None, encoded).await
     }
 
@@ -872,16 +810,6 @@ impl Client {
     /// Whether `url` has the same origin as the client's endpoint.
     fn is_own_origin(&self, url: &url::Url) -> bool {
         url.origin() == self.inner.endpoint.base().origin()
-    }
-
-    /// Maps and encodes one event, keeping what routing needs. The batch borrows from the
-    /// event, as in [`Pipeline::encode`]: no string is copied to build it.
-    pub(crate) fn encode(&self, event: impl AsEvent) -> Result<Encoded, Error> {
-        let pipeline = &self.inner.pipeline;
-        event.with_json(|doc| match pipeline.direct(doc) {
-            Some((body, routing)) => Encoded::from_direct(body, routing, pipeline.limits()),
-            None => pipeline.with_batch(doc, |batch| Encoded::from_batch(batch, pipeline.limits())),
-        })
     }
 
     async fn send_encoded_one(
