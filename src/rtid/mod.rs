@@ -222,3 +222,6 @@ mod tests {
         }
     }
 }
+
+/// Remembering a visitor's rtid across events, as Rokt's browser plugin does.
+pub mod memory;
