@@ -1,4 +1,7 @@
-//! The rtid memory, case by case against what Rokt's browser plugin does in the browser.
+//! The rtid memory, case by case against what Rokt's browser plugin does in the browser, and
+//! wired into the dispatcher.
+
+mod support;
 
 use proptest::prelude::*;
 use rokt_capi::Json;
@@ -495,4 +498,55 @@ proptest! {
             prop_assert!(m.len().unwrap() <= max_entries as u64);
         }
     }
+}
+
+/// A session through the dispatcher: the landing page view, then the conversion.
+async fn dispatch_session(memory: Option<Arc<RtidMemory>>) -> Vec<Result<Option<String>, String>> {
+    use rokt_capi::client::{Dispatcher, Verdict};
+    let server = support::MockServer::script(vec![support::Reply::accepted()]).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut builder = Dispatcher::builder(support::client(&server)).outcomes_to(tx);
+    if let Some(memory) = memory {
+        builder = builder.rtid_memory(memory);
+    }
+    let dispatcher = builder.build().unwrap();
+    let now = chrono::Utc::now().to_rfc3339();
+    let landing = serde_json::json!({"type": "page", "messageId": "m-landing", "timestamp": now,
+        "anonymousId": "a-1", "context": {"page": {"search": "?rtid=rt-1"}}});
+    let order = serde_json::json!({"type": "track", "event": "Order Completed",
+        "messageId": "m-order", "timestamp": now, "anonymousId": "a-1",
+        "properties": {"order_id": "o-1"}});
+    let tickets = [
+        dispatcher.enqueue(landing).await.unwrap(),
+        dispatcher.enqueue(order).await.unwrap(),
+    ];
+    dispatcher.shutdown().await;
+    let sent: Vec<_> = server.received().iter().flat_map(|r| r.batches()).collect();
+    // Sent in order: the n-th batch sent is the n-th event delivered.
+    let mut sent = sent.into_iter();
+    let mut outcomes: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    outcomes.sort_by_key(|o| o.ticket);
+    assert_eq!(
+        outcomes.iter().map(|o| o.ticket).collect::<Vec<_>>(),
+        tickets
+    );
+    outcomes
+        .into_iter()
+        .map(|o| match o.verdict {
+            Verdict::Delivered(_) => Ok(sent.next().and_then(|b| b.user_identities.other2)),
+            other => Err(other.label().to_owned()),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_dispatcher_maps_a_conversion_with_the_rtid_its_landing_page_carried() {
+    let with = dispatch_session(Some(Arc::new(memory()))).await;
+    assert_eq!(
+        with,
+        [Ok(Some("rt-1".to_owned())), Ok(Some("rt-1".to_owned()))]
+    );
+    // Without the memory the conversion has no identifier at all.
+    let without = dispatch_session(None).await;
+    assert_eq!(without[1], Err("rejected".to_owned()));
 }
