@@ -550,3 +550,141 @@ async fn the_dispatcher_maps_a_conversion_with_the_rtid_its_landing_page_carried
     let without = dispatch_session(None).await;
     assert_eq!(without[1], Err("rejected".to_owned()));
 }
+
+/// What every store must do: hold, replace, drop by age, count.
+fn store_contract(store: &dyn RtidStore) {
+    let (a, u) = (VisitorKey::anonymous("v-1"), VisitorKey::user("v-1"));
+    assert_eq!(store.get(&a).unwrap(), None);
+    let first = Remembered {
+        rtid: "rt-é 1".into(),
+        learned_ms: 1_000,
+    };
+    store.put(&a, &first).unwrap();
+    assert_eq!(store.get(&a).unwrap(), Some(first.clone()));
+    assert_eq!(
+        store.get(&u).unwrap(),
+        None,
+        "the two kinds of id are apart"
+    );
+    let newer = Remembered {
+        rtid: "rt-2".into(),
+        learned_ms: 2_000,
+    };
+    store.put(&a, &newer).unwrap();
+    store.put(&u, &first).unwrap();
+    assert_eq!(store.get(&a).unwrap(), Some(newer));
+    assert_eq!(store.len().unwrap(), 2);
+    assert_eq!(store.forget_before(1_500).unwrap(), 1);
+    assert_eq!(store.get(&u).unwrap(), None);
+    assert_eq!(store.len().unwrap(), 1);
+    assert!(!store.is_empty().unwrap());
+}
+
+#[test]
+fn the_in_memory_store_keeps_the_store_contract() {
+    store_contract(&InMemoryStore::new(10));
+}
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    use super::*;
+    use rokt_capi::rtid::memory::SqliteStore;
+
+    /// A fresh database file, removed when dropped.
+    struct TempDb(std::path::PathBuf);
+
+    impl TempDb {
+        fn new(name: &str) -> TempDb {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            let dir = std::env::temp_dir().join(format!(
+                "rokt-capi-rtid-{name}-{}-{nanos}",
+                std::process::id()
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDb(dir)
+        }
+        fn path(&self) -> std::path::PathBuf {
+            self.0.join("rtid.sqlite")
+        }
+    }
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn the_sqlite_store_keeps_the_store_contract() {
+        store_contract(&SqliteStore::open_in_memory().unwrap());
+        let db = TempDb::new("contract");
+        store_contract(&SqliteStore::open(db.path()).unwrap());
+    }
+
+    #[test]
+    fn what_one_process_learned_survives_a_restart_in_an_sqlite_file() {
+        let db = TempDb::new("restart");
+        {
+            let m = RtidMemory::builder()
+                .store(SqliteStore::open(db.path()).unwrap())
+                .build()
+                .unwrap();
+            rtid_after(&m, LANDING);
+            rtid_after(
+                &m,
+                r#"{"type":"identify","anonymousId":"a-1","userId":"u-1"}"#,
+            );
+        }
+        let m = RtidMemory::builder()
+            .store(SqliteStore::open(db.path()).unwrap())
+            .build()
+            .unwrap();
+        assert_eq!(m.len().unwrap(), 2);
+        assert_eq!(rtid_after(&m, ORDER).as_deref(), Some("rt-1"));
+        assert_eq!(
+            rtid_after(&m, r#"{"type":"track","event":"x","userId":"u-1"}"#).as_deref(),
+            Some("rt-1")
+        );
+    }
+
+    #[test]
+    fn two_memories_on_one_sqlite_file_share_what_either_learned() {
+        let db = TempDb::new("shared");
+        let open = || {
+            RtidMemory::builder()
+                .store(SqliteStore::open(db.path()).unwrap())
+                .build()
+                .unwrap()
+        };
+        let (one, two) = (open(), open());
+        rtid_after(&one, LANDING);
+        assert_eq!(rtid_after(&two, ORDER).as_deref(), Some("rt-1"));
+    }
+
+    #[test]
+    fn the_sqlite_store_forgets_expired_entries() {
+        let hands = Hands::new();
+        let m = RtidMemory::builder()
+            .store(SqliteStore::open_in_memory().unwrap())
+            .clock(hands.clock())
+            .ttl(Duration::from_millis(DAY_MS))
+            .build()
+            .unwrap();
+        rtid_after(&m, LANDING);
+        hands.advance(DAY_MS + 1);
+        assert_eq!(rtid_after(&m, ORDER), None);
+        assert_eq!(m.len().unwrap(), 0, "purged on the way");
+    }
+
+    #[test]
+    fn an_unopenable_file_is_an_error_naming_the_store() {
+        let db = TempDb::new("bad");
+        // A directory is not a database.
+        let err = SqliteStore::open(&db.0).unwrap_err();
+        assert_eq!((err.store(), err.operation()), ("sqlite", "open"));
+        assert!(!err.to_string().contains(&*db.0.to_string_lossy()));
+    }
+}

@@ -41,7 +41,8 @@
 //! The decision is pure and synchronous: [`Observation::of`] reads an event, the store is
 //! asked for the entries of [`Observation::keys`], [`Observation::decide`] says what to write
 //! and which rtid to add, and [`enrich`] adds it. [`RtidMemory`] runs those steps over an
-//! [`RtidStore`] (the bundled [`InMemoryStore`] by default); a store with an asynchronous
+//! [`RtidStore`]: the bundled [`InMemoryStore`] by default, or `SqliteStore` (feature
+//! `sqlite`) to keep what was learned in a file across restarts. A store with an asynchronous
 //! client runs the same steps with `.await` between them.
 //!
 //! Concurrent events of one visitor race as they would in two browser tabs: each reads, then
@@ -73,6 +74,11 @@ use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[cfg(feature = "sqlite")]
+mod sqlite;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
 
 /// The default time to live of a learned rtid.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
