@@ -688,3 +688,157 @@ mod sqlite {
         assert!(!err.to_string().contains(&*db.0.to_string_lossy()));
     }
 }
+
+/// A session through an asynchronous memory: learn, link, enrich, expire.
+async fn async_session(memory: &rokt_capi::rtid::memory::AsyncRtidMemory, hands: &Hands) {
+    let observe = |text: &'static str| async move {
+        let mut event: serde_json::Value = serde_json::from_str(text).unwrap();
+        let changed = memory.observe_value(&mut event).await.unwrap();
+        (changed, event)
+    };
+    let (changed, _) = observe(LANDING).await;
+    assert!(!changed);
+    let (changed, order) = observe(ORDER).await;
+    assert!(changed);
+    assert_eq!(
+        order["integrations"]["Rokt Conversions API"]["rtid"],
+        "rt-1"
+    );
+    observe(r#"{"type":"identify","anonymousId":"a-1","userId":"u-1"}"#).await;
+    let (_, later) = observe(r#"{"type":"track","event":"x","userId":"u-1"}"#).await;
+    assert_eq!(
+        later["integrations"]["Rokt Conversions API"]["rtid"],
+        "rt-1"
+    );
+    assert_eq!(memory.len().await.unwrap(), 2);
+    hands.advance(DAY_MS + 1);
+    let (changed, _) = observe(ORDER).await;
+    assert!(!changed, "expired");
+    assert!(memory.is_empty().await.unwrap(), "purged on the way");
+}
+
+#[tokio::test]
+async fn an_async_memory_takes_the_same_decisions() {
+    let hands = Hands::new();
+    let memory = RtidMemory::builder()
+        .clock(hands.clock())
+        .ttl(Duration::from_millis(DAY_MS))
+        .build_async(InMemoryStore::new(10))
+        .unwrap();
+    async_session(&memory, &hands).await;
+    let err = RtidMemory::builder()
+        .max_entries(3)
+        .build_async(InMemoryStore::new(10))
+        .unwrap_err();
+    assert!(err.to_string().contains("max_entries"), "{err}");
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    use rokt_capi::rtid::memory::{AsyncRtidStore, PostgresStore};
+
+    /// `DATABASE_URL`, or `None` (the test is skipped) outside CI. Under `CI=true` a missing
+    /// database fails the test.
+    fn database_url() -> Option<String> {
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("CI=true and DATABASE_URL is not set: the postgres tests need a database")
+            }
+            _ => {
+                println!("skipped: DATABASE_URL is not set");
+                None
+            }
+        }
+    }
+
+    /// A table of its own per test (tests run at once), dropped first.
+    async fn store(url: &str, table: &str) -> PostgresStore {
+        let store = PostgresStore::connect_to_table(url, table).await.unwrap();
+        sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
+            .execute(store.pool())
+            .await
+            .unwrap();
+        PostgresStore::connect_to_table(url, table).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_postgres_store_keeps_the_store_contract() {
+        let Some(url) = database_url() else { return };
+        let store = store(&url, "rtid_test_contract").await;
+        let (a, u) = (VisitorKey::anonymous("v-1"), VisitorKey::user("v-1"));
+        let first = Remembered {
+            rtid: "rt-é 1".into(),
+            learned_ms: 1_000,
+        };
+        assert_eq!(
+            store.get_many(std::slice::from_ref(&a)).await.unwrap(),
+            [None]
+        );
+        store
+            .put_many(&[(a.clone(), first.clone()), (u.clone(), first.clone())])
+            .await
+            .unwrap();
+        let newer = Remembered {
+            rtid: "rt-2".into(),
+            learned_ms: 2_000,
+        };
+        store.put_many(&[(a.clone(), newer.clone())]).await.unwrap();
+        assert_eq!(
+            store.get_many(&[u.clone(), a.clone()]).await.unwrap(),
+            [Some(first), Some(newer)]
+        );
+        assert_eq!(store.count().await.unwrap(), 2);
+        assert_eq!(store.forget_learned_before(1_500).await.unwrap(), 1);
+        assert_eq!(store.get_many(&[u]).await.unwrap(), [None]);
+    }
+
+    #[tokio::test]
+    async fn instances_sharing_a_postgres_table_share_what_either_learned() {
+        let Some(url) = database_url() else { return };
+        let hands = Hands::new();
+        let instance = |store| {
+            RtidMemory::builder()
+                .clock(hands.clock())
+                .ttl(Duration::from_millis(DAY_MS))
+                .build_async(store)
+                .unwrap()
+        };
+        let one = instance(store(&url, "rtid_test_shared").await);
+        let two = instance(
+            PostgresStore::connect_to_table(&url, "rtid_test_shared")
+                .await
+                .unwrap(),
+        );
+        let mut landing: serde_json::Value = serde_json::from_str(LANDING).unwrap();
+        assert!(!one.observe_value(&mut landing).await.unwrap());
+        let mut order: serde_json::Value = serde_json::from_str(ORDER).unwrap();
+        assert!(two.observe_value(&mut order).await.unwrap());
+        assert_eq!(
+            order["integrations"]["Rokt Conversions API"]["rtid"],
+            "rt-1"
+        );
+        // The whole session, on a fresh table.
+        let three = instance(store(&url, "rtid_test_session").await);
+        async_session(&three, &hands).await;
+    }
+
+    #[tokio::test]
+    async fn a_bad_table_name_or_an_unreachable_database_is_an_error_naming_the_store() {
+        let err = PostgresStore::connect_to_table("postgres://127.0.0.1:1/x", "bad; drop")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.store(), err.operation()),
+            ("postgres", "use its table name")
+        );
+        // Nothing listens on port 1 of loopback.
+        let err = PostgresStore::connect("postgres://someone:secret-pw@127.0.0.1:1/db")
+            .await
+            .unwrap_err();
+        assert_eq!((err.store(), err.operation()), ("postgres", "connect"));
+        let chain = format!("{err} {:?}", std::error::Error::source(&err));
+        assert!(!chain.contains("secret-pw"), "{chain}");
+    }
+}

@@ -42,8 +42,9 @@
 //! asked for the entries of [`Observation::keys`], [`Observation::decide`] says what to write
 //! and which rtid to add, and [`enrich`] adds it. [`RtidMemory`] runs those steps over an
 //! [`RtidStore`]: the bundled [`InMemoryStore`] by default, or `SqliteStore` (feature
-//! `sqlite`) to keep what was learned in a file across restarts. A store with an asynchronous
-//! client runs the same steps with `.await` between them.
+//! `sqlite`) to keep what was learned in a file across restarts. [`AsyncRtidMemory`] runs the
+//! same steps over an [`AsyncRtidStore`], awaiting it between them: `PostgresStore` (feature
+//! `postgres`) is one, shared by every instance of a service behind a load balancer.
 //!
 //! Concurrent events of one visitor race as they would in two browser tabs: each reads, then
 //! writes, and the last write wins.
@@ -79,6 +80,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 mod sqlite;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "postgres")]
+pub use postgres::{DEFAULT_TABLE, PostgresStore};
 
 /// The default time to live of a learned rtid.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
@@ -601,17 +606,59 @@ fn member<'v, 'a>(pairs: &'v mut Vec<(Cow<'a, str>, Json<'a>)>, key: &str) -> &'
 /// ```
 pub struct RtidMemory {
     store: Box<dyn RtidStore>,
+    core: Core,
+}
+
+impl fmt::Debug for RtidMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RtidMemory")
+            .field("ttl_ms", &self.core.ttl_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What both memories share: the time to live, the clock and the purge schedule.
+struct Core {
     ttl_ms: i64,
     clock: Clock,
     /// When expired entries were last purged (ms since the epoch).
     last_purge: AtomicI64,
 }
 
-impl fmt::Debug for RtidMemory {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RtidMemory")
-            .field("ttl_ms", &self.ttl_ms)
-            .finish_non_exhaustive()
+impl Core {
+    /// The time now and, when a purge is due (at most once a minute, by one caller), the
+    /// cutoff to purge before.
+    fn tick(&self) -> (i64, Option<i64>) {
+        let now = self.clock.now_ms();
+        let last = self.last_purge.load(Ordering::Relaxed);
+        let due = now.saturating_sub(last) >= PURGE_EVERY_MS
+            && self
+                .last_purge
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        (now, due.then(|| self.cutoff(now)))
+    }
+
+    fn cutoff(&self, now: i64) -> i64 {
+        now.saturating_sub(self.ttl_ms)
+    }
+
+    /// The cutoff for a purge asked for now.
+    fn purge_now(&self) -> i64 {
+        let now = self.clock.now_ms();
+        self.last_purge.store(now, Ordering::Relaxed);
+        self.cutoff(now)
+    }
+}
+
+/// Replaces `event` by its enriched form, if any; whether it was.
+fn replace_value(event: &mut serde_json::Value, enriched: Option<Json<'_>>) -> bool {
+    match enriched.map(|e| e.to_value()) {
+        Some(value) => {
+            *event = value;
+            true
+        }
+        None => false,
     }
 }
 
@@ -636,13 +683,16 @@ impl RtidMemory {
             // No identity: nothing to learn or look up.
             return Ok(None);
         }
-        let now = self.clock.now_ms();
-        self.purge_if_due(now)?;
+        let (now, purge) = self.core.tick();
+        if let Some(cutoff) = purge {
+            let gone = self.store.forget_before(cutoff)?;
+            tracing::trace!(gone, "rtid memory purged expired entries");
+        }
         let found = observation
             .keys()
             .map(|k| self.store.get(k))
             .collect::<Result<Vec<_>, _>>()?;
-        let decision = observation.decide(&found, now, self.ttl_ms);
+        let decision = observation.decide(&found, now, self.core.ttl_ms);
         for (key, entry) in &decision.writes {
             self.store.put(key, entry)?;
         }
@@ -652,14 +702,8 @@ impl RtidMemory {
     /// [`observe`](Self::observe) on a `serde_json::Value`, changing it in place; returns
     /// whether it was enriched.
     pub fn observe_value(&self, event: &mut serde_json::Value) -> Result<bool, StoreError> {
-        let enriched = self.observe(&Json::from(&*event))?.map(|e| e.to_value());
-        Ok(match enriched {
-            Some(value) => {
-                *event = value;
-                true
-            }
-            None => false,
-        })
+        let enriched = self.observe(&Json::from(&*event))?.map(Json::into_owned);
+        Ok(replace_value(event, enriched))
     }
 
     /// Calls `f` with the event as the memory leaves it: enriched, or as it is. A store
@@ -692,23 +736,7 @@ impl RtidMemory {
 
     /// Drops expired entries now (the memory also does so by itself, at most once a minute).
     pub fn purge(&self) -> Result<u64, StoreError> {
-        let now = self.clock.now_ms();
-        self.last_purge.store(now, Ordering::Relaxed);
-        self.store.forget_before(now.saturating_sub(self.ttl_ms))
-    }
-
-    fn purge_if_due(&self, now: i64) -> Result<(), StoreError> {
-        let last = self.last_purge.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= PURGE_EVERY_MS
-            && self
-                .last_purge
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            let gone = self.store.forget_before(now.saturating_sub(self.ttl_ms))?;
-            tracing::trace!(gone, "rtid memory purged expired entries");
-        }
-        Ok(())
+        self.store.forget_before(self.core.purge_now())
     }
 }
 
@@ -760,10 +788,7 @@ impl RtidMemoryBuilder {
 
     /// Checks the settings.
     pub fn build(self) -> Result<RtidMemory, Error> {
-        let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
-        if ttl_ms == 0 {
-            return Err(ConfigError::new("ttl", "must be at least a millisecond").into());
-        }
+        let core = Core::new(self.ttl, self.clock)?;
         let store = match (self.store, self.max_entries) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::new(
@@ -778,13 +803,168 @@ impl RtidMemoryBuilder {
             (Some(store), None) => store,
             (None, n) => Box::new(InMemoryStore::new(n.unwrap_or(DEFAULT_MAX_ENTRIES))),
         };
-        let now = self.clock.now_ms();
-        Ok(RtidMemory {
-            store,
+        Ok(RtidMemory { store, core })
+    }
+
+    /// Checks the settings and makes an [`AsyncRtidMemory`] over `store`, a store with an
+    /// asynchronous client. [`store`](Self::store) and [`max_entries`](Self::max_entries)
+    /// do not apply to it.
+    pub fn build_async(
+        self,
+        store: impl AsyncRtidStore + 'static,
+    ) -> Result<AsyncRtidMemory, Error> {
+        let setting = match (&self.store, self.max_entries) {
+            (Some(_), _) => Some("store"),
+            (None, Some(_)) => Some("max_entries"),
+            (None, None) => None,
+        };
+        if let Some(setting) = setting {
+            return Err(
+                ConfigError::new(setting, "does not apply to an asynchronous store").into(),
+            );
+        }
+        Ok(AsyncRtidMemory {
+            store: Box::new(store),
+            core: Core::new(self.ttl, self.clock)?,
+        })
+    }
+}
+
+impl Core {
+    fn new(ttl: Duration, clock: Clock) -> Result<Core, Error> {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        if ttl_ms == 0 {
+            return Err(ConfigError::new("ttl", "must be at least a millisecond").into());
+        }
+        let now = clock.now_ms();
+        Ok(Core {
             ttl_ms,
-            clock: self.clock,
+            clock,
             last_purge: AtomicI64::new(now),
         })
+    }
+}
+
+/// A boxed future a store returns: boxed, so [`AsyncRtidStore`] can be used as a trait
+/// object.
+pub type StoreFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// A store with an asynchronous client (a database across the network, such as
+/// `PostgresStore` with feature `postgres`), for an [`AsyncRtidMemory`]. Each call is one
+/// round trip: the keys of one event are read together and written together.
+pub trait AsyncRtidStore: Send + Sync {
+    /// What is held for each of `keys`, in order, expired or not.
+    fn get_many<'a>(&'a self, keys: &'a [VisitorKey]) -> StoreFuture<'a, Vec<Option<Remembered>>>;
+
+    /// Holds each entry for its key, replacing what was there.
+    fn put_many<'a>(&'a self, writes: &'a [(VisitorKey, Remembered)]) -> StoreFuture<'a, ()>;
+
+    /// Drops every entry learned before `cutoff_ms`; returns how many went. (Named apart
+    /// from [`RtidStore::forget_before`] so a type can be both without ambiguity.)
+    fn forget_learned_before(&self, cutoff_ms: i64) -> StoreFuture<'_, u64>;
+
+    /// How many identities it holds.
+    fn count(&self) -> StoreFuture<'_, u64>;
+}
+
+/// The in-memory store answers at once; as an asynchronous store it is what tests of an
+/// [`AsyncRtidMemory`] run on.
+impl AsyncRtidStore for InMemoryStore {
+    fn get_many<'a>(&'a self, keys: &'a [VisitorKey]) -> StoreFuture<'a, Vec<Option<Remembered>>> {
+        let found = keys.iter().map(|k| RtidStore::get(self, k)).collect();
+        Box::pin(std::future::ready(found))
+    }
+
+    fn put_many<'a>(&'a self, writes: &'a [(VisitorKey, Remembered)]) -> StoreFuture<'a, ()> {
+        let done = writes
+            .iter()
+            .try_for_each(|(k, e)| RtidStore::put(self, k, e));
+        Box::pin(std::future::ready(done))
+    }
+
+    fn forget_learned_before(&self, cutoff_ms: i64) -> StoreFuture<'_, u64> {
+        Box::pin(std::future::ready(RtidStore::forget_before(
+            self, cutoff_ms,
+        )))
+    }
+
+    fn count(&self) -> StoreFuture<'_, u64> {
+        Box::pin(std::future::ready(RtidStore::len(self)))
+    }
+}
+
+/// [`RtidMemory`] over an [`AsyncRtidStore`]: the same pure decision, with the store's two
+/// round trips (read the event's keys, write what changed) awaited between its steps. Made
+/// by [`RtidMemoryBuilder::build_async`].
+///
+/// The dispatcher's hook ([`DispatcherBuilder::rtid_memory`](crate::DispatcherBuilder::rtid_memory))
+/// takes the synchronous memory, because [`try_enqueue`](crate::Dispatcher::try_enqueue)
+/// cannot wait; with this one, observe each event before handing it on:
+/// `memory.observe_value(&mut event).await` then `dispatcher.enqueue(event).await`.
+///
+/// # Cancel safety
+///
+/// Cancelling [`observe`](Self::observe) between its read and its write loses what the event
+/// would have taught; nothing is half written (each write is one statement per key).
+pub struct AsyncRtidMemory {
+    store: Box<dyn AsyncRtidStore>,
+    core: Core,
+}
+
+impl fmt::Debug for AsyncRtidMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncRtidMemory")
+            .field("ttl_ms", &self.core.ttl_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncRtidMemory {
+    /// [`RtidMemory::observe`], awaiting the store.
+    pub async fn observe<'a>(&self, event: &Json<'a>) -> Result<Option<Json<'a>>, StoreError> {
+        let observation = Observation::of(event);
+        if observation.current.is_empty() {
+            return Ok(None);
+        }
+        let (now, purge) = self.core.tick();
+        if let Some(cutoff) = purge {
+            let gone = self.store.forget_learned_before(cutoff).await?;
+            tracing::trace!(gone, "rtid memory purged expired entries");
+        }
+        let keys: Vec<VisitorKey> = observation.keys().cloned().collect();
+        let found = self.store.get_many(&keys).await?;
+        let decision = observation.decide(&found, now, self.core.ttl_ms);
+        if !decision.writes.is_empty() {
+            self.store.put_many(&decision.writes).await?;
+        }
+        Ok(decision.rtid().map(|rtid| enrich(event, rtid)))
+    }
+
+    /// [`RtidMemory::observe_value`], awaiting the store.
+    pub async fn observe_value(&self, event: &mut serde_json::Value) -> Result<bool, StoreError> {
+        let enriched = {
+            let doc = Json::from(&*event);
+            self.observe(&doc).await?.map(Json::into_owned)
+        };
+        Ok(replace_value(event, enriched))
+    }
+
+    /// How many identities the store holds.
+    pub async fn len(&self) -> Result<u64, StoreError> {
+        self.store.count().await
+    }
+
+    /// Whether the store holds none.
+    pub async fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.store.count().await? == 0)
+    }
+
+    /// Drops expired entries now (it also does so by itself, at most once a minute).
+    pub async fn purge(&self) -> Result<u64, StoreError> {
+        self.store
+            .forget_learned_before(self.core.purge_now())
+            .await
     }
 }
 
