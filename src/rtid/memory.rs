@@ -13,7 +13,7 @@
 //! [`RtidMemory`] does the same for events that reach a server without that plugin:
 //!
 //! - it **learns** a visitor's rtid from any event that has one of its own, read exactly as
-//!   the mapping reads it ([`from_event`](super::from_event): the plugin field, else the
+//!   the mapping reads it ([`from_event`]: the plugin field, else the
 //!   query of `context.page.search`, else of `context.page.url`). A newer rtid replaces an
 //!   older one (newer = observed later);
 //! - it **keys** what it learns by the identities Segment gives: `anonymousId`, and `userId`

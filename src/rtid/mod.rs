@@ -223,5 +223,4 @@ mod tests {
     }
 }
 
-/// Remembering a visitor's rtid across events, as Rokt's browser plugin does.
 pub mod memory;
