@@ -337,19 +337,18 @@ impl RtidStore for InMemoryStore {
         } = &mut *slots;
         let seq = *next_seq;
         *next_seq += 1;
-        let key: Arc<str> = match by_key.get_key_value(key.as_str()) {
+        let (key, rtid): (Arc<str>, Arc<str>) = match by_key.get_key_value(key.as_str()) {
             Some((k, old)) => {
-                let k = k.clone();
                 by_age.remove(&(old.learned_ms, old.seq));
-                k
+                // A refreshed entry keeps its text.
+                let rtid = match *old.rtid == *entry.rtid {
+                    true => old.rtid.clone(),
+                    false => Arc::from(entry.rtid.as_str()),
+                };
+                (k.clone(), rtid)
             }
-            None => Arc::from(key.as_str()),
+            None => (Arc::from(key.as_str()), Arc::from(entry.rtid.as_str())),
         };
-        // Identities linked to one visitor share the same text.
-        let rtid = by_key
-            .get(&key)
-            .filter(|old| *old.rtid == *entry.rtid)
-            .map_or_else(|| Arc::from(entry.rtid.as_str()), |old| old.rtid.clone());
         by_age.insert((entry.learned_ms, seq), key.clone());
         by_key.insert(
             key,
