@@ -6,6 +6,7 @@ use crate::error::Error;
 use crate::pipeline::Encoded;
 use crate::request::{Limits, RequestKind};
 use crate::rokt::Batch;
+use crate::rtid::memory::RtidMemory;
 use crate::segment::AsEvent;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -233,6 +234,7 @@ pub struct DispatcherBuilder {
     kind: Option<RequestKind>,
     max_items: Option<usize>,
     sink: OutcomeSink,
+    rtid_memory: Option<Arc<RtidMemory>>,
 }
 
 impl DispatcherBuilder {
@@ -288,6 +290,16 @@ impl DispatcherBuilder {
     /// Sends each outcome into `tx`.
     pub fn outcomes_to(mut self, tx: mpsc::UnboundedSender<Outcome>) -> Self {
         self.sink = OutcomeSink::Channel(tx);
+        self
+    }
+
+    /// Passes each event [`enqueue`](Dispatcher::enqueue)d (not
+    /// [`enqueue_batch`](Dispatcher::enqueue_batch)ed) through `memory` before it is mapped:
+    /// the memory learns the visitor's rtid, and an event without one of its own is mapped
+    /// with the remembered one, as Rokt's browser plugin would have added it. A store failure
+    /// is logged and the event goes on as it is. Off by default.
+    pub fn rtid_memory(mut self, memory: Arc<RtidMemory>) -> Self {
+        self.rtid_memory = Some(memory);
         self
     }
 
@@ -374,6 +386,7 @@ impl DispatcherBuilder {
                 meter,
                 permits,
                 concurrency: self.concurrency,
+                rtid_memory: self.rtid_memory,
             }),
         })
     }
@@ -483,6 +496,7 @@ struct Shared {
     meter: Arc<Meter>,
     permits: Arc<Semaphore>,
     concurrency: usize,
+    rtid_memory: Option<Arc<RtidMemory>>,
 }
 
 #[derive(Debug)]
@@ -544,6 +558,7 @@ impl Dispatcher {
             kind: None,
             max_items: None,
             sink: OutcomeSink::Discard,
+            rtid_memory: None,
         }
     }
 
@@ -595,7 +610,11 @@ impl Dispatcher {
     }
 
     fn admit_event(&self, permit: mpsc::Permit<'_, Msg>, event: &impl AsEvent) -> Ticket {
-        let encoded = self.shared.client.pipeline().encoded(event);
+        let pipeline = self.shared.client.pipeline();
+        let encoded = match &self.shared.rtid_memory {
+            Some(memory) => memory.with_observed(event, |doc| pipeline.encoded(doc)),
+            None => pipeline.encoded(event),
+        };
         let message_id = || {
             event.with_json(|doc| {
                 doc.get("messageId")
