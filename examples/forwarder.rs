@@ -22,6 +22,9 @@
 //!   position and rule only); `400` `{"code","message"}` for a body that is not JSON or is too
 //!   large; `401` for a write key that is not configured; `503` with `Retry-After` when a
 //!   dispatcher queue is full or the service is stopping, so the SDKs send again.
+//! - Every event passes through an rtid memory ([`rokt_capi::rtid::memory`], in memory and
+//!   bounded) before it is routed: a visitor's click id seen on a landing page is added to their
+//!   later events that carry none, as Rokt's browser plugin does in the browser.
 //! - `GET /stats` gives each subscription's counters ([`Dispatcher::stats`]) as JSON, and
 //!   `GET /health` answers `200`.
 //! - Ctrl-C or SIGTERM (or `--shutdown-after`, or `POST /shutdown` when started with
@@ -154,6 +157,9 @@ struct Route {
 /// What the HTTP handlers share.
 struct App {
     destination: Destination,
+    /// What the Rokt browser plugin would remember: a visitor's click id (rtid), added to their
+    /// later events that carry none.
+    rtid_memory: rokt_capi::rtid::memory::RtidMemory,
     routes: Vec<Route>,
     /// Who may send to the tracking API routes.
     keys: Keys,
@@ -265,8 +271,12 @@ async fn run() -> Result<(), String> {
         write_keys: write_keys(&args.write_keys),
         token: token.clone().map(WriteKey::new),
     };
+    let rtid_memory = rokt_capi::rtid::memory::RtidMemory::builder()
+        .build()
+        .map_err(|e| format!("rtid memory: {e}"))?;
     let app = Arc::new(App {
         destination,
+        rtid_memory,
         routes,
         keys,
         queue_capacity: args.queue_capacity,
@@ -436,7 +446,9 @@ async fn segment(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
             ignored: false,
             errors: Vec::new(),
         };
-        let routed = app.destination.route(event);
+        let routed = app
+            .rtid_memory
+            .with_observed(event, |doc| app.destination.route(doc));
         if routed.is_empty() {
             summary.ignored = true;
             ignored += 1;
@@ -697,8 +709,8 @@ impl App {
             .map(|m| RoutedMessage {
                 message_id: m.message_id().to_owned(),
                 batches: self
-                    .destination
-                    .route(m)
+                    .rtid_memory
+                    .with_observed(m, |doc| self.destination.route(doc))
                     .into_iter()
                     .map(|r| (r.subscription.to_owned(), r.batch))
                     .collect(),

@@ -26,6 +26,11 @@ fn example(name: &str) -> Option<PathBuf> {
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     if path.exists() {
         Some(path)
+    } else if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "{} is not built (cargo test builds the examples)",
+            path.display()
+        );
     } else {
         println!("skipped: {} is not built", path.display());
         None

@@ -58,3 +58,10 @@ async fn a_full_queue_answers_503_with_retry_after_and_nothing_is_lost() {
         intake_support::a_full_queue_answers_503_with_retry_after_and_nothing_is_lost(&exe).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_click_id_from_the_landing_page_reaches_a_later_conversion() {
+    if let Some(exe) = example("forwarder") {
+        intake_support::a_click_id_from_the_landing_page_reaches_a_later_conversion(&exe).await;
+    }
+}

@@ -27,6 +27,11 @@ pub fn example(name: &str) -> Option<PathBuf> {
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     if path.exists() {
         Some(path)
+    } else if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "{} is not built (cargo test builds the examples)",
+            path.display()
+        );
     } else {
         println!("skipped: {} is not built", path.display());
         None
@@ -596,4 +601,43 @@ pub async fn a_full_queue_answers_503_with_retry_after_and_nothing_is_lost(exe: 
             assert!(ids.contains(id), "{id} was accepted but not delivered");
         }
     }
+}
+
+/// A visitor lands with `?rtid=` on a page view, then buys on a page without it: the forwarder's
+/// rtid memory carries the click id to the conversion, as Rokt's browser plugin would.
+pub async fn a_click_id_from_the_landing_page_reaches_a_later_conversion(exe: &Path) {
+    let rokt = MockServer::start(|_| Reply::accepted()).await;
+    let fw = Forwarder::start(exe, &rokt, &[], &[]);
+    let landing = json!({"type": "page", "anonymousId": "anon-7", "messageId": "land-7",
+        "context": {"page": {"url": "https://shop.example/?utm=x&rtid=click-7",
+                             "search": "?utm=x&rtid=click-7"}}});
+    let mut conversion = order("buy-7");
+    conversion["anonymousId"] = json!("anon-7");
+    conversion["context"]["page"] = json!({"url": "https://shop.example/checkout"});
+    for (path, body) in [("/v1/page", landing), ("/v1/track", conversion)] {
+        let (status, answer) = http(
+            &fw.addr,
+            "POST",
+            path,
+            &basic(WRITE_KEY),
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(status, 200, "{answer}");
+    }
+    fw.stop();
+    let sent: Vec<Value> = rokt
+        .received()
+        .iter()
+        .flat_map(|r| r.batches())
+        .map(|b| serde_json::to_value(b).unwrap())
+        .collect();
+    let conversion = sent
+        .iter()
+        .find(|b| b.to_string().contains("buy-7"))
+        .unwrap_or_else(|| panic!("the conversion reached Rokt: {sent:?}"));
+    assert_eq!(conversion["user_identities"]["other2"], "click-7");
+    assert_eq!(
+        conversion["integration_attributes"]["1277"]["passbackconversiontrackingid"],
+        "click-7"
+    );
 }
