@@ -1,5 +1,5 @@
 # Sourced by .ci/run: a PostgreSQL for the tests of the `postgres` feature, on 127.0.0.1 in a
-# scratch directory, stopped on exit; exports DATABASE_URL. Installed with apt-get when running
+# scratch directory, stopped on exit (through .ci/run's `cleanups`); exports DATABASE_URL. Installed with apt-get when running
 # as root and missing. Under CI=true the tests fail, never skip, without DATABASE_URL.
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 if [ -z "$pg_bin" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -14,5 +14,5 @@ as_pg() { if [ "$(id -u)" = 0 ]; then chown -R postgres: "$pg_data"; runuser -u 
 as_pg "$pg_bin/initdb" -D "$pg_data" -A trust -U rokt >/dev/null
 as_pg "$pg_bin/pg_ctl" -D "$pg_data" -l "$pg_data/log" -w \
     -o "-c listen_addresses=127.0.0.1 -p 55433 -k $pg_data -c max_connections=200" start >/dev/null
-trap 'as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m fast stop >/dev/null 2>&1; rm -rf "$pg_data"' EXIT
+cleanups+=('as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m fast stop >/dev/null 2>&1; rm -rf "$pg_data"')
 export DATABASE_URL=postgres://rokt@127.0.0.1:55433/postgres
