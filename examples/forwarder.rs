@@ -61,7 +61,7 @@ use rokt_capi::Credentials;
 use rokt_capi::client::{Client, Dispatcher, EnqueueError, Outcome};
 use rokt_capi::rokt::Batch;
 use rokt_capi::segment::intake::{Call, Intake, Message, MessageError, WriteKey};
-use rokt_capi::subscription::Destination;
+use rokt_capi::subscription::{Destination, Routed};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -448,7 +448,8 @@ async fn segment(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
         };
         let routed = app
             .rtid_memory
-            .with_observed(event, |doc| app.destination.route(doc));
+            .with_observed(event, |doc| Ok(app.destination.route(doc)))
+            .unwrap_or_else(|e| vec![Routed::rejected(e)]);
         if routed.is_empty() {
             summary.ignored = true;
             ignored += 1;
@@ -710,7 +711,8 @@ impl App {
                 message_id: m.message_id().to_owned(),
                 batches: self
                     .rtid_memory
-                    .with_observed(m, |doc| self.destination.route(doc))
+                    .with_observed(m, |doc| Ok(self.destination.route(doc)))
+                    .unwrap_or_else(|e| vec![Routed::rejected(e)])
                     .into_iter()
                     .map(|r| (r.subscription.to_owned(), r.batch))
                     .collect(),

@@ -99,7 +99,7 @@ pub use client::{
 pub use credentials::Credentials;
 pub use error::{ConfigError, Error, EventError};
 pub use json::Json;
-pub use pipeline::{BulkPlan, ParseEvent, Pipeline, PipelineBuilder};
+pub use pipeline::{BulkPlan, Pipeline, PipelineBuilder};
 
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]

@@ -235,44 +235,6 @@ impl Encoded {
     }
 }
 
-/// Event input that may still need parsing: JSON text, or an already-parsed event.
-pub trait ParseEvent {
-    /// Parses (if needed) and calls `f` with the event; a parse failure is an error for this event.
-    fn parse_with<R>(
-        &self,
-        f: impl FnOnce(&crate::Json<'_>) -> Result<R, Error>,
-    ) -> Result<R, Error>;
-}
-
-impl ParseEvent for &str {
-    fn parse_with<R>(
-        &self,
-        f: impl FnOnce(&crate::Json<'_>) -> Result<R, Error>,
-    ) -> Result<R, Error> {
-        let doc =
-            crate::Json::parse(self).map_err(|e| Error::from(crate::EventError::from_json(&e)))?;
-        f(&doc)
-    }
-}
-
-impl ParseEvent for String {
-    fn parse_with<R>(
-        &self,
-        f: impl FnOnce(&crate::Json<'_>) -> Result<R, Error>,
-    ) -> Result<R, Error> {
-        self.as_str().parse_with(f)
-    }
-}
-
-impl ParseEvent for serde_json::Value {
-    fn parse_with<R>(
-        &self,
-        f: impl FnOnce(&crate::Json<'_>) -> Result<R, Error>,
-    ) -> Result<R, Error> {
-        f(&crate::Json::from(self))
-    }
-}
-
 /// The requests for a list of events, and what became of each event.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -420,7 +382,7 @@ impl Pipeline {
     /// let encoded = pipeline.encode_all(&lines, 2);
     /// assert!(encoded[0].is_ok() && encoded[1].is_err());
     /// ```
-    pub fn encode_all<E: ParseEvent + Sync>(
+    pub fn encode_all<E: AsEvent + Sync>(
         &self,
         events: &[E],
         threads: usize,
@@ -429,7 +391,7 @@ impl Pipeline {
         if threads == 1 {
             return events
                 .iter()
-                .map(|e| e.parse_with(|doc| self.encode(doc)))
+                .map(|e| e.with_json(|doc| self.encode(doc)))
                 .collect();
         }
         let chunk = events.len().div_ceil(threads);
@@ -439,7 +401,7 @@ impl Pipeline {
                 .map(|part| {
                     scope.spawn(move || {
                         part.iter()
-                            .map(|e| e.parse_with(|doc| self.encode(doc)))
+                            .map(|e| e.with_json(|doc| self.encode(doc)))
                             .collect::<Vec<_>>()
                     })
                 })

@@ -113,6 +113,17 @@ pub struct Routed<'d> {
     pub batch: Result<Batch, Error>,
 }
 
+impl Routed<'_> {
+    /// The one outcome of an event rejected before any subscription saw it (text that is not
+    /// JSON, or not an object): no subscription name, and the reason.
+    pub fn rejected(error: Error) -> Routed<'static> {
+        Routed {
+            subscription: "",
+            batch: Err(error),
+        }
+    }
+}
+
 impl Destination {
     /// Compiles a configuration: every trigger was parsed when it was read; every mapping is
     /// compiled here, and an error names the subscription.
@@ -173,35 +184,35 @@ impl Destination {
 
     /// The names of the subscriptions an event matches.
     pub fn matching(&self, event: impl AsEvent) -> Vec<&str> {
-        event.with_json(|doc| {
-            self.compiled
+        let matching = event.with_json(|doc| {
+            Ok(self
+                .compiled
                 .iter()
                 .filter(|(_, t, _)| t.matches(doc))
                 .map(|(n, _, _)| n.as_str())
-                .collect()
-        })
+                .collect())
+        });
+        // Text that is not JSON matches nothing.
+        matching.unwrap_or_default()
     }
 
     /// The batch of every subscription the event matches, in configuration order. An event
     /// that is not a Segment event gives a single rejection; one that matches nothing gives an
     /// empty list.
     pub fn route(&self, event: impl AsEvent) -> Vec<Routed<'_>> {
-        event.with_json(|doc| {
-            if let Err(e) = check_mappable(doc) {
-                return vec![Routed {
-                    subscription: "",
-                    batch: Err(e.into()),
-                }];
-            }
-            self.compiled
+        let routed = event.with_json(|doc| {
+            check_mappable(doc)?;
+            Ok(self
+                .compiled
                 .iter()
                 .filter(|(_, t, _)| t.matches(doc))
                 .map(|(name, _, pipeline)| Routed {
                     subscription: name,
                     batch: pipeline.batch(doc),
                 })
-                .collect()
-        })
+                .collect())
+        });
+        routed.unwrap_or_else(|e| vec![Routed::rejected(e)])
     }
 }
 

@@ -403,7 +403,9 @@ fn a_failing_store_is_an_error_naming_it_and_never_stops_the_event() {
     assert_eq!(err.to_string(), "the broken rtid store failed to get");
     assert_eq!((err.store(), err.operation()), ("broken", "get"));
     assert!(std::error::Error::source(&err).is_some());
-    let seen = m.with_observed(&json(ORDER), |doc| serde_json::to_string(doc).unwrap());
+    let seen = m
+        .with_observed(&json(ORDER), |doc| Ok(serde_json::to_string(doc).unwrap()))
+        .unwrap();
     assert_eq!(seen, ORDER);
 }
 

@@ -616,11 +616,13 @@ impl Dispatcher {
             None => pipeline.encoded(event),
         };
         let message_id = || {
-            event.with_json(|doc| {
-                doc.get("messageId")
+            let id = event.with_json(|doc| {
+                Ok(doc
+                    .get("messageId")
                     .and_then(|m| m.as_str())
-                    .map(str::to_owned)
-            })
+                    .map(str::to_owned))
+            });
+            id.ok().flatten()
         };
         self.admit(permit, encoded, message_id)
     }

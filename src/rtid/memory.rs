@@ -710,7 +710,11 @@ impl RtidMemory {
     /// Calls `f` with the event as the memory leaves it: enriched, or as it is. A store
     /// failure does not stop the event: it is logged (store and operation only) and `f` gets
     /// the event unchanged. This is what the dispatcher does on enqueue.
-    pub fn with_observed<R>(&self, event: &impl AsEvent, f: impl FnOnce(&Json<'_>) -> R) -> R {
+    pub fn with_observed<R>(
+        &self,
+        event: &impl AsEvent,
+        f: impl FnOnce(&Json<'_>) -> Result<R, crate::Error>,
+    ) -> Result<R, crate::Error> {
         event.with_json(|doc| match self.observe(doc) {
             Ok(Some(enriched)) => f(&enriched),
             Ok(None) => f(doc),

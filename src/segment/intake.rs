@@ -258,8 +258,12 @@ impl std::fmt::Debug for Message {
     }
 }
 
+impl super::sealed::Sealed for Message {}
 impl AsEvent for Message {
-    fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> R) -> R {
+    fn with_json<R>(
+        &self,
+        f: impl FnOnce(&Json<'_>) -> Result<R, crate::Error>,
+    ) -> Result<R, crate::Error> {
         f(&Json::from(&self.event))
     }
 }

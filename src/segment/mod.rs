@@ -16,7 +16,7 @@
 pub mod intake;
 
 use crate::Json;
-use crate::error::EventError;
+use crate::error::{Error, EventError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -613,33 +613,70 @@ fn check_shape(value: &Value) -> Result<(), EventError> {
     Ok(())
 }
 
-/// Anything the pipeline can read an event from.
-pub trait AsEvent {
-    /// Calls `f` with the event as a borrowed JSON document.
-    fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> R) -> R;
+pub(crate) mod sealed {
+    /// Only the crate's types are events: the crate relies on exactly their behaviour.
+    pub trait Sealed {}
 }
 
+/// Anything the pipeline reads one event from: JSON text (`&str`, `String`), a parsed
+/// [`Json`], a `serde_json::Value`, a typed [`Event`], or an intake
+/// [`Message`](intake::Message). Sealed: only these.
+///
+/// ```
+/// use rokt_capi::Pipeline;
+/// let pipeline = Pipeline::builder().build().unwrap();
+/// let text = r#"{"type":"track","event":"Order Completed","userId":"u1","messageId":"m1",
+///     "timestamp":"2026-01-01T00:00:00Z"}"#;
+/// let value: serde_json::Value = serde_json::from_str(text).unwrap();
+/// assert_eq!(pipeline.encode(text).unwrap(), pipeline.encode(&value).unwrap());
+/// assert!(pipeline.encode("{not json").unwrap_err().is_bad_input());
+/// ```
+pub trait AsEvent: sealed::Sealed {
+    /// Calls `f` with the event as a parsed document. Text that is not JSON is this event's
+    /// error ([`Error::InvalidEvent`]), and `f` is not called.
+    fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> Result<R, Error>) -> Result<R, Error>;
+}
+
+impl sealed::Sealed for Json<'_> {}
 impl AsEvent for Json<'_> {
-    fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> R) -> R {
+    fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> Result<R, Error>) -> Result<R, Error> {
         f(self)
     }
 }
 
+impl sealed::Sealed for Value {}
 impl AsEvent for Value {
-    fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> R) -> R {
+    fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> Result<R, Error>) -> Result<R, Error> {
         f(&Json::from(self))
     }
 }
 
+impl sealed::Sealed for Event {}
 impl AsEvent for Event {
-    fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> R) -> R {
+    fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> Result<R, Error>) -> Result<R, Error> {
         let value = self.to_value();
         f(&Json::from(&value))
     }
 }
 
+impl sealed::Sealed for str {}
+impl AsEvent for str {
+    fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> Result<R, Error>) -> Result<R, Error> {
+        let doc = Json::parse(self).map_err(|e| Error::from(EventError::from_json(&e)))?;
+        f(&doc)
+    }
+}
+
+impl sealed::Sealed for String {}
+impl AsEvent for String {
+    fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> Result<R, Error>) -> Result<R, Error> {
+        self.as_str().with_json(f)
+    }
+}
+
+impl<T: AsEvent + ?Sized> sealed::Sealed for &T {}
 impl<T: AsEvent + ?Sized> AsEvent for &T {
-    fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> R) -> R {
+    fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> Result<R, Error>) -> Result<R, Error> {
         (**self).with_json(f)
     }
 }
