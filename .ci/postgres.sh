@@ -11,8 +11,11 @@ fi
 [ -n "$pg_bin" ] || { echo "PostgreSQL is needed for the postgres feature's tests" >&2; exit 1; }
 pg_data=$(mktemp -d)
 as_pg() { if [ "$(id -u)" = 0 ]; then chown -R postgres: "$pg_data"; runuser -u postgres -- "$@"; else "$@"; fi; }
+# A free port, so a server that something else left running cannot be mistaken for ours.
+pg_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 as_pg "$pg_bin/initdb" -D "$pg_data" -A trust -U rokt >/dev/null
 as_pg "$pg_bin/pg_ctl" -D "$pg_data" -l "$pg_data/log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p 55433 -k $pg_data -c max_connections=200" start >/dev/null
+    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_data -c max_connections=200" start >/dev/null ||
+    { cat "$pg_data/log" >&2; exit 1; }
 cleanups+=('as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m fast stop >/dev/null 2>&1; rm -rf "$pg_data"')
-export DATABASE_URL=postgres://rokt@127.0.0.1:55433/postgres
+export DATABASE_URL=postgres://rokt@127.0.0.1:$pg_port/postgres
