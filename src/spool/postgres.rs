@@ -1,0 +1,1 @@
+//! The shared spool: a Postgres outbox table drained by many dispatchers.
