@@ -174,6 +174,34 @@ async fn embedded_spool_loses_nothing_acknowledged_across_sigkills() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outbox_loses_nothing_acknowledged_with_three_workers_killed() {
+    let Ok(base) = std::env::var("DATABASE_URL") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and DATABASE_URL is not set: the postgres chaos test cannot be skipped"
+        );
+        println!("skipped: DATABASE_URL is not set");
+        return;
+    };
+    let name = format!("rokt_chaos_{:016x}", fastrand::u64(..));
+    let admin = rokt_capi::spool::PostgresSpool::open(&base).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(admin.pool())
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&base).unwrap();
+    url.set_path(&format!("/{name}"));
+    let backend = Backend::Postgres(url.to_string());
+    let server = MockServer::start(|_| Reply::accepted()).await;
+    let receiver = server.url();
+    let acked = tokio::task::spawn_blocking(move || chaos(&backend, &receiver, ROUNDS, 3))
+        .await
+        .unwrap();
+    judge("postgres", ROUNDS, &acked, &server);
+}
+
 /// The child: produces until killed, or drains the spool and exits.
 #[test]
 fn child_process() {

@@ -369,3 +369,13 @@ impl Dispatcher {
         Some(link.spool.counts().await)
     }
 }
+
+impl Dispatcher {
+    /// Maps and encodes `event` as a spool stores it, without storing it: for writing it
+    /// inside a transaction of the service's own (see the `postgres` feature's
+    /// `PostgresSpool::append_in`). Bad input is an error.
+    pub fn record(&self, event: impl crate::segment::AsEvent) -> Result<Record, Error> {
+        let item = self.shared.client.encode(&event)?;
+        Ok(Record::new(item.body, item.message_id, item.newest_ms))
+    }
+}
