@@ -379,3 +379,104 @@ async fn bad_input_with_a_spool_is_rejected_at_once_with_an_id_no_stored_event_h
         Err(EnqueueError::Closed(_))
     ));
 }
+
+/// A long outage: Rokt answers 503 while many events are enqueued by concurrent producers; the
+/// backlog stays on disk (memory stays flat), and everything drains once Rokt is back. Scaled
+/// by `ROKT_OUTAGE_EVENTS` (default 20 000; BENCHMARKS.md has the figures for 300 000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_outage_keeps_the_backlog_on_disk_and_drains_after_recovery() {
+    let n: usize = std::env::var("ROKT_OUTAGE_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let producers = 16;
+    let dir = TempDir::new("outage");
+    let healthy = Gate::closed();
+    let server = Arc::new(
+        MockServer::start({
+            let healthy = healthy.clone();
+            move |_| {
+                if healthy.is_open() {
+                    Reply::accepted()
+                } else {
+                    Reply::status(503)
+                }
+            }
+        })
+        .await,
+    );
+    let delivered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let spool = Arc::new(SqliteSpool::open(dir.file()).unwrap());
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .spool(spool.clone())
+        .queue_capacity(2_000)
+        .spool_max_backoff(Duration::from_millis(200))
+        .flush_interval(Duration::from_millis(20))
+        .on_outcome({
+            let delivered = delivered.clone();
+            move |o| {
+                assert!(o.verdict.is_delivered(), "{:?}", o.verdict);
+                delivered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+        .build()
+        .unwrap();
+    // The mock records every request; forget them, so that only the dispatcher is measured.
+    let forget = tokio::spawn({
+        let server_received = server.clone();
+        async move {
+            loop {
+                server_received.clear_received();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    });
+    let template = support::event(0);
+    let rss_start = support::rss_kib();
+    let mut rss_peak = 0;
+    let mut tasks = tokio::task::JoinSet::new();
+    for p in 0..producers {
+        let dispatcher = dispatcher.clone();
+        let mut event = template.clone();
+        tasks.spawn(async move {
+            for i in (p..n).step_by(producers) {
+                event["messageId"] = serde_json::json!(format!("m-{i}"));
+                dispatcher.enqueue(event.clone()).await.unwrap();
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {
+        rss_peak = rss_peak.max(support::rss_kib().unwrap_or(0));
+    }
+    let rss_enqueued = support::rss_kib();
+    let counts = spool.counts().await.unwrap();
+    assert!(counts.pending > 0);
+    assert_eq!(delivered.load(std::sync::atomic::Ordering::Relaxed), 0);
+    healthy.open();
+    let start = std::time::Instant::now();
+    while delivered.load(std::sync::atomic::Ordering::Relaxed) < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "drained {} of {n}",
+            delivered.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    dispatcher.shutdown().await;
+    forget.abort();
+    assert_eq!(spool.counts().await.unwrap().pending, 0);
+    let (Some(a), Some(b)) = (rss_start, rss_enqueued) else {
+        return;
+    };
+    println!(
+        "outage: events={n} producers={producers} rss_start_kib={a} rss_peak_kib={} rss_after_enqueue_kib={b} drain_s={:.1}",
+        rss_peak.max(b),
+        start.elapsed().as_secs_f64()
+    );
+    // Memory does not grow with the backlog: n bodies would be hundreds of KB per thousand.
+    assert!(
+        rss_peak.max(b).saturating_sub(a) < 150 * 1024,
+        "resident set grew from {a} KiB to {} KiB",
+        rss_peak.max(b)
+    );
+}
