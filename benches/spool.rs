@@ -84,7 +84,10 @@ fn main() {
         if let Ok(url) = std::env::var("DATABASE_URL") {
             for producers in [16, 64] {
                 let spool = rokt_capi::spool::PostgresSpool::open(&url).await.unwrap();
-                sqlx::query("TRUNCATE rokt_outbox").execute(spool.pool()).await.unwrap();
+                sqlx::query("TRUNCATE rokt_outbox")
+                    .execute(spool.pool())
+                    .await
+                    .unwrap();
                 run("postgres", Arc::new(spool), producers, n).await;
             }
         } else {

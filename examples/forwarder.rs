@@ -4,8 +4,13 @@
 //!
 //! ```text
 //! cargo run --example forwarder -- [--config FILE] [--listen ADDR] [--rate N]
-//!     [--shutdown-after SECONDS] [--shutdown-endpoint]
+//!     [--shutdown-after SECONDS] [--shutdown-endpoint] [--spool DIR | --database-url URL]
 //! ```
+//!
+//! With `--spool DIR` (feature `sqlite`: one spool file per subscription in DIR) or
+//! `--database-url URL` (feature `postgres`: one outbox table), every event is durable before
+//! the `202` (each enqueue returns once it is stored), and events still pending when the
+//! forwarder stops are sent by the next start.
 //!
 //! - `POST /segment` takes one event object, a batch `{"batch": [...]}` or a JSON array, and
 //!   answers at once: `202` with counts per event (`accepted`, `rejected`, the error type of a
@@ -49,7 +54,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 const USAGE: &str = "usage: forwarder [--config FILE] [--listen ADDR] [--rate BATCHES_PER_SECOND] \
-                     [--shutdown-after SECONDS] [--shutdown-endpoint]";
+                     [--shutdown-after SECONDS] [--shutdown-endpoint] \
+                     [--spool DIR | --database-url URL]";
 
 /// The largest request body taken (Segment's batches are at most 500 KB).
 const MAX_BODY: usize = 4 << 20;
@@ -63,6 +69,8 @@ struct Args {
     rate: Option<f64>,
     shutdown_after: Option<Duration>,
     shutdown_endpoint: bool,
+    spool: Option<std::path::PathBuf>,
+    database_url: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -72,6 +80,8 @@ fn parse_args() -> Result<Args, String> {
         rate: None,
         shutdown_after: None,
         shutdown_endpoint: false,
+        spool: None,
+        database_url: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -97,6 +107,8 @@ fn parse_args() -> Result<Args, String> {
                 ));
             }
             "--shutdown-endpoint" => args.shutdown_endpoint = true,
+            "--spool" => args.spool = Some(value("--spool")?.into()),
+            "--database-url" => args.database_url = Some(value("--database-url")?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
@@ -161,6 +173,8 @@ async fn run() -> Result<(), String> {
         (receiver.credentials(), Some(url), Some(receiver))
     };
 
+    let shared_spool = open_shared_spool(&args).await?;
+
     // One client and dispatcher per subscription, each mapping with its own pipeline.
     let count = destination.pipelines().count().max(1);
     let mut routes: Vec<Route> = Vec::new();
@@ -189,6 +203,9 @@ async fn run() -> Result<(), String> {
             #[allow(clippy::cast_precision_loss)]
             let share = rate / count as f64;
             dispatcher = dispatcher.rate_limit(share);
+        }
+        if let Some(spool) = subscription_spool(&args, name, shared_spool.as_ref())? {
+            dispatcher = dispatcher.spool(spool);
         }
         let dispatcher = dispatcher.build().map_err(|e| e.to_string())?;
         routes.push(Route {
@@ -415,12 +432,15 @@ async fn segment(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
                     summary.accepted += 1;
                     app.accepted.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(_) => {
-                    // Only while shutting down: ask Segment to send it again later.
-                    return answer(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        json!({"error": "shutting down"}),
-                    );
+                Err(e) => {
+                    // Shutting down, or the spool is full or failing: ask Segment to send it
+                    // again later (what was stored before is sent; Rokt de-duplicates).
+                    let error = match e {
+                        EnqueueError::Full(_) => "the spool is full",
+                        EnqueueError::Spool(..) => "the spool could not store the event",
+                        _ => "shutting down",
+                    };
+                    return answer(StatusCode::SERVICE_UNAVAILABLE, json!({ "error": error }));
                 }
             }
         }
@@ -528,4 +548,58 @@ fn answer(status: StatusCode, body: Value) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+/// The Postgres outbox all subscriptions share (`--database-url`).
+async fn open_shared_spool(
+    args: &Args,
+) -> Result<Option<Arc<dyn rokt_capi::spool::Spool>>, String> {
+    if args.spool.is_some() && args.database_url.is_some() {
+        return Err("--spool and --database-url exclude each other".into());
+    }
+    let Some(url) = &args.database_url else {
+        return Ok(None);
+    };
+    #[cfg(feature = "postgres")]
+    {
+        let spool = rokt_capi::spool::PostgresSpool::open(url)
+            .await
+            .map_err(|e| format!("--database-url: {e}"))?;
+        Ok(Some(Arc::new(spool)))
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = url;
+        Err("--database-url needs the `postgres` feature".into())
+    }
+}
+
+/// The spool of one subscription: its own file in the `--spool` directory, or the shared one.
+fn subscription_spool(
+    args: &Args,
+    name: &str,
+    shared: Option<&Arc<dyn rokt_capi::spool::Spool>>,
+) -> Result<Option<Arc<dyn rokt_capi::spool::Spool>>, String> {
+    if let Some(shared) = shared {
+        return Ok(Some(shared.clone()));
+    }
+    let Some(dir) = &args.spool else {
+        return Ok(None);
+    };
+    #[cfg(feature = "sqlite")]
+    {
+        std::fs::create_dir_all(dir).map_err(|e| format!("--spool: {e}"))?;
+        let file: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let spool = rokt_capi::spool::SqliteSpool::open(dir.join(format!("{file}.db")))
+            .map_err(|e| format!("--spool: subscription `{name}`: {e}"))?;
+        Ok(Some(Arc::new(spool)))
+    }
+    #[cfg(not(feature = "sqlite"))]
+    {
+        let _ = (dir, name);
+        Err("--spool needs the `sqlite` feature".into())
+    }
 }
