@@ -72,7 +72,7 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         #[cfg(feature = "sqlite")]
-        for producers in [1, 16, 64] {
+        for producers in [1, 16, 256] {
             let dir = std::env::temp_dir().join(format!("rokt-bench-{}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
             let spool = rokt_capi::spool::SqliteSpool::open(dir.join("spool.db")).unwrap();
@@ -82,7 +82,7 @@ fn main() {
         }
         #[cfg(feature = "postgres")]
         if let Ok(url) = std::env::var("DATABASE_URL") {
-            for producers in [16, 64] {
+            for producers in [16, 256] {
                 let spool = rokt_capi::spool::PostgresSpool::open(&url).await.unwrap();
                 sqlx::query("TRUNCATE rokt_outbox")
                     .execute(spool.pool())
