@@ -4,18 +4,27 @@
 //!
 //! ```text
 //! cargo run --example forwarder -- [--config FILE] [--listen ADDR] [--rate N]
-//!     [--shutdown-after SECONDS] [--shutdown-endpoint] [--spool DIR | --database-url URL]
+//!     [--shutdown-after SECONDS] [--shutdown-endpoint] [--write-key KEY]...
+//!     [--queue-capacity N]
 //! ```
-//!
-//! With `--spool DIR` (feature `sqlite`: one spool file per subscription in DIR) or
-//! `--database-url URL` (feature `postgres`: one outbox table), every event is durable before
-//! the `202` (each enqueue returns once it is stored), and events still pending when the
-//! forwarder stops are sent by the next start.
 //!
 //! - `POST /segment` takes one event object, a batch `{"batch": [...]}` or a JSON array, and
 //!   answers at once: `202` with counts per event (`accepted`, `rejected`, the error type of a
 //!   rejection); `400` when nothing in the body could be accepted and something was rejected
 //!   (so Segment does not retry bad input); never any personal data.
+//! - Segment's tracking API, so Segment's own SDKs (and hand-made calls) can send here with only
+//!   their host changed: `POST /v1/batch`, `/v1/import`, `/v1/{track,identify,page,screen,group,
+//!   alias}` and the browser's `/v1/b`, `/v1/{t,i,p,s,g,a}` (any body type, e.g. `text/plain`),
+//!   also under a path prefix (`/any/prefix/v1/batch`). Bodies may be gzip
+//!   (`Content-Encoding: gzip`, capped when decompressed; other encodings get `415`). Each
+//!   message is completed as Segment's servers do ([`rokt_capi::segment::intake`]). Answers:
+//!   `200` with counts even when some events are invalid (they are counted and logged, by
+//!   position and rule only); `400` `{"code","message"}` for a body that is not JSON or is too
+//!   large; `401` for a write key that is not configured; `503` with `Retry-After` when a
+//!   dispatcher queue is full or the service is stopping, so the SDKs send again.
+//! - Every event passes through an rtid memory ([`rokt_capi::rtid::memory`], in memory and
+//!   bounded) before it is routed: a visitor's click id seen on a landing page is added to their
+//!   later events that carry none, as Rokt's browser plugin does in the browser.
 //! - `GET /stats` gives each subscription's counters ([`Dispatcher::stats`]) as JSON, and
 //!   `GET /health` answers `200`.
 //! - Ctrl-C or SIGTERM (or `--shutdown-after`, or `POST /shutdown` when started with
@@ -30,19 +39,28 @@
 //! name another base URL, e.g. an mParticle pod). Without them it starts a receiver on
 //! 127.0.0.1 standing in for Rokt, so it runs offline. When `FORWARDER_TOKEN` is set, every
 //! request must carry `Authorization: Bearer <token>` (Segment's webhook destination can send
-//! headers). Logs go to stderr (`RUST_LOG`, default `info`).
+//! headers) or a write key. Write keys (`SEGMENT_WRITE_KEYS`, comma-separated, or
+//! `--write-key KEY`) are taken as Segment's SDKs send them: `Authorization: Basic` with the
+//! key as user and an empty password, or `writeKey` in the body; the token is also taken as a
+//! write key. With neither set, every request is taken. Logs go to stderr (`RUST_LOG`,
+//! default `info`).
 
 #[path = "common/receiver.rs"]
 mod receiver;
+#[path = "common/tracking_api.rs"]
+mod tracking_api;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rokt_capi::Credentials;
 use rokt_capi::client::{Client, Dispatcher, EnqueueError, Outcome};
+use rokt_capi::rokt::Batch;
+use rokt_capi::segment::intake::{Call, Intake, Message, MessageError, WriteKey};
 use rokt_capi::subscription::Destination;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -52,13 +70,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
+use tracking_api::{Auth, Keys};
 
 const USAGE: &str = "usage: forwarder [--config FILE] [--listen ADDR] [--rate BATCHES_PER_SECOND] \
-                     [--shutdown-after SECONDS] [--shutdown-endpoint] \
-                     [--spool DIR | --database-url URL]";
+                     [--shutdown-after SECONDS] [--shutdown-endpoint] [--write-key KEY]... \
+                     [--queue-capacity N]";
 
 /// The largest request body taken (Segment's batches are at most 500 KB).
 const MAX_BODY: usize = 4 << 20;
+
+/// Each dispatcher's queue, in batches (one per event and subscription).
+const QUEUE_CAPACITY: usize = 10_000;
+
+/// How long a tracking API request waits for room in a queue before it answers `503`.
+const ENQUEUE_WAIT: Duration = Duration::from_secs(2);
+
+/// What a `503` asks the SDKs to wait, in seconds.
+const RETRY_AFTER_SECONDS: u64 = 2;
 
 /// How long shutdown waits for open connections before it stops anyway.
 const GRACE: Duration = Duration::from_secs(10);
@@ -69,8 +97,8 @@ struct Args {
     rate: Option<f64>,
     shutdown_after: Option<Duration>,
     shutdown_endpoint: bool,
-    spool: Option<std::path::PathBuf>,
-    database_url: Option<String>,
+    write_keys: Vec<String>,
+    queue_capacity: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -80,8 +108,8 @@ fn parse_args() -> Result<Args, String> {
         rate: None,
         shutdown_after: None,
         shutdown_endpoint: false,
-        spool: None,
-        database_url: None,
+        write_keys: Vec::new(),
+        queue_capacity: QUEUE_CAPACITY,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -107,8 +135,12 @@ fn parse_args() -> Result<Args, String> {
                 ));
             }
             "--shutdown-endpoint" => args.shutdown_endpoint = true,
-            "--spool" => args.spool = Some(value("--spool")?.into()),
-            "--database-url" => args.database_url = Some(value("--database-url")?),
+            "--write-key" => args.write_keys.push(value("--write-key")?),
+            "--queue-capacity" => {
+                let v = value("--queue-capacity")?;
+                let n = v.parse::<usize>().ok().filter(|n| *n > 0);
+                args.queue_capacity = n.ok_or("--queue-capacity takes a positive number")?;
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
@@ -125,8 +157,13 @@ struct Route {
 /// What the HTTP handlers share.
 struct App {
     destination: Destination,
+    /// What the Rokt browser plugin would remember: a visitor's click id (rtid), added to their
+    /// later events that carry none.
+    rtid_memory: rokt_capi::rtid::memory::RtidMemory,
     routes: Vec<Route>,
-    token: Option<String>,
+    /// Who may send to the tracking API routes.
+    keys: Keys,
+    queue_capacity: usize,
     shutdown_endpoint: bool,
     stop: watch::Sender<bool>,
     events: AtomicU64,
@@ -173,8 +210,6 @@ async fn run() -> Result<(), String> {
         (receiver.credentials(), Some(url), Some(receiver))
     };
 
-    let shared_spool = open_shared_spool(&args).await?;
-
     // One client and dispatcher per subscription, each mapping with its own pipeline.
     let count = destination.pipelines().count().max(1);
     let mut routes: Vec<Route> = Vec::new();
@@ -197,15 +232,13 @@ async fn run() -> Result<(), String> {
         let subscription = name.to_owned();
         let mut dispatcher = Dispatcher::builder(client)
             .concurrency(2)
+            .queue_capacity(args.queue_capacity)
             .on_outcome(move |outcome| log_outcome(&subscription, &outcome));
         if let Some(rate) = args.rate {
             // Rokt's limit is per account: share it between the subscriptions.
             #[allow(clippy::cast_precision_loss)]
             let share = rate / count as f64;
             dispatcher = dispatcher.rate_limit(share);
-        }
-        if let Some(spool) = subscription_spool(&args, name, shared_spool.as_ref())? {
-            dispatcher = dispatcher.spool(spool);
         }
         let dispatcher = dispatcher.build().map_err(|e| e.to_string())?;
         routes.push(Route {
@@ -231,12 +264,22 @@ async fn run() -> Result<(), String> {
     }
 
     let (stop, stopped) = watch::channel(false);
+    let token = std::env::var("FORWARDER_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let keys = Keys {
+        write_keys: write_keys(&args.write_keys),
+        token: token.clone().map(WriteKey::new),
+    };
+    let rtid_memory = rokt_capi::rtid::memory::RtidMemory::builder()
+        .build()
+        .map_err(|e| format!("rtid memory: {e}"))?;
     let app = Arc::new(App {
         destination,
+        rtid_memory,
         routes,
-        token: std::env::var("FORWARDER_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty()),
+        keys,
+        queue_capacity: args.queue_capacity,
         shutdown_endpoint: args.shutdown_endpoint,
         stop,
         events: AtomicU64::new(0),
@@ -249,6 +292,7 @@ async fn run() -> Result<(), String> {
         .route("/shutdown", post(shutdown))
         .route("/stats", get(stats))
         .route("/health", get(|| async { "ok" }))
+        .fallback(tracking)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app.clone());
 
@@ -402,7 +446,9 @@ async fn segment(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
             ignored: false,
             errors: Vec::new(),
         };
-        let routed = app.destination.route(event);
+        let routed = app
+            .rtid_memory
+            .with_observed(event, |doc| app.destination.route(doc));
         if routed.is_empty() {
             summary.ignored = true;
             ignored += 1;
@@ -432,15 +478,12 @@ async fn segment(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
                     summary.accepted += 1;
                     app.accepted.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(e) => {
-                    // Shutting down, or the spool is full or failing: ask Segment to send it
-                    // again later (what was stored before is sent; Rokt de-duplicates).
-                    let error = match e {
-                        EnqueueError::Full(_) => "the spool is full",
-                        EnqueueError::Spool(..) => "the spool could not store the event",
-                        _ => "shutting down",
-                    };
-                    return answer(StatusCode::SERVICE_UNAVAILABLE, json!({ "error": error }));
+                Err(_) => {
+                    // Only while shutting down: ask Segment to send it again later.
+                    return answer(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        json!({"error": "shutting down"}),
+                    );
                 }
             }
         }
@@ -513,22 +556,9 @@ impl App {
     }
 
     /// Whether the request carries the bearer token (when one is set).
+    /// Whether the request carries the bearer token or a write key (when either is set).
     fn authorized(&self, headers: &HeaderMap) -> bool {
-        let Some(token) = &self.token else {
-            return true;
-        };
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        // Compare in time independent of where the first difference is.
-        given.len() == token.len()
-            && given
-                .bytes()
-                .zip(token.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+        matches!(self.keys.check_header(headers), Auth::Open | Auth::Granted)
     }
 }
 
@@ -550,56 +580,198 @@ fn answer(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
-/// The Postgres outbox all subscriptions share (`--database-url`).
-async fn open_shared_spool(
-    args: &Args,
-) -> Result<Option<Arc<dyn rokt_capi::spool::Spool>>, String> {
-    if args.spool.is_some() && args.database_url.is_some() {
-        return Err("--spool and --database-url exclude each other".into());
-    }
-    let Some(url) = &args.database_url else {
-        return Ok(None);
+/// The write keys from `SEGMENT_WRITE_KEYS` (comma-separated) and `--write-key`.
+fn write_keys(from_args: &[String]) -> Vec<WriteKey> {
+    let from_env = std::env::var("SEGMENT_WRITE_KEYS").unwrap_or_default();
+    from_env
+        .split(',')
+        .map(str::trim)
+        .chain(from_args.iter().map(|k| k.trim()))
+        .filter(|k| !k.is_empty())
+        .map(WriteKey::new)
+        .collect()
+}
+
+/// Segment's tracking API (`/v1/batch`, `/v1/track`, … at the root or under a prefix): every
+/// path the other routes do not take ends here.
+async fn tracking(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(call) = Call::from_path(uri.path()) else {
+        return tracking_api::refuse(StatusCode::NOT_FOUND, "not_found", "no such route");
     };
-    #[cfg(feature = "postgres")]
-    {
-        let spool = rokt_capi::spool::PostgresSpool::open(url)
-            .await
-            .map_err(|e| format!("--database-url: {e}"))?;
-        Ok(Some(Arc::new(spool)))
+    // Browsers call from any page (analytics.js sends `text/plain`, so usually without a
+    // preflight); the answer must allow them to read it.
+    if method == Method::OPTIONS {
+        return tracking_api::with_cors(StatusCode::NO_CONTENT.into_response());
     }
-    #[cfg(not(feature = "postgres"))]
-    {
-        let _ = url;
-        Err("--database-url needs the `postgres` feature".into())
+    let response = match body {
+        Ok(body) => tracking_call(&app, call, &method, &headers, &body).await,
+        Err(rejection) => tracking_api::unreadable_body(rejection.status()),
+    };
+    tracking_api::with_cors(response)
+}
+
+/// One tracking API call: authenticate, read, unpack, route, queue, answer.
+async fn tracking_call(
+    app: &App,
+    call: Call,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    if method != Method::POST {
+        return tracking_api::refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "the tracking API takes POST",
+        );
+    }
+    let auth = app.keys.check_header(headers);
+    if auth == Auth::Denied {
+        return tracking_api::unauthorized();
+    }
+    let body = match tracking_api::decode_body(headers, body) {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    let unpacked = match Intake::new().unpack(call, &body, chrono::Utc::now()) {
+        Ok(unpacked) => unpacked,
+        Err(e) => {
+            tracing::info!(code = e.code(), error = %e, "tracking API request refused");
+            return tracking_api::bad_request(&e);
+        }
+    };
+    if auth == Auth::Absent && !app.keys.check_body(unpacked.write_key.as_ref()) {
+        return tracking_api::unauthorized();
+    }
+    let (events, invalid) = unpacked.split();
+    log_invalid(&invalid);
+    let routed = app.route_messages(&events);
+    if let Some(full) = app.first_full_queue(&routed) {
+        tracing::warn!(
+            subscription = full,
+            "queue full: asking the sender to retry"
+        );
+        return tracking_api::busy(RETRY_AFTER_SECONDS, "a queue is full; send again later");
+    }
+    let counts = match app.enqueue_routed(routed).await {
+        Ok(counts) => counts,
+        Err(why) => return tracking_api::busy(RETRY_AFTER_SECONDS, why),
+    };
+    let total = (events.len() + invalid.len()) as u64;
+    app.events.fetch_add(total, Ordering::Relaxed);
+    app.refused
+        .fetch_add(invalid.len() as u64 + counts.rejected, Ordering::Relaxed);
+    tracking_api::json_response(
+        StatusCode::OK,
+        &json!({
+            "success": true,
+            "events": total,
+            "accepted": counts.accepted,
+            "ignored": counts.ignored,
+            "rejected": counts.rejected,
+            "invalid": invalid.len(),
+        }),
+    )
+}
+
+/// Logs each refused message by position, code and rule (never its content).
+fn log_invalid(invalid: &[MessageError]) {
+    for e in invalid {
+        tracing::warn!(index = e.index(), code = e.code(), error = %e, "invalid event");
     }
 }
 
-/// The spool of one subscription: its own file in the `--spool` directory, or the shared one.
-fn subscription_spool(
-    args: &Args,
-    name: &str,
-    shared: Option<&Arc<dyn rokt_capi::spool::Spool>>,
-) -> Result<Option<Arc<dyn rokt_capi::spool::Spool>>, String> {
-    if let Some(shared) = shared {
-        return Ok(Some(shared.clone()));
+/// Where one event of a tracking API request goes: each matching subscription's batch.
+struct RoutedMessage {
+    message_id: String,
+    batches: Vec<(String, Result<Batch, rokt_capi::Error>)>,
+}
+
+/// What became of the events of one request.
+#[derive(Default)]
+struct Counts {
+    accepted: u64,
+    ignored: u64,
+    rejected: u64,
+}
+
+impl App {
+    /// Maps every event for every subscription it matches (pure: nothing is queued yet).
+    fn route_messages(&self, events: &[Message]) -> Vec<RoutedMessage> {
+        events
+            .iter()
+            .map(|m| RoutedMessage {
+                message_id: m.message_id().to_owned(),
+                batches: self
+                    .rtid_memory
+                    .with_observed(m, |doc| self.destination.route(doc))
+                    .into_iter()
+                    .map(|r| (r.subscription.to_owned(), r.batch))
+                    .collect(),
+            })
+            .collect()
     }
-    let Some(dir) = &args.spool else {
-        return Ok(None);
-    };
-    #[cfg(feature = "sqlite")]
-    {
-        std::fs::create_dir_all(dir).map_err(|e| format!("--spool: {e}"))?;
-        let file: String = name
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        let spool = rokt_capi::spool::SqliteSpool::open(dir.join(format!("{file}.db")))
-            .map_err(|e| format!("--spool: subscription `{name}`: {e}"))?;
-        Ok(Some(Arc::new(spool)))
+
+    /// The first subscription whose queue has no room for its share of `routed`. A share
+    /// larger than the whole queue waits for an empty queue, then is let through (it is queued
+    /// as the dispatcher makes room), so a large request is never refused for good.
+    fn first_full_queue(&self, routed: &[RoutedMessage]) -> Option<&str> {
+        let capacity = self.queue_capacity as u64;
+        self.routes.iter().map(|r| r.name.as_str()).find(|name| {
+            let needed = routed
+                .iter()
+                .flat_map(|m| &m.batches)
+                .filter(|(s, b)| s == name && b.is_ok())
+                .count() as u64;
+            let depth = self.route(name).map_or(0, |d| d.stats().queue_depth);
+            needed > 0 && depth > 0 && depth + needed.min(capacity) > capacity
+        })
     }
-    #[cfg(not(feature = "sqlite"))]
-    {
-        let _ = (dir, name);
-        Err("--spool needs the `sqlite` feature".into())
+
+    /// Queues every batch, waiting at most [`ENQUEUE_WAIT`] for room each time. On a timeout
+    /// or shutdown the caller answers `503`; what was queued already is sent, and Rokt
+    /// de-duplicates the events the sender sends again by their message id.
+    async fn enqueue_routed(&self, routed: Vec<RoutedMessage>) -> Result<Counts, &'static str> {
+        let mut counts = Counts::default();
+        for m in routed {
+            if m.batches.is_empty() {
+                counts.ignored += 1;
+                self.ignored.fetch_add(1, Ordering::Relaxed);
+            }
+            for (subscription, batch) in m.batches {
+                let batch = match batch {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        counts.rejected += 1;
+                        tracing::warn!(
+                            subscription,
+                            message_id = m.message_id,
+                            error_type = e.error_type(),
+                            error = %e,
+                            "event rejected by the mapping"
+                        );
+                        continue;
+                    }
+                };
+                let Some(dispatcher) = self.route(&subscription) else {
+                    return Err("shutting down");
+                };
+                match tokio::time::timeout(ENQUEUE_WAIT, dispatcher.enqueue_batch(batch)).await {
+                    Ok(Ok(_)) => {
+                        counts.accepted += 1;
+                        self.accepted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Err(_)) => return Err("shutting down"),
+                    Err(_) => return Err("a queue is full; send again later"),
+                }
+            }
+        }
+        Ok(counts)
     }
 }

@@ -2,17 +2,23 @@
 //!
 //! ```text
 //! cargo run --release --example preview -- [--preset send|sync_engage_audience]
-//!     [--mapping FILE] [--trigger CONDITION] [--batch N] [--quiet] [FILE]
+//!     [--mapping FILE] [--trigger CONDITION] [--batch N] [--rtid-memory] [--quiet] [FILE]
 //! ```
 //!
 //! Reads NDJSON (one Segment event per line) from FILE or stdin and writes NDJSON to stdout:
 //! one line per request (`{"method":"POST","path":…,"body":…}`) and one line per event that is
 //! not sent (`{"index":I,"status":400,"error":…}`). Every input line ends in exactly one
 //! outcome. No credentials, no network.
+//!
+//! `--rtid-memory` replays the file as Rokt's browser plugin would have seen it: every line,
+//! in order and whether or not the trigger matches it, passes through an in-memory
+//! `RtidMemory`, so a conversion without an rtid is mapped with the one its visitor's
+//! landing page carried (`examples/data/sessions.ndjson` has such sessions).
 
 use rokt_capi::mapping::Preset;
 use rokt_capi::ndjson::Lines;
 use rokt_capi::request::{Limits, Request, RequestKind};
+use rokt_capi::rtid::memory::RtidMemory;
 use rokt_capi::trigger::Trigger;
 use rokt_capi::{Error, EventError, Json, Pipeline};
 use std::io::{BufReader, Read, Write};
@@ -25,10 +31,11 @@ struct Args {
     batch: usize,
     quiet: bool,
     threads: usize,
+    rtid_memory: bool,
     file: Option<String>,
 }
 
-const USAGE: &str = "usage: preview [--preset send|sync_engage_audience] [--mapping FILE] [--trigger CONDITION] [--batch N] [--threads N] [--quiet] [FILE]";
+const USAGE: &str = "usage: preview [--preset send|sync_engage_audience] [--mapping FILE] [--trigger CONDITION] [--batch N] [--threads N] [--rtid-memory] [--quiet] [FILE]";
 
 /// Lines handed to the worker threads at a time when `--threads` is above 1.
 const CHUNK: usize = 8192;
@@ -41,6 +48,7 @@ fn parse_args() -> Result<Args, String> {
         batch: 1,
         quiet: false,
         threads: 1,
+        rtid_memory: false,
         file: None,
     };
     let mut it = std::env::args().skip(1);
@@ -62,6 +70,7 @@ fn parse_args() -> Result<Args, String> {
                     .ok_or("--batch takes 1 to 100")?;
             }
             "--quiet" => args.quiet = true,
+            "--rtid-memory" => args.rtid_memory = true,
             "--threads" => {
                 let n = value("--threads")?;
                 args.threads = n
@@ -137,6 +146,22 @@ impl Encoder {
                 .collect()
         })
     }
+}
+
+/// The line as the rtid memory leaves it: enriched with the visitor's remembered rtid, or
+/// as it is (also when it is not JSON: encoding reports that).
+fn remembered<'t>(memory: Option<&RtidMemory>, text: &'t str) -> std::borrow::Cow<'t, str> {
+    let enriched = memory.and_then(|m| {
+        let doc = Json::parse(text).ok()?;
+        match m.observe(&doc) {
+            Ok(enriched) => enriched.and_then(|e| serde_json::to_string(&e).ok()),
+            Err(e) => {
+                eprintln!("rtid memory: {e}");
+                None
+            }
+        }
+    });
+    enriched.map_or(std::borrow::Cow::Borrowed(text), std::borrow::Cow::Owned)
 }
 
 /// Lines read ahead for the worker threads, their text in one arena so the workers can borrow
@@ -275,6 +300,11 @@ fn run() -> Result<(), String> {
         builder = builder.overrides(json);
     }
     let pipeline = builder.build().map_err(|e| e.to_string())?;
+    let memory = match args.rtid_memory {
+        true => Some(RtidMemory::builder().build().map_err(|e| e.to_string())?),
+        false => None,
+    };
+    let memory = memory.as_ref();
     let trigger = match &args.trigger {
         Some(t) => Some(Trigger::parse(t).map_err(|e| format!("--trigger: {e}"))?),
         None => None,
@@ -296,7 +326,9 @@ fn run() -> Result<(), String> {
     let started = Instant::now();
     if args.threads == 1 {
         while let Some(line) = lines.next_line().map_err(|e| format!("read error: {e}"))? {
-            let outcome = line.text.and_then(|text| encoder.encode(text));
+            let outcome = line
+                .text
+                .and_then(|text| encoder.encode(&remembered(memory, text)));
             sink.outcome(&encoder.pipeline, line.index, outcome)
                 .map_err(|e| e.to_string())?;
         }
@@ -310,7 +342,12 @@ fn run() -> Result<(), String> {
                 let mut done = false;
                 while reading.spans.len() < CHUNK {
                     match lines.next_line().map_err(|e| format!("read error: {e}"))? {
-                        Some(line) => reading.push(line.index, line.text),
+                        Some(line) => {
+                            // In input order, on this thread: what a line teaches the memory
+                            // must be known before the next line is read.
+                            let text = line.text.map(|t| remembered(memory, t));
+                            reading.push(line.index, text.as_deref().map_err(Clone::clone));
+                        }
                         None => {
                             done = true;
                             break;

@@ -34,6 +34,9 @@ pub enum Error {
     Rejected(Rejection),
     /// Rokt could not be reached or kept failing (5xx, 429, timeouts, connection errors) until
     /// the retry policy gave up.
+    ///
+    /// When the last attempt got no answer, [`source`](std::error::Error::source) is the
+    /// underlying transport error ([`TransportError`], its URL removed).
     #[error("delivery failed after {attempts} attempt(s) ({reason}); last: {last}")]
     Failed {
         /// How many attempts were made.
@@ -42,6 +45,9 @@ pub enum Error {
         reason: GiveUp,
         /// What the last attempt ran into.
         last: AttemptFailure,
+        /// The last attempt's transport error, when it got no answer.
+        #[source]
+        cause: Option<TransportError>,
     },
     /// The [`Dispatcher`](crate::client::Dispatcher) was shut down (or its background task
     /// ended) before the event could be sent.
@@ -66,14 +72,52 @@ impl Error {
 
     /// The HTTP-like status Segment reports for this failure: 400 for bad input and
     /// configuration, Rokt's status for a rejection, the last status seen for a failure after
-    /// retries, and for a failure without any answer 504 (timeout) or 502 (connection).
+    /// retries, and for a failure without any answer Segment's gateway convention, 504
+    /// (timeout) or 502 (any other transport error). Those two are not answers from Rokt: use
+    /// [`http_status`](Self::http_status) to tell them apart.
     pub fn status(&self) -> u16 {
         match self {
             Error::Rejected(r) => r.status,
             Error::Failed { last, .. } => last.status(),
             Error::Closed => 503,
-            _ => 400,
+            Error::InvalidEvent(_)
+            | Error::Validation(_)
+            | Error::TooLarge { .. }
+            | Error::Mapping(_)
+            | Error::Config(_) => 400,
         }
+    }
+
+    /// The HTTP status Rokt actually answered with: a rejection's status, or the last status of
+    /// a failure after retries. `None` when no answer was involved (bad input, configuration,
+    /// a transport failure, shutdown).
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Error::Rejected(r) => Some(r.status),
+            Error::Failed { last, .. } => last.http_status(),
+            Error::InvalidEvent(_)
+            | Error::Validation(_)
+            | Error::TooLarge { .. }
+            | Error::Mapping(_)
+            | Error::Config(_)
+            | Error::Closed => None,
+        }
+    }
+
+    /// The kind of transport failure, when the last attempt got no answer.
+    pub fn transport_kind(&self) -> Option<TransportErrorKind> {
+        match self {
+            Error::Failed {
+                last: AttemptFailure::Transport(kind),
+                ..
+            } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// Whether the last attempt timed out.
+    pub fn is_timeout(&self) -> bool {
+        self.transport_kind() == Some(TransportErrorKind::Timeout)
     }
 
     /// Segment's error type for this failure.
@@ -91,11 +135,10 @@ impl Error {
             Error::Failed { last, .. } => match last {
                 AttemptFailure::Status(429) => "RATE_LIMITED",
                 AttemptFailure::Status(_) => "RETRYABLE_ERROR",
-                AttemptFailure::Transport(TransportErrorKind::Timeout) => "ETIMEDOUT",
-                AttemptFailure::Transport(_) => "ECONNRESET",
+                AttemptFailure::Transport(kind) => kind.error_type(),
             },
             Error::Closed => "SHUT_DOWN",
-            _ => "INVALID_CONFIGURATION",
+            Error::Mapping(_) | Error::Config(_) => "INVALID_CONFIGURATION",
         }
     }
 }
@@ -127,15 +170,20 @@ pub struct Rejection {
 pub const MAX_REJECTION_MESSAGE: usize = 200;
 
 impl Rejection {
-    /// A rejection. The code is kept only if it looks like a code (up to 64 ASCII letters,
-    /// digits and `_`); the message is cut to [`MAX_REJECTION_MESSAGE`] characters with
-    /// control characters replaced.
+    /// A rejection. The code is kept only if it looks like one of the API's codes: up to 64
+    /// characters, upper-case words joined by `_` (`BAD_REQUEST`, `UNAUTHORIZED`). Anything
+    /// else (a code echoing an id, lower case, digits) is redacted to `None`, since it may
+    /// carry personal data into logs. The message is cut to [`MAX_REJECTION_MESSAGE`]
+    /// characters with control characters replaced.
+    ///
+    /// ```
+    /// use rokt_capi::error::Rejection;
+    /// assert_eq!(Rejection::new(400, Some("BAD_REQUEST".into()), None).code.as_deref(), Some("BAD_REQUEST"));
+    /// assert_eq!(Rejection::new(400, Some("user8812".into()), None).code, None);
+    /// assert_eq!(Rejection::new(400, Some("JANE42".into()), None).code, None);
+    /// ```
     pub fn new(status: u16, code: Option<String>, message: Option<String>) -> Rejection {
-        let code = code.filter(|c| {
-            !c.is_empty()
-                && c.len() <= 64
-                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        });
+        let code = code.filter(|c| is_api_code(c));
         let message = message.map(|m| {
             m.chars()
                 .take(MAX_REJECTION_MESSAGE)
@@ -154,6 +202,15 @@ impl Rejection {
     pub fn message(&self) -> Option<&str> {
         self.message.as_deref()
     }
+}
+
+/// Whether `code` looks like one of the API's error codes: upper-case ASCII words joined by
+/// single underscores, at most 64 bytes.
+fn is_api_code(code: &str) -> bool {
+    code.len() <= 64
+        && code
+            .split('_')
+            .all(|word| !word.is_empty() && word.bytes().all(|b| b.is_ascii_uppercase()))
 }
 
 impl std::fmt::Display for Rejection {
@@ -209,13 +266,22 @@ pub enum AttemptFailure {
 }
 
 impl AttemptFailure {
-    /// The status Segment would report: the HTTP status, or 504 for a timeout and 502 for
-    /// the other transport errors.
+    /// The status Segment would report: the HTTP status, or Segment's gateway convention
+    /// for an attempt without an answer, 504 for a timeout and 502 for the other transport
+    /// errors (not answers from Rokt; see [`http_status`](Self::http_status)).
     pub fn status(&self) -> u16 {
         match self {
             AttemptFailure::Status(s) => *s,
             AttemptFailure::Transport(TransportErrorKind::Timeout) => 504,
             AttemptFailure::Transport(_) => 502,
+        }
+    }
+
+    /// The HTTP status Rokt answered with, `None` for a transport failure.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            AttemptFailure::Status(s) => Some(*s),
+            AttemptFailure::Transport(_) => None,
         }
     }
 }
@@ -233,22 +299,99 @@ impl std::fmt::Display for AttemptFailure {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TransportErrorKind {
-    /// The connection could not be made (refused, unreachable, DNS, TLS handshake).
+    /// The host name could not be resolved.
+    Dns,
+    /// The connection could not be made (refused, unreachable).
     Connect,
+    /// The TLS handshake failed (bad certificate, not a TLS server).
+    Tls,
     /// The connect or request timeout passed.
     Timeout,
-    /// The connection broke while sending or before the whole answer arrived (reset,
-    /// closed early, malformed answer).
+    /// The connection broke while sending or before the answer's status line arrived
+    /// (reset, closed early, malformed answer).
     Connection,
+    /// The request body could not be sent, or the answer's body could not be read.
+    Body,
+}
+
+impl TransportErrorKind {
+    /// Segment's error type for a failure of this kind.
+    pub fn error_type(self) -> &'static str {
+        match self {
+            TransportErrorKind::Dns => "ENOTFOUND",
+            TransportErrorKind::Connect => "ECONNREFUSED",
+            TransportErrorKind::Tls => "TLS_ERROR",
+            TransportErrorKind::Timeout => "ETIMEDOUT",
+            TransportErrorKind::Connection | TransportErrorKind::Body => "ECONNRESET",
+        }
+    }
 }
 
 impl std::fmt::Display for TransportErrorKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            TransportErrorKind::Dns => "DNS error",
             TransportErrorKind::Connect => "connect error",
+            TransportErrorKind::Tls => "TLS error",
             TransportErrorKind::Timeout => "timeout",
             TransportErrorKind::Connection => "connection error",
+            TransportErrorKind::Body => "body error",
         })
+    }
+}
+
+/// A transport failure: its [`kind`](Self::kind) to branch on and the underlying error as
+/// [`source`](std::error::Error::source) to debug (the HTTP library's error, with the URL
+/// removed so no host or path is carried). Cheap to clone; two are equal when their kinds
+/// are.
+#[derive(Clone)]
+pub struct TransportError {
+    kind: TransportErrorKind,
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl TransportError {
+    /// A transport error of `kind` caused by `source`.
+    pub fn new(
+        kind: TransportErrorKind,
+        source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+    ) -> TransportError {
+        TransportError { kind, source }
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> TransportErrorKind {
+        self.kind
+    }
+}
+
+impl PartialEq for TransportError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+    }
+}
+
+impl std::fmt::Debug for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The source by its text: the HTTP library's `Debug` shows the peer's address.
+        f.debug_struct("TransportError")
+            .field("kind", &self.kind)
+            .field("source", &self.source.as_ref().map(|s| s.to_string()))
+            .finish()
+    }
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.kind, f)
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -317,5 +460,14 @@ impl ConfigError {
             setting,
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_transport_cause_does_not_grow_the_error() {
+        // The largest variant is still a rejection; the cause is one `Arc` in an `Option`.
+        assert!(std::mem::size_of::<super::Error>() <= 56);
     }
 }

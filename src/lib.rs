@@ -55,6 +55,22 @@
 //! [`Error`] separates bad input (the event is at fault: [`Error::is_bad_input`]) from bad
 //! configuration and from what happens in transport. Messages name fields and rules, never
 //! personal values or secrets, so they are safe to log.
+//!
+//! # Optional features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `rustls` | yes | TLS for the [`client`] by rustls (used when both TLS features are on) |
+//! | `native-tls` | no | TLS for the [`client`] by the platform (OpenSSL on Linux) |
+//! | `liquid` | no | the `@liquid` mapping directive for any template (about 27 more crates to build) |
+//! | `sqlite` | no | `rtid::memory::SqliteStore`: the rtid memory in an SQLite file |
+//! | `postgres` | no | `rtid::memory::PostgresStore`: the rtid memory in PostgreSQL, shared by instances |
+//!
+//! Without a TLS feature the client speaks plain http to loopback only; sending to an https
+//! endpoint fails with [`Error::Config`]. Without `liquid`, compiling a mapping that uses `@liquid`
+//! fails with [`Error::Mapping`] naming the feature; the reference's own Liquid defaults (the
+//! device ids and the rtid of both presets) are built in and work either way.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -425,48 +425,22 @@ impl<'e> Validator<'e> {
             let members_from = self.violations.len();
             let mut missing = Vec::new();
             let d = &mut p.event_details;
-            let text = |v: &mut Self, member: Member, field: &str, label: &str| {
-                let value = v.string(details.member(member, event), field, label);
-                finish(member, value)
-            };
-            d.conversiontype = text(
-                self,
-                Member::Conversiontype,
-                "eventDetails.conversiontype",
-                "Conversion Type",
-            );
-            d.confirmationref = text(
-                self,
-                Member::Confirmationref,
-                "eventDetails.confirmationref",
-                "Confirmation Reference",
-            );
-            d.amount = self.number(
-                details.member(Member::Amount, event),
-                "eventDetails.amount",
-                "Amount",
-            );
-            d.currency = text(self, Member::Currency, "eventDetails.currency", "Currency");
-            match text(
-                self,
-                Member::SourceMessageId,
-                "eventDetails.source_message_id",
-                "Source Message ID",
-            ) {
+            d.conversiontype = self.text(&details, Member::Conversiontype, event);
+            d.confirmationref = self.text(&details, Member::Confirmationref, event);
+            d.amount = self.number(&details, Member::Amount, event);
+            d.currency = self.text(&details, Member::Currency, event);
+            match self.text(&details, Member::SourceMessageId, event) {
                 Some(id) => d.source_message_id = id,
-                None => missing.push(("eventDetails.source_message_id", "source_message_id")),
+                None => missing.push(Member::SourceMessageId),
             }
             match self.timestamp(details.member(Member::TimestampUnixtimeMs, event)) {
                 Some(Some(ms)) => d.timestamp_unixtime_ms = ms,
                 Some(None) => {}
-                None => missing.push((
-                    "eventDetails.timestamp_unixtime_ms",
-                    "timestamp_unixtime_ms",
-                )),
+                None => missing.push(Member::TimestampUnixtimeMs),
             }
             let failures = self.violations.split_off(members_from);
-            for (field, key) in missing {
-                self.missing(field, "Event Details", key);
+            for member in missing {
+                self.missing(member.path(), "Event Details", member.key());
             }
             self.violations.extend(failures);
         }
@@ -487,41 +461,13 @@ impl<'e> Validator<'e> {
             "Hashing Configuration",
             event,
         );
-        let flag = |v: &mut Self, member: Member, field: &str, label: &str| {
-            v.boolean(hashing.member(member, event), field, label)
-                .unwrap_or(false)
-        };
+        let mut flag = |member: Member| self.boolean(&hashing, member, event).unwrap_or(false);
         p.hashing = HashingConfiguration {
-            email: flag(
-                self,
-                Member::HashEmail,
-                "hashingConfiguration.hashEmail",
-                "Hash Email",
-            ),
-            first_name: flag(
-                self,
-                Member::HashFirstName,
-                "hashingConfiguration.hashFirstName",
-                "Hash First Name",
-            ),
-            last_name: flag(
-                self,
-                Member::HashLastName,
-                "hashingConfiguration.hashLastName",
-                "Hash Last Name",
-            ),
-            mobile: flag(
-                self,
-                Member::HashMobile,
-                "hashingConfiguration.hashMobile",
-                "Hash Mobile Number",
-            ),
-            billing_zipcode: flag(
-                self,
-                Member::HashBillingZipcode,
-                "hashingConfiguration.hashBillingZipcode",
-                "Hash Billing Zip Code",
-            ),
+            email: flag(Member::HashEmail),
+            first_name: flag(Member::HashFirstName),
+            last_name: flag(Member::HashLastName),
+            mobile: flag(Member::HashMobile),
+            billing_zipcode: flag(Member::HashBillingZipcode),
         };
 
         let device = self.object(
@@ -531,50 +477,12 @@ impl<'e> Validator<'e> {
             "Device Information",
             event,
         );
-        let text = |v: &mut Self,
-                    object: &ObjectSource<'r, 'a, 'e>,
-                    member: Member,
-                    field: &str,
-                    label: &str| {
-            let value = v.string(object.member(member, event), field, label);
-            finish(member, value)
-        };
         p.device_info = DeviceInfo {
-            http_header_user_agent: text(
-                self,
-                &device,
-                Member::HttpHeaderUserAgent,
-                "device_info.http_header_user_agent",
-                "User Agent",
-            ),
-            ios_advertising_id: text(
-                self,
-                &device,
-                Member::IosAdvertisingId,
-                "device_info.ios_advertising_id",
-                "iOS Advertising ID",
-            ),
-            android_advertising_id: text(
-                self,
-                &device,
-                Member::AndroidAdvertisingId,
-                "device_info.android_advertising_id",
-                "Android Advertising ID",
-            ),
-            ios_idfv: text(
-                self,
-                &device,
-                Member::IosIdfv,
-                "device_info.ios_idfv",
-                "iOS ID for Vendor",
-            ),
-            android_uuid: text(
-                self,
-                &device,
-                Member::AndroidUuid,
-                "device_info.android_uuid",
-                "Android UUID",
-            ),
+            http_header_user_agent: self.text(&device, Member::HttpHeaderUserAgent, event),
+            ios_advertising_id: self.text(&device, Member::IosAdvertisingId, event),
+            android_advertising_id: self.text(&device, Member::AndroidAdvertisingId, event),
+            ios_idfv: self.text(&device, Member::IosIdfv, event),
+            android_uuid: self.text(&device, Member::AndroidUuid, event),
         };
 
         let ids = self.object(
@@ -584,14 +492,8 @@ impl<'e> Validator<'e> {
             "User Identities",
             event,
         );
-        p.email = text(self, &ids, Member::Email, "user_identities.email", "Email");
-        p.customerid = text(
-            self,
-            &ids,
-            Member::Customerid,
-            "user_identities.customerid",
-            "Customer ID",
-        );
+        p.email = self.text(&ids, Member::Email, event);
+        p.customerid = self.text(&ids, Member::Customerid, event);
 
         let user = self.object(
             mapping,
@@ -600,61 +502,25 @@ impl<'e> Validator<'e> {
             "User Attributes",
             event,
         );
-        p.firstname = text(
-            self,
-            &user,
-            Member::Firstname,
-            "user_attributes.firstname",
-            "First Name",
-        );
-        p.lastname = text(
-            self,
-            &user,
-            Member::Lastname,
-            "user_attributes.lastname",
-            "Last Name",
-        );
-        p.mobile = text(
-            self,
-            &user,
-            Member::Mobile,
-            "user_attributes.mobile",
-            "Mobile Number",
-        );
-        p.billingzipcode = text(
-            self,
-            &user,
-            Member::Billingzipcode,
-            "user_attributes.billingzipcode",
-            "Billing Zip Code",
-        );
-        if let Some(dob) = text(
-            self,
-            &user,
-            Member::Dob,
-            "user_attributes.dob",
-            "Date of Birth",
-        ) {
+        p.firstname = self.text(&user, Member::Firstname, event);
+        p.lastname = self.text(&user, Member::Lastname, event);
+        p.mobile = self.text(&user, Member::Mobile, event);
+        p.billingzipcode = self.text(&user, Member::Billingzipcode, event);
+        if let Some(dob) = self.text(&user, Member::Dob, event) {
             match parse_date(&dob) {
                 Some(d) => p.dob = Some(d),
                 None => self.push(
-                    "user_attributes.dob",
+                    Member::Dob.path(),
                     Rule::Date,
                     "Date of Birth must be a valid date string but it was not.".into(),
                 ),
             }
         }
-        if let Some(g) = text(
-            self,
-            &user,
-            Member::Gender,
-            "user_attributes.gender",
-            "Gender",
-        ) {
+        if let Some(g) = self.text(&user, Member::Gender, event) {
             match gender(&g) {
                 Some(g) => p.gender = Some(g),
                 None => self.push(
-                    "user_attributes.gender",
+                    Member::Gender.path(),
                     Rule::OneOf(&["m", "f"]),
                     "Gender must be one of: \"m\" or \"f\".".into(),
                 ),
@@ -671,18 +537,8 @@ impl<'e> Validator<'e> {
             "Audience Details",
             event,
         );
-        let custom_name = text(
-            self,
-            &audience,
-            Member::CustomAudienceName,
-            "audienceDetails.customAudienceName",
-            "Audience Name",
-        );
-        let custom_member = self.boolean(
-            audience.member(Member::CustomAudienceMembership, event),
-            "audienceDetails.customAudienceMembership",
-            "Audience Membership",
-        );
+        let custom_name = self.text(&audience, Member::CustomAudienceName, event);
+        let custom_member = self.boolean(&audience, Member::CustomAudienceMembership, event);
         let engage_name = self.root_string(
             mapping,
             Field::EngageAudienceName,
@@ -723,6 +579,53 @@ impl<'e> Validator<'e> {
             custom_name.zip(custom_member),
         );
         p
+    }
+
+    /// A string member of an object field: coerced, checked, and finished as the member is.
+    fn text<'r, 'a>(
+        &mut self,
+        object: &ObjectSource<'r, 'a, 'e>,
+        member: Member,
+        event: &EventMemo<'_, 'r, 'a>,
+    ) -> Option<Cow<'r, str>> {
+        let value = self.string(object.member(member, event), member.path(), member.label());
+        finish(member, value)
+    }
+
+    /// A number member of an object field, coerced and checked.
+    fn number<'r, 'a>(
+        &mut self,
+        object: &ObjectSource<'r, 'a, 'e>,
+        member: Member,
+        event: &EventMemo<'_, 'r, 'a>,
+    ) -> Option<Amount> {
+        let value = object.member(member, event);
+        match coerce_to_number(value.as_json()?) {
+            Coerced::Absent => None,
+            Coerced::Value(n) => Some(n),
+            Coerced::Invalid(got) => {
+                self.type_error(member.path(), member.label(), NUMBER, got);
+                None
+            }
+        }
+    }
+
+    /// A boolean member of an object field, coerced and checked.
+    fn boolean<'r, 'a>(
+        &mut self,
+        object: &ObjectSource<'r, 'a, 'e>,
+        member: Member,
+        event: &EventMemo<'_, 'r, 'a>,
+    ) -> Option<bool> {
+        let value = object.member(member, event);
+        match coerce_to_boolean(value.as_json()?) {
+            Coerced::Absent => None,
+            Coerced::Value(b) => Some(b),
+            Coerced::Invalid(got) => {
+                self.type_error(member.path(), member.label(), BOOLEAN, got);
+                None
+            }
+        }
     }
 
     /// A mapping failure rejects the event; the message names the mapping location and the
@@ -832,47 +735,30 @@ impl<'e> Validator<'e> {
         match value {
             Resolved::Undefined => None,
             // A value in the event or the mapping is borrowed as it is.
-            Resolved::Ref(v) => match self.text(v, field, label)? {
+            Resolved::Ref(v) => match self.scalar_text(v, field, label)? {
                 Cow::Borrowed(s) => Some(Cow::Borrowed(s)),
                 made => Some(Cow::Owned(made.into_owned())),
             },
             // A string made for this event (a built-in default, a template) is moved, not copied.
             Resolved::Owned(Json::Str(s)) => Some(s),
-            Resolved::Owned(v) => Some(Cow::Owned(self.text(&v, field, label)?.into_owned())),
+            Resolved::Owned(v) => {
+                Some(Cow::Owned(self.scalar_text(&v, field, label)?.into_owned()))
+            }
         }
     }
 
     /// A scalar's text; `None` for null and, after reporting it, for a non-scalar.
-    fn text<'v>(&mut self, v: &'v Json<'_>, field: &str, label: &str) -> Option<Cow<'v, str>> {
+    fn scalar_text<'v>(
+        &mut self,
+        v: &'v Json<'_>,
+        field: &str,
+        label: &str,
+    ) -> Option<Cow<'v, str>> {
         match coerce_to_string(v) {
             Coerced::Absent => None,
             Coerced::Value(text) => Some(text),
             Coerced::Invalid(got) => {
                 self.type_error(field, label, STRING, got);
-                None
-            }
-        }
-    }
-
-    fn number(&mut self, value: Resolved<'_, '_>, field: &str, label: &str) -> Option<Amount> {
-        let v = value.as_json()?;
-        match coerce_to_number(v) {
-            Coerced::Absent => None,
-            Coerced::Value(n) => Some(n),
-            Coerced::Invalid(got) => {
-                self.type_error(field, label, NUMBER, got);
-                None
-            }
-        }
-    }
-
-    fn boolean(&mut self, value: Resolved<'_, '_>, field: &str, label: &str) -> Option<bool> {
-        let v = value.as_json()?;
-        match coerce_to_boolean(v) {
-            Coerced::Absent => None,
-            Coerced::Value(b) => Some(b),
-            Coerced::Invalid(got) => {
-                self.type_error(field, label, BOOLEAN, got);
                 None
             }
         }
@@ -997,6 +883,7 @@ pub(crate) enum Finish {
 
 impl Finish {
     /// How `member` is finished.
+    #[inline]
     pub(crate) fn of(member: Member) -> Finish {
         use Member::*;
         match member {
@@ -1012,6 +899,7 @@ impl Finish {
 
     /// How a top-level string field is finished: `ip` and `rtid` are trimmed; the audience name
     /// and computation action are sent as they are.
+    #[inline]
     pub(crate) fn of_root(field: Field) -> Finish {
         match field {
             Field::Ip | Field::Rtid => Finish::Trim,
@@ -1020,6 +908,7 @@ impl Finish {
     }
 
     /// The finished text, or `None` when it is absent.
+    #[inline]
     pub(crate) fn apply<S: Text>(self, text: S) -> Option<S> {
         let keep = match self {
             Finish::Trim => {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 mod direct;
 
 use direct::DirectPlan;
-pub(crate) use direct::Routing;
+use direct::Routing;
 
 /// Turns Segment events into the exact requests Rokt receives. Pure and synchronous; cheap to
 /// clone and share between threads, so building can be spread over every core.
@@ -128,6 +128,17 @@ impl PipelineBuilder {
         self
     }
 
+    /// Whether a preset or overrides were given (a caller that also holds a whole pipeline
+    /// must not give both).
+    pub(crate) fn has_mapping_settings(&self) -> bool {
+        self.preset.is_some() || self.overrides.is_some() || self.mapping.is_some()
+    }
+
+    /// The limits given, if any.
+    pub(crate) fn given_limits(&self) -> Option<Limits> {
+        self.limits
+    }
+
     /// Compiles the mapping and checks the settings.
     pub fn build(self) -> Result<Pipeline, Error> {
         let mapping = match self.mapping {
@@ -150,16 +161,7 @@ impl PipelineBuilder {
             }
         }
         let limits = self.limits.unwrap_or_default();
-        if limits.max_items == 0
-            || limits.max_item_bytes == 0
-            || limits.max_request_bytes < limits.max_item_bytes + 2
-        {
-            return Err(ConfigError::new(
-                "limits",
-                "limits must be positive and a request must hold at least one item",
-            )
-            .into());
-        }
+        check_limits(&limits)?;
         Ok(Pipeline {
             inner: Arc::new(Inner {
                 direct: match self.direct {
@@ -171,6 +173,64 @@ impl PipelineBuilder {
                 endpoint: self.endpoint.unwrap_or_default(),
                 limits,
             }),
+        })
+    }
+}
+
+/// The largest byte limit a pipeline takes (1 GiB): far above mParticle's, and small enough
+/// that no arithmetic on it overflows.
+const MAX_LIMIT_BYTES: usize = 1 << 30;
+
+/// The bulk limits' rule: 1 to 100 items a request (mParticle's maximum), byte limits positive
+/// and at most 1 GiB, and a request able to hold at least one item.
+fn check_limits(limits: &Limits) -> Result<(), Error> {
+    let ok = (1..=100).contains(&limits.max_items)
+        && (1..=MAX_LIMIT_BYTES).contains(&limits.max_item_bytes)
+        && limits.max_request_bytes <= MAX_LIMIT_BYTES
+        && limits.max_request_bytes >= limits.max_item_bytes + 2;
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            "limits",
+            "max_items must be from 1 to 100, the byte limits from 1 byte to 1 GiB, and a \
+             request must hold at least one item",
+        )
+        .into())
+    }
+}
+
+/// One batch, encoded and ready to join a request.
+#[derive(Clone, Debug)]
+pub(crate) struct Encoded {
+    pub(crate) body: Bytes,
+    /// The newest `timestamp_unixtime_ms` of its events.
+    pub(crate) newest_ms: Option<i64>,
+    /// The Segment `messageId` it carries.
+    pub(crate) message_id: Option<String>,
+}
+
+impl Encoded {
+    /// A typed batch's bytes and routing, checked against the per-batch size limit.
+    pub(crate) fn of_batch<S: crate::text::Text>(
+        batch: &Batch<S>,
+        limits: &Limits,
+    ) -> Result<Encoded, Error> {
+        Encoded::checked(batch.to_bytes(), Routing::of(batch), limits)
+    }
+
+    /// An encoded batch and its routing, checked against the per-batch size limit.
+    fn checked(body: Bytes, routing: Routing, limits: &Limits) -> Result<Encoded, Error> {
+        if body.len() > limits.max_item_bytes {
+            return Err(Error::TooLarge {
+                bytes: body.len(),
+                limit: limits.max_item_bytes,
+            });
+        }
+        Ok(Encoded {
+            body,
+            newest_ms: routing.newest_ms,
+            message_id: routing.message_id,
         })
     }
 }
@@ -254,6 +314,17 @@ impl Pipeline {
         &self.inner.endpoint
     }
 
+    /// A builder holding this pipeline's mapping, limits and encoding choice, to be given other
+    /// credentials or another endpoint (the mapping is not compiled again).
+    pub(crate) fn to_builder(&self) -> PipelineBuilder {
+        PipelineBuilder {
+            mapping: Some(self.inner.mapping.clone()),
+            limits: Some(self.inner.limits),
+            direct: Some(self.inner.direct.is_some()),
+            ..PipelineBuilder::default()
+        }
+    }
+
     /// The credentials, if any.
     pub fn credentials(&self) -> Option<&Credentials> {
         self.inner.credentials.as_ref()
@@ -289,27 +360,37 @@ impl Pipeline {
 
     /// The batch for one event, encoded as JSON and checked against the per-batch size limit.
     pub fn encode(&self, event: impl AsEvent) -> Result<Bytes, Error> {
-        let bytes = event.with_json(|doc| {
-            // The direct plan writes the same bytes for the events it is sure of.
-            match self.inner.direct.as_ref().and_then(|plan| plan.encode(doc)) {
-                Some(bytes) => Ok(bytes),
-                None => self.with_batch(doc, |batch| Ok(batch.to_bytes())),
-            }
-        })?;
-        let limit = self.inner.limits.max_item_bytes;
-        if bytes.len() > limit {
-            return Err(Error::TooLarge {
-                bytes: bytes.len(),
-                limit,
-            });
-        }
-        Ok(bytes)
+        self.encode_event(event, false).map(|e| e.body)
     }
 
-    /// The event's encoded batch and its routing, when the mapping has a direct plan that is
-    /// sure of the event (see `direct`); `None` means: encode it through [`Self::with_batch`].
-    pub(crate) fn direct(&self, doc: &Json<'_>) -> Option<(Bytes, Routing)> {
-        self.inner.direct.as_ref()?.encode_routed(doc)
+    /// The event's batch encoded for sending, with what the client routes it by.
+    pub(crate) fn encoded(&self, event: impl AsEvent) -> Result<Encoded, Error> {
+        self.encode_event(event, true)
+    }
+
+    /// The one place an event becomes what is sent: its batch's bytes, written by the direct
+    /// plan when it is sure of the event, else by the general path (the same bytes either way),
+    /// and checked against the per-batch size limit. The routing is worked out only when
+    /// `routed` (it costs an allocation per event, which bytes alone do not need).
+    fn encode_event(&self, event: impl AsEvent, routed: bool) -> Result<Encoded, Error> {
+        let limits = self.limits();
+        event.with_json(|doc| {
+            let direct = self.inner.direct.as_ref().and_then(|plan| match routed {
+                true => plan.encode_routed(doc),
+                false => plan.encode(doc).map(|body| (body, Routing::NONE)),
+            });
+            match direct {
+                Some((body, routing)) => Encoded::checked(body, routing, limits),
+                None => self.with_batch(doc, |batch| {
+                    let routing = if routed {
+                        Routing::of(batch)
+                    } else {
+                        Routing::NONE
+                    };
+                    Encoded::checked(batch.to_bytes(), routing, limits)
+                }),
+            }
+        })
     }
 
     /// Runs `f` on the batch of one event. The batch borrows its strings from the event (and

@@ -104,36 +104,18 @@ impl Endpoint {
     /// assert!(Endpoint::custom("https://user:pw@example.com").is_err());
     /// ```
     pub fn custom(url: &str) -> Result<Endpoint, ConfigError> {
+        Endpoint::custom_with(url, &[])
+    }
+
+    /// [`custom`](Self::custom), also accepting plain `http` to the hosts named in
+    /// `plain_http_hosts` (the client's explicit opt-in).
+    pub(crate) fn custom_with(
+        url: &str,
+        plain_http_hosts: &[String],
+    ) -> Result<Endpoint, ConfigError> {
         let base =
             Url::parse(url).map_err(|e| ConfigError::new("endpoint", format!("not a URL: {e}")))?;
-        let loopback = match base.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(d)) => d == "localhost",
-            None => false,
-        };
-        match base.scheme() {
-            "https" => {}
-            "http" if loopback => {}
-            "http" => {
-                return Err(ConfigError::new(
-                    "endpoint",
-                    "plain http is allowed only to a loopback address",
-                ));
-            }
-            other => {
-                return Err(ConfigError::new(
-                    "endpoint",
-                    format!("unsupported scheme `{other}`"),
-                ));
-            }
-        }
-        if !base.username().is_empty() || base.password().is_some() {
-            return Err(ConfigError::new(
-                "endpoint",
-                "the URL must not carry user info; use credentials",
-            ));
-        }
+        check_transport(&base, plain_http_hosts, "endpoint")?;
         if base.query().is_some() || base.fragment().is_some() {
             return Err(ConfigError::new(
                 "endpoint",
@@ -163,6 +145,54 @@ impl Endpoint {
         url.set_path(&self.path(kind));
         url.into()
     }
+}
+
+/// Whether `url`'s host is a loopback address (or `localhost`).
+pub(crate) fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// The transport policy every URL the client sends to must pass: `https`, or plain `http` to
+/// a loopback address or to a host named in `plain_http_hosts` (an explicit opt-in), and no
+/// user info. `setting` names what is judged in the error; the error never quotes the URL.
+pub(crate) fn check_transport(
+    url: &Url,
+    plain_http_hosts: &[String],
+    setting: &'static str,
+) -> Result<(), ConfigError> {
+    let opted_in = || {
+        url.host_str()
+            .is_some_and(|h| plain_http_hosts.iter().any(|a| a.eq_ignore_ascii_case(h)))
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(url) || opted_in() => {}
+        "http" => {
+            return Err(ConfigError::new(
+                setting,
+                "plain http is allowed only to a loopback address or a host named by \
+                 `allow_plain_http_to`",
+            ));
+        }
+        other => {
+            return Err(ConfigError::new(
+                setting,
+                format!("unsupported scheme `{other}`"),
+            ));
+        }
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::new(
+            setting,
+            "the URL must not carry user info; use credentials",
+        ));
+    }
+    Ok(())
 }
 
 /// Which of mParticle's ingestion routes a request uses.

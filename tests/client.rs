@@ -254,7 +254,8 @@ async fn retry_after_beyond_the_deadline_gives_up_without_waiting() {
         Error::Failed {
             attempts: 1,
             reason: GiveUp::Deadline,
-            last: AttemptFailure::Status(429)
+            last: AttemptFailure::Status(429),
+            cause: None,
         }
     );
     assert!(!err.is_permanent());
@@ -283,7 +284,8 @@ async fn a_storm_of_503_ends_after_max_attempts() {
         Error::Failed {
             attempts: 4,
             reason: GiveUp::MaxAttempts,
-            last: AttemptFailure::Status(503)
+            last: AttemptFailure::Status(503),
+            cause: None,
         }
     );
     assert_eq!(err.status(), 503);
@@ -304,6 +306,7 @@ async fn a_storm_of_503_ends_at_the_deadline() {
         attempts,
         reason,
         last,
+        ..
     } = err
     else {
         panic!("{err:?}")
@@ -330,13 +333,17 @@ async fn connection_reset_is_retried() {
         .build()
         .unwrap();
     let err = client.send(support::event(1)).await.unwrap_err();
-    assert_eq!(
-        err,
-        Error::Failed {
-            attempts: 3,
-            reason: GiveUp::MaxAttempts,
-            last: AttemptFailure::Transport(TransportErrorKind::Connection)
-        }
+    assert!(
+        matches!(
+            err,
+            Error::Failed {
+                attempts: 3,
+                reason: GiveUp::MaxAttempts,
+                last: AttemptFailure::Transport(TransportErrorKind::Connection),
+                cause: Some(_),
+            }
+        ),
+        "{err:?}"
     );
     assert_eq!(server.count(), 3);
 }
@@ -354,13 +361,17 @@ async fn a_refused_connection_is_a_connect_error() {
         .build()
         .unwrap();
     let err = client.send(support::event(1)).await.unwrap_err();
-    assert_eq!(
-        err,
-        Error::Failed {
-            attempts: 2,
-            reason: GiveUp::MaxAttempts,
-            last: AttemptFailure::Transport(TransportErrorKind::Connect)
-        }
+    assert!(
+        matches!(
+            err,
+            Error::Failed {
+                attempts: 2,
+                reason: GiveUp::MaxAttempts,
+                last: AttemptFailure::Transport(TransportErrorKind::Connect),
+                cause: Some(_),
+            }
+        ),
+        "{err:?}"
     );
 }
 
@@ -385,13 +396,17 @@ async fn a_slow_answer_times_out_and_is_retried() {
         .build()
         .unwrap();
     let err = client.send(support::event(1)).await.unwrap_err();
-    assert_eq!(
-        err,
-        Error::Failed {
-            attempts: 2,
-            reason: GiveUp::MaxAttempts,
-            last: AttemptFailure::Transport(TransportErrorKind::Timeout)
-        }
+    assert!(
+        matches!(
+            err,
+            Error::Failed {
+                attempts: 2,
+                reason: GiveUp::MaxAttempts,
+                last: AttemptFailure::Transport(TransportErrorKind::Timeout),
+                cause: Some(_),
+            }
+        ),
+        "{err:?}"
     );
     assert_eq!(err.status(), 504);
 }
@@ -647,4 +662,449 @@ fn the_event_tester_example_runs_offline() {
         "{stdout}"
     );
     assert!(stdout.trim_end().ends_with("HTTP status: 202"), "{stdout}");
+}
+
+// ---- Hostile answers: the status line decides, the body can only add per-item errors ----
+
+use support::raw::{self, RawServer, Step};
+
+fn raw_client(server: &RawServer) -> Client {
+    Client::builder()
+        .api_key(support::KEY)
+        .api_secret(support::SECRET)
+        .endpoint_url(&server.url())
+        .retry(support::fast_retry())
+        .request_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+fn hundred_events() -> Vec<serde_json::Value> {
+    (0..100).map(support::event).collect()
+}
+
+/// A message naming bulk item `i`, padded like a long mParticle message.
+fn naming(i: usize, pad: usize) -> String {
+    format!(
+        "Path '[{i}].events[0].data' is invalid: {}",
+        "x".repeat(pad)
+    )
+}
+
+#[tokio::test]
+async fn a_202_naming_every_item_in_a_78_kb_answer_rejects_every_item() {
+    let body = raw::errors_body((0..100).map(|i| naming(i, 740)));
+    assert!(body.len() > 78_000, "{}", body.len());
+    let server = RawServer::always(raw::answer(202, &body)).await;
+    let report = raw_client(&server).send_events(hundred_events()).await;
+    assert_eq!(server.count(), 1, "nothing is sent again");
+    for (i, item) in report.items.iter().enumerate() {
+        match item {
+            Err(Error::Rejected(r)) => {
+                assert_eq!((r.status, r.code.as_deref()), (202, Some("BAD_REQUEST")))
+            }
+            other => panic!("item {i}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_202_naming_items_in_a_megabytes_long_answer_rejects_them_all() {
+    // 100 errors of 40 KB each: no fixed cut may hide the last ones.
+    let body = raw::errors_body((0..100).rev().map(|i| naming(i, 40_000)));
+    let server = RawServer::always(raw::answer(202, &body)).await;
+    let report = raw_client(&server).send_events(hundred_events()).await;
+    assert_eq!(server.count(), 1);
+    assert_eq!(report.delivered(), 0);
+    assert!(
+        report
+            .items
+            .iter()
+            .all(|r| matches!(r, Err(Error::Rejected(_))))
+    );
+}
+
+#[tokio::test]
+async fn a_202_cut_mid_answer_rejects_what_it_named_and_resends_nothing() {
+    let body = raw::errors_body((0..100).map(|i| naming(i, 100)));
+    let cut = body.len() / 2;
+    let server = RawServer::always(vec![
+        raw::head(202, &[], Some(body.len())),
+        Step::Write(body.as_bytes()[..cut].to_vec()),
+        Step::Close,
+    ])
+    .await;
+    let report = raw_client(&server).send_events(hundred_events()).await;
+    assert_eq!(server.count(), 1, "an accepted request is never sent again");
+    let rejected = report
+        .items
+        .iter()
+        .take_while(|r| matches!(r, Err(Error::Rejected(_))))
+        .count();
+    assert!(
+        rejected > 10,
+        "the errors that arrived whole count: {rejected}"
+    );
+    for item in &report.items[rejected..] {
+        let receipt = item.as_ref().expect("accepted by the status");
+        assert!(!receipt.answer_complete);
+    }
+}
+
+/// Every way a 2xx body can go wrong: the status has decided, nothing is sent again.
+#[tokio::test]
+async fn a_2xx_whose_body_breaks_or_trickles_is_delivered_once() {
+    let errors_start = "{\"errors\":[".to_owned();
+    let unnamed = r#"{"code":"BAD_REQUEST","message":"something"},"#;
+    let cases: Vec<(&str, Vec<Step>)> = vec![
+        (
+            "cut",
+            vec![
+                raw::head(202, &[], Some(100)),
+                Step::text("{\"err"),
+                Step::Close,
+            ],
+        ),
+        (
+            "reset",
+            vec![
+                raw::head(202, &[], Some(100)),
+                Step::text("{\"err"),
+                Step::Reset,
+            ],
+        ),
+        (
+            "endless unattributed errors",
+            vec![
+                raw::head(202, &[], None),
+                Step::Write(raw::chunk(errors_start.as_bytes())),
+                Step::Endless(raw::chunk(unnamed.repeat(200).as_bytes())),
+            ],
+        ),
+        (
+            "trickle",
+            vec![
+                raw::head(202, &[], Some(40)),
+                Step::Trickle(
+                    b"{\"errors\":[{\"code\":\"BAD_REQUEST\",".to_vec(),
+                    Duration::from_millis(100),
+                ),
+            ],
+        ),
+        (
+            "stall",
+            vec![raw::head(202, &[], Some(40)), Step::text("{"), Step::Hang],
+        ),
+    ];
+    for (name, steps) in cases {
+        let server = RawServer::always(steps).await;
+        let client = Client::builder()
+            .api_key(support::KEY)
+            .api_secret(support::SECRET)
+            .endpoint_url(&server.url())
+            .retry(support::fast_retry())
+            .request_timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let report = client
+            .send_events((0..5).map(support::event).collect::<Vec<_>>())
+            .await;
+        assert_eq!(server.count(), 1, "{name}: sent once");
+        for item in &report.items {
+            let receipt = item.as_ref().unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            assert_eq!(receipt.status, 202, "{name}");
+            assert!(!receipt.answer_complete, "{name}");
+        }
+        // Alone, the item owns every error that arrived whole (the endless case names it).
+        let single = client.send(support::event(9)).await;
+        assert!(
+            matches!(single, Ok(_) | Err(Error::Rejected(_))),
+            "{name}: {single:?}"
+        );
+        assert_eq!(server.count(), 2, "{name}: sent once");
+    }
+}
+
+#[tokio::test]
+async fn a_4xx_whose_body_breaks_is_rejected_at_once() {
+    let cases: Vec<(u16, Vec<Step>)> = vec![
+        (
+            401,
+            vec![
+                raw::head(401, &[], Some(200)),
+                Step::text("{\"errors\":[{\"co"),
+                Step::Reset,
+            ],
+        ),
+        (
+            403,
+            vec![
+                raw::head(403, &[], Some(200)),
+                Step::text("{\"errors\""),
+                Step::Close,
+            ],
+        ),
+        (
+            400,
+            vec![
+                raw::head(400, &[], Some(200)),
+                Step::Trickle(b"{\"errors\":[".to_vec(), Duration::from_millis(150)),
+            ],
+        ),
+        (
+            401,
+            vec![
+                raw::head(401, &[], None),
+                Step::Endless(raw::chunk(b"[[[[[[[[")),
+            ],
+        ),
+    ];
+    for (status, steps) in cases {
+        let server = RawServer::always(steps).await;
+        let client = Client::builder()
+            .api_key(support::KEY)
+            .api_secret(support::SECRET)
+            .endpoint_url(&server.url())
+            .retry(support::fast_retry())
+            .request_timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let err = client.send(support::event(1)).await.unwrap_err();
+        match &err {
+            Error::Rejected(r) => assert_eq!(r.status, status),
+            other => panic!("{status}: {other:?}"),
+        }
+        assert!(err.is_permanent());
+        assert_eq!(server.count(), 1, "{status}: never retried");
+    }
+    // A whole 401 body still gives its code.
+    let server = RawServer::always(raw::answer(
+        401,
+        r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad key"}]}"#,
+    ))
+    .await;
+    let Error::Rejected(r) = raw_client(&server)
+        .send(support::event(1))
+        .await
+        .unwrap_err()
+    else {
+        panic!()
+    };
+    assert_eq!(r.code.as_deref(), Some("UNAUTHORIZED"));
+}
+
+#[tokio::test]
+async fn transport_failures_keep_their_kind_and_cause() {
+    use std::error::Error as _;
+    // Refused: a connect error, not a made-up answer.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let client = Client::builder()
+        .api_key("k")
+        .api_secret("s")
+        .endpoint_url(&format!("{url}/secret-path"))
+        .retry(support::fast_retry().with_max_attempts(2))
+        .build()
+        .unwrap();
+    let err = client.send(support::event(1)).await.unwrap_err();
+    assert_eq!(err.transport_kind(), Some(TransportErrorKind::Connect));
+    assert_eq!(err.http_status(), None);
+    assert_eq!(err.error_type(), "ECONNREFUSED");
+    let cause = err.source().expect("a cause");
+    let mut chain = Vec::new();
+    let mut at: Option<&dyn std::error::Error> = Some(cause);
+    while let Some(e) = at {
+        chain.push(e.to_string());
+        at = e.source();
+    }
+    assert!(chain.len() >= 2, "{chain:?}");
+    let all = format!("{} {err:?} {err}", chain.join("\n"));
+    assert!(
+        !all.contains("secret-path") && !all.contains(&url[7..]),
+        "{all}"
+    );
+    assert!(err.clone() == err);
+
+    // Not a TLS server behind an https endpoint: a TLS error (needs a TLS backend).
+    if cfg!(any(feature = "rustls", feature = "native-tls")) {
+        let server = RawServer::always(raw::answer(202, "{}")).await;
+        let client = Client::builder()
+            .api_key("k")
+            .api_secret("s")
+            .endpoint_url(&format!("https://{}", server.addr()))
+            .retry(support::fast_retry().with_max_attempts(1))
+            .build()
+            .unwrap();
+        let err = client.send(support::event(1)).await.unwrap_err();
+        assert_eq!(
+            err.transport_kind(),
+            Some(TransportErrorKind::Tls),
+            "{err:?}"
+        );
+        assert!(err.source().is_some());
+    }
+
+    // A timeout.
+    let server = RawServer::always(vec![Step::Hang]).await;
+    let client = Client::builder()
+        .api_key("k")
+        .api_secret("s")
+        .endpoint_url(&server.url())
+        .retry(support::fast_retry().with_max_attempts(1))
+        .request_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let err = client.send(support::event(1)).await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(err.source().is_some());
+}
+
+#[tokio::test]
+async fn an_error_code_echoing_an_id_is_never_shown() {
+    for code in ["user8812", "JaneDoe", "JANE42", "a@b.c", "BAD REQUEST"] {
+        let body = format!(r#"{{"errors":[{{"code":"{code}","message":"x"}}]}}"#);
+        let server = RawServer::always(raw::answer(400, &body)).await;
+        let err = raw_client(&server)
+            .send(support::event(1))
+            .await
+            .unwrap_err();
+        let Error::Rejected(r) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(r.code, None, "{code}");
+        assert!(!err.to_string().contains(code) && !format!("{err:?}").contains(code));
+    }
+}
+
+// ---- Transport policy: https only (http to loopback or an explicit host), credentials only to the endpoint ----
+
+#[tokio::test]
+async fn send_request_refuses_urls_the_endpoint_policy_refuses() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let other = MockServer::start_on("127.0.0.2", |_| Reply::accepted()).await;
+    let client = support::client(&server);
+    let original = client.pipeline().request(support::event(1)).unwrap();
+    let mut request = original.clone();
+    let config = |r: Result<_, Error>| match r {
+        Err(Error::Config(e)) => e.setting,
+        other => panic!("{other:?}"),
+    };
+    // Plain http to another host, with and without the client's credentials in the request.
+    for url in [
+        "http://example.com/s2s/v2/events",
+        "http://10.0.0.1:8080/events",
+        "ftp://example.com/events",
+        "https://user:pw@example.com/events",
+    ] {
+        request.url = url.to_owned();
+        assert_eq!(
+            config(client.send_request(&request).await),
+            "request",
+            "{url}"
+        );
+        let mut bare = request.clone();
+        bare.headers.retain(|(k, _)| *k != "authorization");
+        assert_eq!(config(client.send_request(&bare).await), "request", "{url}");
+    }
+    // Another origin (loopback, so allowed) never gets the client's credentials.
+    let mut elsewhere = original.clone();
+    elsewhere.url = format!("{}/events", other.url());
+    elsewhere.headers.retain(|(k, _)| *k != "authorization");
+    assert_eq!(config(client.send_request(&elsewhere).await), "request");
+    assert_eq!(other.count(), 0);
+    assert_eq!(server.count(), 0);
+    // The client's own endpoint works as before.
+    assert_eq!(client.send_request(&original).await.unwrap().status, 202);
+    assert_eq!(server.count(), 1);
+}
+
+#[tokio::test]
+async fn plain_http_off_loopback_needs_an_explicit_opt_in_and_a_proxy_is_explicit() {
+    let config = |b: rokt_capi::ClientBuilder| match b.build() {
+        Err(Error::Config(e)) => e.setting,
+        other => panic!("{other:?}"),
+    };
+    let ok = || Client::builder().api_key("k").api_secret("s");
+    assert_eq!(
+        config(ok().endpoint_url("http://rokt-gw.internal/v2")),
+        "endpoint"
+    );
+    assert_eq!(
+        config(
+            ok().allow_plain_http_to("other.internal")
+                .endpoint_url("http://rokt-gw.internal/v2")
+        ),
+        "endpoint"
+    );
+    assert_eq!(config(ok().proxy("not a url")), "proxy");
+    assert_eq!(config(ok().proxy("ftp://proxy:21")), "proxy");
+
+    // The opted-in host, reached through an explicit proxy (so no name is resolved): the
+    // proxy gets the absolute URL and the credentials; nothing else is contacted.
+    let proxy = MockServer::script(vec![Reply::accepted()]).await;
+    let client = ok()
+        .allow_plain_http_to("ROKT-GW.internal")
+        .endpoint_url("http://rokt-gw.internal/v2")
+        .proxy(&proxy.url())
+        .retry(support::fast_retry())
+        .build()
+        .unwrap();
+    assert_eq!(client.send(support::event(1)).await.unwrap().status, 202);
+    let got = proxy.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].path, "http://rokt-gw.internal/v2/events");
+
+    // Rokt over https through the proxy: the proxy is asked to tunnel, and sees only that
+    // (needs a TLS backend).
+    if !cfg!(any(feature = "rustls", feature = "native-tls")) {
+        return;
+    }
+    let proxy = MockServer::script(vec![Reply::status(403)]).await;
+    let client = ok()
+        .proxy(&proxy.url())
+        .retry(support::fast_retry().with_max_attempts(1))
+        .build()
+        .unwrap();
+    let err = client.send(support::event(1)).await.unwrap_err();
+    assert!(matches!(err, Error::Failed { .. }), "{err:?}");
+    let got = proxy.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].method.as_str(), got[0].path.as_str()),
+        ("CONNECT", "inbound.mparticle.com:443")
+    );
+    assert!(got[0].header("authorization").is_none());
+}
+
+#[tokio::test]
+async fn a_429_pauses_the_client_even_when_its_request_gives_up() {
+    let arrivals: std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>> = Default::default();
+    let server = MockServer::start({
+        let arrivals = arrivals.clone();
+        move |_| {
+            let mut a = arrivals.lock().unwrap();
+            a.push(std::time::Instant::now());
+            if a.len() == 1 {
+                Reply::status(429).header("Retry-After", "1")
+            } else {
+                Reply::accepted()
+            }
+        }
+    })
+    .await;
+    let client = support::builder(&server)
+        .retry(support::fast_retry().with_max_attempts(1))
+        .build()
+        .unwrap();
+    let err = client.send(support::event(1)).await.unwrap_err();
+    assert_eq!(err.http_status(), Some(429));
+    // A clone shares the pause.
+    client.clone().send(support::event(2)).await.unwrap();
+    let a = arrivals.lock().unwrap();
+    assert!(
+        a[1].duration_since(a[0]) >= Duration::from_millis(900),
+        "{:?}",
+        a[1].duration_since(a[0])
+    );
 }

@@ -301,6 +301,76 @@ async fn the_builder_checks_its_settings() {
     }
 }
 
+/// Settings that once panicked in the background (or in `build`) and lost events.
+#[tokio::test]
+async fn absurd_settings_are_refused_by_build_naming_the_setting() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let b = || Dispatcher::builder(support::client(&server));
+    for (builder, setting) in [
+        (b().flush_interval(Duration::MAX), "flush_interval"),
+        (
+            b().flush_interval(Duration::from_secs(86_400 * 365)),
+            "flush_interval",
+        ),
+        (b().rate_limit(f64::MIN_POSITIVE), "rate_limit"),
+        (b().rate_limit(1e-9), "rate_limit"),
+        (b().rate_limit(f64::INFINITY), "rate_limit"),
+        (b().rate_limit(-5.0), "rate_limit"),
+        (b().queue_capacity(usize::MAX), "queue_capacity"),
+        (b().concurrency(usize::MAX), "concurrency"),
+        (b().max_batch_items(usize::MAX), "max_batch_items"),
+        (b().max_batch_items(101), "max_batch_items"),
+    ] {
+        match builder.build() {
+            Err(Error::Config(e)) => assert_eq!(e.setting, setting),
+            other => panic!("{setting}: {other:?}"),
+        }
+    }
+    let config = |b: rokt_capi::ClientBuilder| match b.build() {
+        Err(Error::Config(e)) => e.setting,
+        other => panic!("{other:?}"),
+    };
+    let c = || support::builder(&server);
+    assert_eq!(
+        config(c().request_timeout(Duration::MAX)),
+        "request_timeout"
+    );
+    assert_eq!(
+        config(c().connect_timeout(Duration::MAX)),
+        "connect_timeout"
+    );
+    for policy in [
+        support::fast_retry().with_deadline(Duration::MAX),
+        support::fast_retry().with_max_delay(Duration::MAX),
+        support::fast_retry().with_max_retry_after(Duration::MAX),
+    ] {
+        assert_eq!(config(c().retry(policy)), "retry");
+    }
+    let mut limits = rokt_capi::request::Limits::default();
+    limits.max_item_bytes = usize::MAX;
+    assert_eq!(config(c().limits(limits)), "limits");
+    let mut limits = rokt_capi::request::Limits::default();
+    limits.max_items = usize::MAX;
+    assert_eq!(config(c().limits(limits)), "limits");
+
+    // The extremes that are allowed still give every event its outcome.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let d = b()
+        .flush_interval(rokt_capi::client::MAX_FLUSH_INTERVAL)
+        .rate_limit(rokt_capi::client::MIN_RATE)
+        .queue_capacity(rokt_capi::client::MAX_QUEUE_CAPACITY)
+        .concurrency(rokt_capi::client::MAX_CONCURRENCY)
+        .outcomes_to(tx)
+        .build()
+        .unwrap();
+    d.enqueue(support::event(1)).await.unwrap();
+    d.enqueue(support::event(2)).await.unwrap();
+    d.shutdown().await;
+    let got = drain(&mut rx);
+    assert_eq!(got.len(), 2);
+    assert!(got.iter().all(|o| o.verdict.is_delivered()));
+}
+
 #[tokio::test]
 async fn a_panicking_callback_loses_no_other_outcome() {
     let server = MockServer::script(vec![Reply::accepted()]).await;
@@ -567,4 +637,357 @@ async fn fault_injection_every_event_settles_exactly_once() {
         elapsed.as_secs_f64(),
         EVENTS as f64 / elapsed.as_secs_f64()
     );
+}
+
+// ---- Lifecycle: every event ends in exactly one outcome, even when the runtime does not ----
+
+/// Waits (in real time, up to 20 s) until `check` holds.
+fn wait_until(what: &str, check: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn dropping_the_runtime_settles_every_event_and_makes_stats_final() {
+    let servers = tokio::runtime::Runtime::new().unwrap();
+    let gate = support::Gate::closed();
+    let server = servers.block_on({
+        let gate = gate.clone();
+        MockServer::start(move |_| Reply::accepted().when_open(&gate))
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let dispatcher = runtime.block_on(async {
+        let d = Dispatcher::builder(support::client(&server))
+            .concurrency(1)
+            .max_batch_items(2)
+            .flush_interval(Duration::from_secs(3600))
+            .outcomes_to(tx)
+            .build()
+            .unwrap();
+        for i in 0..9 {
+            d.enqueue(support::event(i)).await.unwrap();
+        }
+        d
+    });
+    // One request in flight (held by the server), one group waiting for the slot, one
+    // event grouped, the rest queued.
+    wait_until("a request in flight", || server.count() >= 1);
+    drop(runtime);
+    let stats = dispatcher.stats();
+    assert_eq!((stats.enqueued, stats.pending()), (9, 0), "{stats:?}");
+    assert_eq!(stats.failed, 9);
+    let outcomes = drain(&mut rx);
+    assert_eq!(outcomes.len(), 9);
+    assert!(by_ticket(&outcomes).values().all(|&n| n == 1));
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o.verdict, Verdict::Failed(Error::Closed)))
+    );
+    gate.open();
+    drop(server);
+}
+
+#[tokio::test]
+async fn shutdown_within_settles_what_is_left_when_its_deadline_passes() {
+    let gate = support::Gate::closed();
+    let server = MockServer::start({
+        let gate = gate.clone();
+        move |_| Reply::accepted().when_open(&gate)
+    })
+    .await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .concurrency(2)
+        .max_batch_items(3)
+        .outcomes_to(tx)
+        .build()
+        .unwrap();
+    for i in 0..20 {
+        dispatcher.enqueue(support::event(i)).await.unwrap();
+    }
+    assert!(!dispatcher.shutdown_within(Duration::from_millis(300)).await);
+    assert!(dispatcher.is_closed());
+    let stats = dispatcher.stats();
+    assert_eq!((stats.enqueued, stats.pending(), stats.failed), (20, 0, 20));
+    let outcomes = drain(&mut rx);
+    assert_eq!(outcomes.len(), 20);
+    assert!(by_ticket(&outcomes).values().all(|&n| n == 1));
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o.verdict, Verdict::Failed(Error::Closed)))
+    );
+    assert!(matches!(
+        dispatcher.enqueue(support::event(99)).await,
+        Err(EnqueueError::Closed(_))
+    ));
+    gate.open();
+
+    // Within the deadline it is an ordinary shutdown.
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .outcomes_to(tx)
+        .build()
+        .unwrap();
+    for i in 0..5 {
+        dispatcher.enqueue(support::event(i)).await.unwrap();
+    }
+    assert!(dispatcher.shutdown_within(Duration::from_secs(60)).await);
+    assert!(drain(&mut rx).iter().all(|o| o.verdict.is_delivered()));
+}
+
+// ---- Resends after an unattributed error: the normal concurrency, one deadline ----
+
+/// A server answering bulk requests 202 with an error naming no item, and each resent
+/// item after `delay` with `single`; it records when each request arrived.
+async fn unattributed_server(
+    delay: Duration,
+    single: Reply,
+) -> (MockServer, Arc<Mutex<Vec<(Instant, String)>>>) {
+    let arrivals: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
+    let server = MockServer::start({
+        let arrivals = arrivals.clone();
+        move |r: &Received| {
+            arrivals
+                .lock()
+                .unwrap()
+                .push((Instant::now(), r.path.clone()));
+            if r.path == "/bulkevents" {
+                Reply::errors(202, &[("BAD_REQUEST", "Something went wrong")])
+            } else {
+                single.clone().after(delay)
+            }
+        }
+    })
+    .await;
+    (server, arrivals)
+}
+
+#[tokio::test]
+async fn resends_after_an_unattributed_error_share_the_slots() {
+    let hold = Duration::from_millis(400);
+    let (server, arrivals) = unattributed_server(hold, Reply::accepted()).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .concurrency(4)
+        .outcomes_to(tx)
+        .build()
+        .unwrap();
+    for i in 0..8 {
+        dispatcher.enqueue(support::event(i)).await.unwrap();
+    }
+    dispatcher.shutdown().await;
+    let outcomes = drain(&mut rx);
+    assert_eq!(outcomes.len(), 8);
+    assert!(outcomes.iter().all(|o| o.verdict.is_delivered()));
+    let singles: Vec<Instant> = arrivals
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, p)| p == "/events")
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(singles.len(), 8);
+    // One after another, each would arrive at least `hold` after the previous; in the
+    // dispatcher's slots, several are in flight at once.
+    let overlapping = singles
+        .windows(2)
+        .filter(|w| w[1].duration_since(w[0]) < hold)
+        .count();
+    assert!(overlapping >= 2, "resends went one at a time");
+
+    // With one slot, the group gives its slot back to its resends (no deadlock).
+    let (server, _) = unattributed_server(Duration::ZERO, Reply::accepted()).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .concurrency(1)
+        .outcomes_to(tx)
+        .build()
+        .unwrap();
+    for i in 0..4 {
+        dispatcher.enqueue(support::event(i)).await.unwrap();
+    }
+    assert!(dispatcher.shutdown_within(Duration::from_secs(60)).await);
+    assert_eq!(drain(&mut rx).len(), 4);
+}
+
+#[tokio::test]
+async fn resends_after_an_unattributed_error_share_one_deadline() {
+    let deadline = Duration::from_millis(1500);
+    let (server, arrivals) = unattributed_server(Duration::ZERO, Reply::status(500)).await;
+    let client = support::builder(&server)
+        .retry(
+            RetryPolicy::default()
+                .with_max_attempts(1000)
+                .with_base_delay(Duration::from_millis(20))
+                .with_max_delay(Duration::from_millis(100))
+                .with_deadline(deadline),
+        )
+        .build()
+        .unwrap();
+    let report = client
+        .send_events((0..12).map(support::event).collect::<Vec<_>>())
+        .await;
+    assert_eq!(report.items.len(), 12);
+    for item in &report.items {
+        assert!(
+            matches!(
+                item,
+                Err(Error::Failed {
+                    reason: rokt_capi::error::GiveUp::Deadline,
+                    ..
+                })
+            ),
+            "{item:?}"
+        );
+    }
+    // No attempt starts past the first request's deadline (each alone would get its own).
+    let arrivals = arrivals.lock().unwrap();
+    let first = arrivals[0].0;
+    let last = arrivals.iter().map(|(t, _)| *t).max().unwrap();
+    assert!(
+        last.duration_since(first) < deadline + Duration::from_millis(1000),
+        "{:?}",
+        last.duration_since(first)
+    );
+}
+
+// ---- Throttling: one pause for every slot ----
+
+#[tokio::test]
+async fn a_429_pauses_every_slot_for_its_retry_after() {
+    let arrivals: Arc<Mutex<Vec<(Instant, u16)>>> = Arc::default();
+    let first = Arc::new(AtomicUsize::new(0));
+    let server = MockServer::start({
+        let arrivals = arrivals.clone();
+        let first = first.clone();
+        move |_| {
+            let status = if first.fetch_add(1, Ordering::SeqCst) == 0 {
+                429
+            } else {
+                202
+            };
+            arrivals.lock().unwrap().push((Instant::now(), status));
+            match status {
+                429 => Reply::status(429).header("Retry-After", "1"),
+                _ => Reply::accepted().after(Duration::from_millis(100)),
+            }
+        }
+    })
+    .await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .concurrency(4)
+        .max_batch_items(1)
+        .outcomes_to(tx)
+        .build()
+        .unwrap();
+    for i in 0..40 {
+        dispatcher.enqueue(support::event(i)).await.unwrap();
+    }
+    dispatcher.shutdown().await;
+    assert!(drain(&mut rx).iter().all(|o| o.verdict.is_delivered()));
+    let arrivals = arrivals.lock().unwrap();
+    let told = arrivals.iter().find(|(_, s)| *s == 429).unwrap().0;
+    // Requests that started before the 429 arrived may land just after it; after that, no
+    // slot sends anything until the second has passed.
+    let early = arrivals
+        .iter()
+        .filter(|(t, s)| {
+            *s == 202
+                && *t > told + Duration::from_millis(200)
+                && *t < told + Duration::from_millis(950)
+        })
+        .count();
+    assert_eq!(early, 0, "a slot sent during the pause");
+}
+
+#[tokio::test]
+async fn a_zero_retry_after_still_backs_off() {
+    let server = MockServer::script(vec![Reply::status(429).header("Retry-After", "0")]).await;
+    let client = support::builder(&server)
+        .retry(
+            RetryPolicy::default()
+                .with_max_attempts(500)
+                .with_base_delay(Duration::from_millis(50))
+                .with_max_delay(Duration::from_millis(400))
+                .with_deadline(Duration::from_millis(1200)),
+        )
+        .build()
+        .unwrap();
+    let err = client.send(support::event(1)).await.unwrap_err();
+    assert!(matches!(err, Error::Failed { .. }), "{err:?}");
+    // Each wait is at least half its back-off cap (25, 50, 100, 200, 200, … ms), so no more
+    // than a handful of attempts fit in the deadline, never hundreds.
+    assert!(server.count() <= 10, "{} attempts", server.count());
+}
+
+#[tokio::test]
+async fn no_resend_starts_after_the_deadline_of_the_request_it_came_from() {
+    let gate = support::Gate::closed();
+    let (server, arrivals) =
+        unattributed_server(Duration::ZERO, Reply::accepted().when_open(&gate)).await;
+    let client = support::builder(&server)
+        .retry(
+            support::fast_retry()
+                .with_max_attempts(1)
+                .with_deadline(Duration::from_millis(800)),
+        )
+        .request_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let dispatcher = Dispatcher::builder(client)
+        .concurrency(2)
+        .outcomes_to(tx)
+        .build()
+        .unwrap();
+    for i in 0..10 {
+        dispatcher.enqueue(support::event(i)).await.unwrap();
+    }
+    dispatcher.shutdown().await;
+    gate.open();
+    let outcomes = drain(&mut rx);
+    assert_eq!(outcomes.len(), 10);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o.verdict, Verdict::Failed(Error::Failed { .. })))
+    );
+    let singles = arrivals
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, p)| p == "/events")
+        .count();
+    // The first resends (one per slot) start in time and time out past the deadline; the
+    // others are not started.
+    assert!(singles <= 4, "{singles} resends started");
+    let not_started = outcomes
+        .iter()
+        .filter(|o| {
+            matches!(
+                o.verdict,
+                Verdict::Failed(Error::Failed {
+                    attempts: 0,
+                    reason: rokt_capi::error::GiveUp::Deadline,
+                    ..
+                })
+            )
+        })
+        .count();
+    assert_eq!(not_started, 10 - singles);
 }

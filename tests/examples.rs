@@ -26,6 +26,11 @@ fn example(name: &str) -> Option<PathBuf> {
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     if path.exists() {
         Some(path)
+    } else if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "{} is not built (cargo test builds the examples)",
+            path.display()
+        );
     } else {
         println!("skipped: {} is not built", path.display());
         None
@@ -689,4 +694,51 @@ fn the_preview_reports_the_same_outcomes_in_the_same_order_on_any_number_of_thre
             assert!(one == many, "--threads {threads} differs with {args:?}");
         }
     }
+}
+
+#[test]
+fn the_preview_with_an_rtid_memory_maps_each_conversion_with_its_landing_pages_rtid() {
+    let Some(exe) = example("preview") else {
+        return;
+    };
+    let sessions =
+        std::fs::read_to_string(manifest_dir().join("examples/data/sessions.ndjson")).unwrap();
+    let trigger = [
+        "--trigger",
+        "type = \"track\" and event = \"Order Completed\"",
+    ];
+    // Each conversion's order id and rtid, or the error type when it is not sent.
+    let conversions = |args: &[&str]| -> Vec<(String, Value)> {
+        preview(&exe, &[&trigger[..], args].concat(), &sessions)
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .filter(|v| v["status"] != "skipped")
+            .map(|v| match v.get("body") {
+                Some(b) => (
+                    b["events"][0]["data"]["custom_attributes"]["confirmationref"].to_string(),
+                    b["user_identities"]["other2"].clone(),
+                ),
+                None => (v["index"].to_string(), v["errortype"].clone()),
+            })
+            .collect()
+    };
+    let with = conversions(&["--rtid-memory"]);
+    let expected = [
+        ("\"o-101\"", json!("rt-101")),  // the landing page's query
+        ("\"o-102\"", json!("rt-102b")), // the newer click, through identify's userId
+        ("\"o-103\"", Value::Null),      // no click in the session
+        ("\"o-104\"", Value::Null),      // `integrations.All: false`, Rokt not named
+        ("\"o-105\"", json!("rt-105")),  // through alias's previousId
+    ];
+    let expected: Vec<(String, Value)> = expected
+        .into_iter()
+        .map(|(o, r)| (o.to_owned(), r))
+        .collect();
+    assert_eq!(with, expected);
+    assert_eq!(with, conversions(&["--rtid-memory", "--threads", "3"]));
+    // Without the memory, the first session's conversion has no identifier.
+    assert_eq!(
+        conversions(&[])[0],
+        ("3".to_owned(), json!("PAYLOAD_VALIDATION_FAILED"))
+    );
 }

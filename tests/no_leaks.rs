@@ -7,6 +7,7 @@
 //! so the checks follow the events; every test asserts it found values to look for.
 
 mod capture;
+mod support;
 
 use capture::Captured;
 use rokt_capi::mapping::Preset;
@@ -573,4 +574,47 @@ fn credentials_never_print_the_secret() {
         .expect_err("a key is required");
     assert_error_clean("ConfigError", &e, &secrets(SECRET));
     assert_clean("captured logs", &captured_logs(), &secrets(SECRET));
+}
+
+/// An error `code` echoing a user id (issue 16): only codes shaped like the API's (upper-case
+/// words and `_`) are shown or logged; anything else is redacted, in the rejection of a
+/// request and of an item named in a 202.
+#[tokio::test]
+async fn an_error_code_echoing_a_user_id_is_redacted_everywhere() {
+    use support::raw::{self, RawServer};
+    let mark = logs().checked_since(0).len();
+    let mut event = valid_event();
+    event["userId"] = json!("Quartermaine58213");
+    let values = personal_values(&event);
+    assert!(values.iter().any(|v| v == "Quartermaine58213"));
+    let echo =
+        |code: &str| format!(r#"{{"errors":[{{"code":"{code}","message":"Path '[0]' bad"}}]}}"#);
+    for code in [
+        "Quartermaine58213",
+        "QUARTERMAINE58213",
+        "quartermaine58213",
+    ] {
+        for status in [400, 202] {
+            let server = RawServer::always(raw::answer(status, &echo(code))).await;
+            let client = rokt_capi::Client::builder()
+                .api_key("key")
+                .api_secret(SECRET)
+                .endpoint_url(&server.url())
+                .build()
+                .unwrap();
+            let err = client.send(&event).await.unwrap_err();
+            let Error::Rejected(r) = &err else {
+                panic!("{err:?}")
+            };
+            assert_eq!(r.code, None);
+            assert_error_clean("an echoed code", &err, &values);
+            let report = client.send_events([&event, &event]).await;
+            for e in report.errors().map(|(_, e)| e) {
+                assert_error_clean("an echoed code in a bulk", e, &values);
+            }
+        }
+    }
+    let logs = logs().checked_since(mark);
+    assert_clean("logs", &logs, &values);
+    assert_clean("logs", &logs, &secrets(SECRET));
 }

@@ -1,20 +1,33 @@
 //! The background pipeline a service embeds: enqueue events, get one outcome per event.
 
 use super::stats::{Meter, Stats};
-use super::{Client, Encoded, Receipt};
+use super::{Client, Receipt, Slots};
 use crate::error::Error;
+use crate::pipeline::Encoded;
 use crate::request::{Limits, RequestKind};
 use crate::rokt::Batch;
+use crate::rtid::memory::RtidMemory;
 use crate::segment::AsEvent;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+/// The largest [`queue_capacity`](DispatcherBuilder::queue_capacity).
+pub const MAX_QUEUE_CAPACITY: usize = 1_000_000;
+/// The largest [`concurrency`](DispatcherBuilder::concurrency).
+pub const MAX_CONCURRENCY: usize = 1024;
+/// The longest [`flush_interval`](DispatcherBuilder::flush_interval).
+pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(60 * 60);
+/// The lowest [`rate_limit`](DispatcherBuilder::rate_limit), in batches per second: a full
+/// bulk request then waits at most 100 s for its turn.
+pub const MIN_RATE: f64 = 1.0;
+/// The highest [`rate_limit`](DispatcherBuilder::rate_limit), in batches per second.
+pub const MAX_RATE: f64 = 1e9;
 mod spooled;
 use crate::spool::{Spool, SpoolError};
 use spooled::Link;
@@ -217,7 +230,7 @@ impl Reporter {
                 ticket = outcome.ticket.0,
                 message_id = outcome.message_id.as_deref(),
                 verdict = outcome.verdict.label(),
-                status = e.status(),
+                status = e.http_status(),
                 error_type = e.error_type(),
                 "event not delivered"
             );
@@ -239,10 +252,12 @@ pub struct DispatcherBuilder {
     max_items: Option<usize>,
     sink: OutcomeSink,
     spool: Option<spooled::Settings>,
+    rtid_memory: Option<Arc<RtidMemory>>,
 }
 
 impl DispatcherBuilder {
-    /// How many events may wait in the queue (default 10 000). When it is full,
+    /// How many events may wait in the queue (default 10 000, at most
+    /// [`MAX_QUEUE_CAPACITY`]). When it is full,
     /// [`enqueue`](Dispatcher::enqueue) waits and [`try_enqueue`](Dispatcher::try_enqueue)
     /// gives the event back.
     pub fn queue_capacity(mut self, n: usize) -> Self {
@@ -250,20 +265,22 @@ impl DispatcherBuilder {
         self
     }
 
-    /// How many requests may be in flight at once (default 4).
+    /// How many requests may be in flight at once (default 4, at most [`MAX_CONCURRENCY`]).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n;
         self
     }
 
-    /// The longest an event waits for its bulk request to fill up (default 500 ms).
+    /// The longest an event waits for its bulk request to fill up (default 500 ms, more than
+    /// zero and at most [`MAX_FLUSH_INTERVAL`]).
     pub fn flush_interval(mut self, interval: Duration) -> Self {
         self.flush_interval = interval;
         self
     }
 
     /// Paces requests so that no more than `batches_per_second` batches (events) are sent
-    /// per second on average; mParticle's default account limit is about 270. Off by default.
+    /// per second on average; mParticle's default account limit is about 270. Off by default;
+    /// from [`MIN_RATE`] to [`MAX_RATE`].
     pub fn rate_limit(mut self, batches_per_second: f64) -> Self {
         self.rate = Some(batches_per_second);
         self
@@ -276,7 +293,7 @@ impl DispatcherBuilder {
         self
     }
 
-    /// At most this many events per bulk request (default: the client's limits, 100).
+    /// At most this many events per bulk request (default and most: the client's limits, 100).
     pub fn max_batch_items(mut self, n: usize) -> Self {
         self.max_items = Some(n);
         self
@@ -332,29 +349,60 @@ impl DispatcherBuilder {
         self
     }
 
-    /// Checks the settings and starts the background task on the current tokio runtime.
+    /// Passes each event [`enqueue`](Dispatcher::enqueue)d (not
+    /// [`enqueue_batch`](Dispatcher::enqueue_batch)ed) through `memory` before it is mapped:
+    /// the memory learns the visitor's rtid, and an event without one of its own is mapped
+    /// with the remembered one, as Rokt's browser plugin would have added it. A store failure
+    /// is logged and the event goes on as it is. Off by default.
+    pub fn rtid_memory(mut self, memory: Arc<RtidMemory>) -> Self {
+        self.rtid_memory = Some(memory);
+        self
+    }
+
+    /// Checks the settings (each bad one is an [`Error::Config`] naming it) and starts the
+    /// background task on the current tokio runtime.
     pub fn build(self) -> Result<Dispatcher, Error> {
         use crate::ConfigError;
-        if self.capacity == 0 {
-            return Err(ConfigError::new("queue_capacity", "must be at least 1").into());
+        if !(1..=MAX_QUEUE_CAPACITY).contains(&self.capacity) {
+            return Err(ConfigError::new(
+                "queue_capacity",
+                format!("must be from 1 to {MAX_QUEUE_CAPACITY}"),
+            )
+            .into());
         }
-        if self.concurrency == 0 {
-            return Err(ConfigError::new("concurrency", "must be at least 1").into());
+        if !(1..=MAX_CONCURRENCY).contains(&self.concurrency) {
+            return Err(ConfigError::new(
+                "concurrency",
+                format!("must be from 1 to {MAX_CONCURRENCY}"),
+            )
+            .into());
         }
-        if self.flush_interval.is_zero() {
-            return Err(ConfigError::new("flush_interval", "must be more than zero").into());
+        if self.flush_interval.is_zero() || self.flush_interval > MAX_FLUSH_INTERVAL {
+            return Err(ConfigError::new(
+                "flush_interval",
+                "must be more than zero and at most one hour",
+            )
+            .into());
         }
         if let Some(r) = self.rate {
-            if !(r.is_finite() && r > 0.0) {
-                return Err(ConfigError::new("rate_limit", "must be a positive number").into());
+            if !(r.is_finite() && (MIN_RATE..=MAX_RATE).contains(&r)) {
+                return Err(ConfigError::new(
+                    "rate_limit",
+                    format!("must be from {MIN_RATE} to {MAX_RATE} batches per second"),
+                )
+                .into());
             }
         }
         let mut limits = *self.client.pipeline().limits();
         if let Some(n) = self.max_items {
-            if n == 0 {
-                return Err(ConfigError::new("max_batch_items", "must be at least 1").into());
+            if !(1..=limits.max_items).contains(&n) {
+                return Err(ConfigError::new(
+                    "max_batch_items",
+                    format!("must be from 1 to the client's limit, {}", limits.max_items),
+                )
+                .into());
             }
-            limits = limits.with_max_items(n.min(limits.max_items));
+            limits = limits.with_max_items(n);
         }
         let link = match self.spool.map(spooled::Settings::check).transpose()? {
             Some((settings, spool)) => Some(Link::new(settings, spool, self.capacity)),
@@ -368,6 +416,7 @@ impl DispatcherBuilder {
         })?;
         let (tx, rx) = mpsc::channel(self.capacity);
         let (done_tx, done_rx) = watch::channel(false);
+        let (abort_tx, abort_rx) = watch::channel(false);
         let meter = Arc::new(Meter::default());
         let reporter = Reporter {
             sink: self.sink,
@@ -377,7 +426,6 @@ impl DispatcherBuilder {
         let permits = Arc::new(Semaphore::new(self.concurrency));
         let batcher = Batcher {
             client: self.client.metered(meter.clone()),
-            reporter: reporter.clone(),
             queue: tx.downgrade(),
             limits,
             flush_interval: self.flush_interval,
@@ -392,9 +440,9 @@ impl DispatcherBuilder {
             let kind = self.kind;
             let client = self.client.clone();
             let route = move |ms| kind.unwrap_or_else(|| client.route_ms(ms));
-            runtime.spawn(link.clone().feed(tx.downgrade(), route));
+            runtime.spawn(link.clone().feed(tx.downgrade(), reporter.clone(), route));
         }
-        runtime.spawn(batcher.run(rx, done_tx));
+        runtime.spawn(batcher.run(rx, done_tx, abort_rx));
         Ok(Dispatcher {
             shared: Arc::new(Shared {
                 tx,
@@ -403,10 +451,12 @@ impl DispatcherBuilder {
                 kind: self.kind,
                 next_ticket: AtomicU64::new(0),
                 done: done_rx,
+                abort: abort_tx,
                 meter,
                 permits,
                 concurrency: self.concurrency,
                 spool: link,
+                rtid_memory: self.rtid_memory,
             }),
         })
     }
@@ -421,15 +471,20 @@ impl DispatcherBuilder {
 /// [`Verdict::Rejected`] outcome, and never queued.
 ///
 /// Pacing ([`rate_limit`](DispatcherBuilder::rate_limit)) spaces the first attempt of each
-/// request; retries and one-by-one resends are not counted. Outcome callbacks run on the
+/// request; retries and one-by-one resends are not counted. After a 429 or 503 every slot
+/// pauses together (see [`RetryPolicy`](super::RetryPolicy)). One-by-one resends after an
+/// error that names no item take the dispatcher's slots like any request. Outcome callbacks run on the
 /// dispatcher's tasks: they must not wait on the dispatcher (`enqueue`, `flush`,
 /// `shutdown`), which could deadlock.
 ///
-/// Cheap to clone; all clones feed the same queue. Call [`shutdown`](Self::shutdown) before
-/// the program ends: it sends what is queued and waits for every outcome. **Dropping** every
-/// clone without it closes the queue: the background task still sends what was queued and
-/// reports the outcomes, but nothing waits for it, so if the tokio runtime stops first the
-/// events still queued or in flight are lost without an outcome.
+/// Cheap to clone; all clones feed the same queue. Call [`shutdown`](Self::shutdown) (or
+/// [`shutdown_within`](Self::shutdown_within), which bounds the wait) before the program
+/// ends: it sends what is queued and waits for every outcome. **Dropping** every clone
+/// without it closes the queue: the background task still sends what was queued and reports
+/// the outcomes, but nothing waits for it. If the tokio runtime stops first, every event
+/// still queued, grouped or in flight is reported [`Verdict::Failed`] with
+/// [`Error::Closed`] as the runtime drops it (one in flight may have reached Rokt), so
+/// [`stats`](Self::stats) still ends with nothing pending.
 ///
 /// ```
 /// use rokt_capi::client::{Client, Dispatcher, Verdict};
@@ -501,6 +556,8 @@ pub struct Dispatcher {
 #[derive(Debug)]
 struct Shared {
     tx: mpsc::Sender<Msg>,
+    /// Tells the background task to give up: settle everything left as failed, at once.
+    abort: watch::Sender<bool>,
     client: Client,
     reporter: Reporter,
     kind: Option<RequestKind>,
@@ -510,6 +567,7 @@ struct Shared {
     permits: Arc<Semaphore>,
     concurrency: usize,
     spool: Option<Arc<Link>>,
+    rtid_memory: Option<Arc<RtidMemory>>,
 }
 
 #[derive(Debug)]
@@ -519,11 +577,44 @@ enum Msg {
     Shutdown,
 }
 
+/// An event on its way: queued, grouped or in flight. It reports its outcome exactly once:
+/// through [`settle`](Queued::settle), or, if it is dropped unsettled (shutdown's deadline
+/// passed, the runtime stopped, a task died), as `Failed(Error::Closed)` from its `Drop`.
 #[derive(Debug)]
 struct Queued {
     ticket: Ticket,
     kind: RequestKind,
     item: Encoded,
+    /// Taken when the outcome is reported.
+    reporter: Option<Reporter>,
+}
+
+impl Queued {
+    fn settle(mut self, verdict: Verdict) {
+        if let Some(reporter) = self.reporter.take() {
+            reporter.emit(Outcome {
+                ticket: self.ticket,
+                message_id: self.item.message_id.take(),
+                verdict,
+            });
+        }
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        if let Some(reporter) = self.reporter.take() {
+            tracing::debug!(
+                ticket = self.ticket.0,
+                "an event was dropped before its outcome: reported as failed (closed)"
+            );
+            reporter.emit(Outcome {
+                ticket: self.ticket,
+                message_id: self.item.message_id.take(),
+                verdict: Verdict::Failed(Error::Closed),
+            });
+        }
+    }
 }
 
 impl Dispatcher {
@@ -539,6 +630,7 @@ impl Dispatcher {
             max_items: None,
             sink: OutcomeSink::Discard,
             spool: None,
+            rtid_memory: None,
         }
     }
 
@@ -550,9 +642,15 @@ impl Dispatcher {
     /// Maps and queues one event, waiting while the queue is full. Bad input is not queued: its
     /// [`Verdict::Rejected`] outcome is reported before this returns. Gives the event back
     /// when the dispatcher is shut down.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling it while it waits for room drops the event without a ticket (nothing was
+    /// queued, no outcome follows) and loses its place in line; once it has returned a
+    /// ticket, the event gets its outcome whatever happens next.
     pub async fn enqueue<E: AsEvent>(&self, event: E) -> Result<Ticket, EnqueueError<E>> {
         if let Some(link) = &self.shared.spool {
-            let encoded = self.shared.client.encode(&event);
+            let encoded = self.encode_event(&event);
             let message_id = || message_id_of(&event);
             return match self.admit_durable(link, encoded, message_id).await {
                 Ok(ticket) => Ok(ticket),
@@ -585,7 +683,7 @@ impl Dispatcher {
     /// when the dispatcher is shut down.
     pub async fn enqueue_batch(&self, batch: Batch) -> Result<Ticket, EnqueueError<Batch>> {
         if let Some(link) = &self.shared.spool {
-            let encoded = Encoded::from_batch(&batch, self.shared.client.pipeline().limits());
+            let encoded = Encoded::of_batch(&batch, self.shared.client.pipeline().limits());
             let message_id = || batch.source_message_id().map(str::to_owned);
             return match self.admit_durable(link, encoded, message_id).await {
                 Ok(ticket) => Ok(ticket),
@@ -594,7 +692,7 @@ impl Dispatcher {
         }
         match self.shared.tx.reserve().await {
             Ok(permit) => {
-                let encoded = Encoded::from_batch(&batch, self.shared.client.pipeline().limits());
+                let encoded = Encoded::of_batch(&batch, self.shared.client.pipeline().limits());
                 let message_id = || batch.source_message_id().map(str::to_owned);
                 Ok(self.admit(permit, encoded, message_id))
             }
@@ -602,8 +700,17 @@ impl Dispatcher {
         }
     }
 
+    /// Maps and encodes one event, through the rtid memory when there is one.
+    fn encode_event(&self, event: &impl AsEvent) -> Result<Encoded, Error> {
+        let pipeline = self.shared.client.pipeline();
+        match &self.shared.rtid_memory {
+            Some(memory) => memory.with_observed(event, |doc| pipeline.encoded(doc)),
+            None => pipeline.encoded(event),
+        }
+    }
+
     fn admit_event(&self, permit: mpsc::Permit<'_, Msg>, event: &impl AsEvent) -> Ticket {
-        let encoded = self.shared.client.encode(event);
+        let encoded = self.encode_event(event);
         let message_id = || message_id_of(event);
         self.admit(permit, encoded, message_id)
     }
@@ -622,7 +729,12 @@ impl Dispatcher {
                     .shared
                     .kind
                     .unwrap_or_else(|| self.shared.client.route_ms(item.newest_ms));
-                permit.send(Msg::Item(Queued { ticket, kind, item }));
+                permit.send(Msg::Item(Queued {
+                    ticket,
+                    kind,
+                    item,
+                    reporter: Some(self.shared.reporter.clone()),
+                }));
                 tracing::trace!(
                     ticket = ticket.0,
                     queue_depth = queue_depth(&self.shared.tx),
@@ -653,6 +765,10 @@ impl Dispatcher {
     /// Sends everything enqueued before this call, without waiting for bulk requests to fill
     /// up, and returns once each of those events has its outcome. [`Error::Closed`] after
     /// shutdown.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling it only stops the waiting: the events are still sent and settled.
     pub async fn flush(&self) -> Result<(), Error> {
         tracing::debug!(
             queue_depth = queue_depth(&self.shared.tx),
@@ -671,6 +787,15 @@ impl Dispatcher {
     /// Stops taking events, sends everything queued, and returns once every event enqueued
     /// has its outcome and the background task has ended. Safe to call more than once and
     /// from several clones; later [`enqueue`](Self::enqueue) calls give the event back.
+    ///
+    /// How long that takes is bounded by the settings (each request by the retry policy's
+    /// deadline plus one request timeout and `max_retry_after`, pacing by the rate), not by
+    /// this call; [`shutdown_within`](Self::shutdown_within) sets a deadline of its own.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling it only stops the waiting: the queue is closed and what it held is still
+    /// sent and settled.
     pub async fn shutdown(&self) {
         tracing::debug!(
             queue_depth = queue_depth(&self.shared.tx),
@@ -680,6 +805,49 @@ impl Dispatcher {
         let _ = self.shared.tx.send(Msg::Shutdown).await;
         let mut done = self.shared.done.clone();
         let _ = done.wait_for(|d| *d).await;
+    }
+
+    /// Like [`shutdown`](Self::shutdown), but gives up when `deadline` has passed: every
+    /// event still queued, grouped or in flight is then settled at once as
+    /// [`Verdict::Failed`] with [`Error::Closed`] (one in flight may still reach Rokt), and
+    /// [`stats`](Self::stats) is final when this returns. Returns whether everything was
+    /// settled before the deadline.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling it after the deadline has passed leaves the giving-up to finish in the
+    /// background; before, it is like cancelling `shutdown`: the queue is closed, and what
+    /// it held is still sent.
+    ///
+    /// ```
+    /// # use rokt_capi::client::{Client, Dispatcher};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rokt_capi::Error> {
+    /// # let client = Client::builder().api_key("k").api_secret("s").endpoint_url("http://127.0.0.1:9").build()?;
+    /// let dispatcher = Dispatcher::builder(client).build()?;
+    /// // … enqueue events …
+    /// if !dispatcher.shutdown_within(Duration::from_secs(5)).await {
+    ///     // Some events were reported failed (closed) rather than waited for.
+    /// }
+    /// assert_eq!(dispatcher.stats().pending(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn shutdown_within(&self, deadline: Duration) -> bool {
+        let finished = tokio::time::timeout(deadline, self.shutdown())
+            .await
+            .is_ok();
+        if !finished {
+            tracing::warn!(
+                pending = self.shared.meter.snapshot().pending(),
+                "rokt dispatcher shutdown deadline passed: failing what is left"
+            );
+            self.shared.abort.send_replace(true);
+            let mut done = self.shared.done.clone();
+            let _ = done.wait_for(|d| *d).await;
+        }
+        finished
     }
 
     /// Whether the background task has ended (after [`shutdown`](Self::shutdown)).
@@ -701,6 +869,9 @@ fn queue_depth<T>(tx: &mpsc::Sender<T>) -> u64 {
     tx.max_capacity().saturating_sub(tx.capacity()) as u64
 }
 
+/// The longest one request waits for its pacing slot.
+const MAX_PACING_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Spreads requests so that at most `rate` items per second start on average; the first
 /// request starts at once.
 #[derive(Debug)]
@@ -720,11 +891,14 @@ impl Pacer {
             Some(next) if next > now => next,
             _ => now,
         };
-        // Precision loss only matters past 2^52 items.
+        // Precision loss only matters past 2^52 items. The rate is validated, but a wait is
+        // still bounded here rather than trusted.
         #[allow(clippy::cast_precision_loss)]
-        let span = Duration::from_secs_f64(items as f64 / self.rate);
-        self.next = Some(start + span);
-        start - now
+        let span = Duration::try_from_secs_f64(items as f64 / self.rate)
+            .unwrap_or(MAX_PACING_WAIT)
+            .min(MAX_PACING_WAIT);
+        self.next = Some(start.checked_add(span).unwrap_or(start));
+        start.saturating_duration_since(now)
     }
 }
 
@@ -738,7 +912,6 @@ struct Pending {
 
 struct Batcher {
     client: Client,
-    reporter: Reporter,
     /// For the queue depth in logs; weak, so it does not keep the queue open.
     queue: mpsc::WeakSender<Msg>,
     limits: Limits,
@@ -751,12 +924,38 @@ struct Batcher {
 }
 
 impl Batcher {
-    async fn run(mut self, mut rx: mpsc::Receiver<Msg>, done: watch::Sender<bool>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Msg>,
+        done: watch::Sender<bool>,
+        mut abort: watch::Receiver<bool>,
+    ) {
+        let aborted = tokio::select! {
+            () = self.work(&mut rx) => false,
+            () = aborted(&mut abort) => true,
+        };
+        if aborted {
+            // Whatever the work held when it was dropped has reported itself failed; now
+            // the requests in flight, the groups and the queue.
+            rx.close();
+            self.tasks.shutdown().await;
+            self.pending.clear();
+            while rx.try_recv().is_ok() {}
+        }
+        if let Some(link) = &self.spool {
+            link.sync().await;
+        }
+        tracing::debug!("rokt dispatcher stopped");
+        let _ = done.send(true);
+    }
+
+    async fn work(&mut self, rx: &mut mpsc::Receiver<Msg>) {
         loop {
             let due = self.pending.iter().map(|p| p.since).min();
+            let due = due.map(|d| d.checked_add(self.flush_interval).unwrap_or(d));
             let msg = tokio::select! {
                 biased;
-                () = sleep_until_opt(due.map(|d| d + self.flush_interval)), if due.is_some() => {
+                () = sleep_until_opt(due), if due.is_some() => {
                     self.dispatch_due().await;
                     continue;
                 }
@@ -775,11 +974,6 @@ impl Batcher {
             }
         }
         self.drain().await;
-        if let Some(link) = &self.spool {
-            link.sync().await;
-        }
-        tracing::debug!("rokt dispatcher stopped");
-        let _ = done.send(true);
     }
 
     async fn add(&mut self, q: Queued) {
@@ -825,7 +1019,8 @@ impl Batcher {
         let now = Instant::now();
         let mut i = 0;
         while i < self.pending.len() {
-            if self.pending[i].since + self.flush_interval <= now {
+            let since = self.pending[i].since;
+            if since.checked_add(self.flush_interval).unwrap_or(since) <= now {
                 let p = self.pending.swap_remove(i);
                 self.dispatch(p.kind, p.items).await;
             } else {
@@ -846,11 +1041,7 @@ impl Batcher {
         let Ok(permit) = self.permits.clone().acquire_owned().await else {
             // The semaphore is never closed; still, every event gets its outcome.
             for q in items {
-                self.reporter.emit(Outcome {
-                    ticket: q.ticket,
-                    message_id: q.item.message_id,
-                    verdict: Verdict::Failed(Error::Closed),
-                });
+                q.settle(Verdict::Failed(Error::Closed));
             }
             return;
         };
@@ -870,35 +1061,32 @@ impl Batcher {
         );
         tracing::debug!(parent: &span, "rokt dispatcher sending");
         let client = self.client.clone();
-        let reporter = self.reporter.clone();
+        let slots = Slots::held(self.permits.clone(), permit);
         self.tasks
-            .spawn(send_group(client, reporter, kind, items, permit).instrument(span));
+            .spawn(send_group(client, kind, items, slots).instrument(span));
     }
 }
 
-async fn send_group(
-    client: Client,
-    reporter: Reporter,
-    kind: RequestKind,
-    items: Vec<Queued>,
-    _permit: OwnedSemaphorePermit,
-) {
-    let verdicts = if kind == RequestKind::Single {
-        let mut v = Vec::with_capacity(items.len());
-        for q in &items {
-            v.push(client.deliver_alone(kind, &q.item.body).await);
+/// Resolves once the abort signal is raised (never, if its sender is gone).
+async fn aborted(abort: &mut watch::Receiver<bool>) {
+    if abort.wait_for(|a| *a).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn send_group(client: Client, kind: RequestKind, items: Vec<Queued>, slots: Slots) {
+    if kind == RequestKind::Single {
+        let _slot = slots;
+        for q in items {
+            let result = client.deliver_alone(kind, &q.item.body, None).await;
+            q.settle(Verdict::from_result(result));
         }
-        v
-    } else {
-        let bodies: Vec<Bytes> = items.iter().map(|q| q.item.body.clone()).collect();
-        client.deliver(kind, &bodies).await
-    };
+        return;
+    }
+    let bodies: Vec<Bytes> = items.iter().map(|q| q.item.body.clone()).collect();
+    let verdicts = client.deliver(kind, &bodies, slots).await;
     for (q, result) in items.into_iter().zip(verdicts) {
-        reporter.emit(Outcome {
-            ticket: q.ticket,
-            message_id: q.item.message_id,
-            verdict: Verdict::from_result(result),
-        });
+        q.settle(Verdict::from_result(result));
     }
 }
 
@@ -927,5 +1115,16 @@ mod tests {
             p.reserve(1, later + Duration::from_millis(100)),
             Duration::from_millis(400)
         );
+    }
+
+    #[test]
+    fn pacer_never_overflows() {
+        let t0 = Instant::now();
+        for rate in [f64::MIN_POSITIVE, 1e-300, 1e-9] {
+            let mut p = Pacer::new(rate);
+            assert_eq!(p.reserve(100, t0), Duration::ZERO);
+            assert_eq!(p.reserve(usize::MAX, t0), MAX_PACING_WAIT);
+            assert!(p.reserve(1, t0) <= MAX_PACING_WAIT * 2);
+        }
     }
 }

@@ -7,16 +7,31 @@
 //!   grouping, concurrency, pacing, and one [`Outcome`] per event.
 //! - [`RetryPolicy::decide`] is the retry decision, a pure function.
 //!
-//! What the client does with each answer (docs/behaviour.md §2):
+//! What the client does with each answer (docs/behaviour.md §2). The rules:
+//!
+//! 1. **The status line decides** whether a request is accepted (2xx), rejected (3xx, 4xx but
+//!    408 and 429) or retried (408, 429, 5xx, no answer).
+//! 2. **An answer's body can only add per-item errors.** It is read after the decision; a
+//!    body that breaks, stalls or runs long changes nothing the status decided.
+//! 3. **An answer too large or broken to read whole never turns an item it names into
+//!    delivered, and never causes a resend of items Rokt accepted.** The `errors` list is read
+//!    incrementally, one error at a time, so every error that arrives whole counts, however
+//!    long the answer; after an answer not read whole nothing is resent, and
+//!    [`Receipt::answer_complete`] is `false`.
 //!
 //! | answer | result |
 //! |---|---|
 //! | 2xx | delivered |
-//! | 2xx with `{"errors":[…]}` | the items the messages name are [`Error::Rejected`]; when an error names no item, the other items are sent again one by one so each gets its own verdict |
+//! | 2xx with `{"errors":[…]}` | the items the messages name are [`Error::Rejected`]; when an error names no item (and the answer was read whole), the other items are sent again one by one, concurrently and within the first request's deadline, so each gets its own verdict |
+//! | 2xx whose body breaks, stalls or runs past 16 MiB | as above for the errors that arrived whole; the other items delivered with `answer_complete: false`, none sent again |
 //! | 3xx | [`Error::Rejected`]: redirects are not followed |
-//! | 400, 401, 403, other 4xx | [`Error::Rejected`] with mParticle's error code, never retried |
-//! | 429 | retried after `Retry-After` |
-//! | 408, 5xx, timeout, connection error | retried with exponential back-off and full jitter, then [`Error::Failed`] |
+//! | 400, 401, 403, other 4xx | [`Error::Rejected`] with mParticle's error code (when it looks like one), never retried, even if the body breaks |
+//! | 429, 503 | retried after the larger of `Retry-After` (at most [`RetryPolicy::max_retry_after`]) and the back-off; every request of the client waits out that pause |
+//! | 408, 5xx, timeout, connection error | retried with exponential back-off and full jitter, then [`Error::Failed`] with the last failure's kind and cause |
+//!
+//! Every URL the client sends to passes one transport policy: `https`, or plain `http` to
+//! loopback or to a host named by [`ClientBuilder::allow_plain_http_to`]; the client's
+//! credentials go only to its endpoint's origin.
 //!
 //! # Tracing
 //!
@@ -45,17 +60,18 @@ mod retry;
 mod stats;
 
 pub use dispatcher::{
-    Dispatcher, DispatcherBuilder, EnqueueError, Outcome, OutcomeSink, Ticket, Verdict,
+    Dispatcher, DispatcherBuilder, EnqueueError, MAX_CONCURRENCY, MAX_FLUSH_INTERVAL,
+    MAX_QUEUE_CAPACITY, MAX_RATE, MIN_RATE, Outcome, OutcomeSink, Ticket, Verdict,
 };
 pub use retry::{AttemptOutcome, Decision, RetryPolicy, StopReason, parse_retry_after};
 pub use stats::Stats;
 
 use crate::credentials::Credentials;
-use crate::error::{ConfigError, Error, TransportErrorKind};
-use crate::mapping::{Preset, SendMapping};
-use crate::pipeline::{Pipeline, Routing};
+use crate::error::{AttemptFailure, ConfigError, Error, TransportError, TransportErrorKind};
+use crate::mapping::Preset;
+use crate::pipeline::{Encoded, Pipeline, PipelineBuilder};
 use crate::request::{Endpoint, Limits, Request, RequestKind, USER_AGENT, join_array, plan_bulk};
-use crate::rokt::{Batch, Text};
+use crate::rokt::Batch;
 use crate::segment::AsEvent;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -67,8 +83,10 @@ use tracing::Instrument;
 /// Batches whose newest event is older than this go to `/bulkevents/historical` (docs/behaviour.md §2).
 pub const HISTORICAL_AFTER: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
-/// The most bytes of an answer body the client reads (for its `errors`).
-const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// The most bytes of an answer body the client reads for its `errors`. The body is read
+/// incrementally (one error held at a time), so this bounds time on a fast endless answer,
+/// not memory; 100 errors with messages of 100 KB each fit.
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
 /// The route for a batch whose newest event happened at `timestamp_ms` (Unix milliseconds):
 /// [`RequestKind::Historical`] when that is more than `historical_after` before `now`,
@@ -135,49 +153,6 @@ impl std::fmt::Debug for Clock {
     }
 }
 
-/// One batch, encoded and ready to join a request.
-#[derive(Clone, Debug)]
-pub(crate) struct Encoded {
-    pub(crate) body: Bytes,
-    /// The newest `timestamp_unixtime_ms` of its events.
-    pub(crate) newest_ms: Option<i64>,
-    /// The Segment `messageId` it carries.
-    pub(crate) message_id: Option<String>,
-}
-
-impl Encoded {
-    pub(crate) fn from_batch<S: Text>(batch: &Batch<S>, limits: &Limits) -> Result<Encoded, Error> {
-        let routing = Routing {
-            newest_ms: batch
-                .events
-                .iter()
-                .map(|e| e.data.timestamp_unixtime_ms)
-                .max(),
-            message_id: batch.source_message_id().map(str::to_owned),
-        };
-        Encoded::from_direct(batch.to_bytes(), routing, limits)
-    }
-
-    /// An encoded batch and its routing, checked against the per-batch size limit.
-    pub(crate) fn from_direct(
-        body: Bytes,
-        routing: Routing,
-        limits: &Limits,
-    ) -> Result<Encoded, Error> {
-        if body.len() > limits.max_item_bytes {
-            return Err(Error::TooLarge {
-                bytes: body.len(),
-                limit: limits.max_item_bytes,
-            });
-        }
-        Ok(Encoded {
-            body,
-            newest_ms: routing.newest_ms,
-            message_id: routing.message_id,
-        })
-    }
-}
-
 /// Rokt's acceptance of a request (or of the item it carried).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -188,6 +163,11 @@ pub struct Receipt {
     pub attempts: u32,
     /// The route of the request that delivered it.
     pub kind: RequestKind,
+    /// Whether the answer's body was read whole. `false` when it broke, stalled past the
+    /// request timeout or ran past the reading limit: Rokt accepted the request (the status
+    /// says so), but an error naming this item may have been in the part that could not be
+    /// read. The item is not sent again either way.
+    pub answer_complete: bool,
 }
 
 /// What became of each item of [`Client::send_bulk`] and friends, by input index.
@@ -290,6 +270,47 @@ struct Inner {
     historical_after: Duration,
     /// The endpoint is `https` but the crate was built without a TLS backend.
     tls_missing: bool,
+    /// The pause every request of this client waits out after a 429 or 503.
+    pause: Pause,
+    /// Hosts plain `http` may go to besides loopback (the explicit opt-in).
+    plain_http_hosts: Vec<String>,
+}
+
+/// A pause shared by every request of one client (and so of a dispatcher): after a 429 or
+/// 503 no request starts until it has passed. Its end only moves later, by at most the
+/// wait the retry policy chose (itself bounded by the policy's `max_retry_after` and
+/// back-off cap).
+#[derive(Debug, Default)]
+struct Pause {
+    until: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Pause {
+    fn hold_for(&self, wait: Duration) {
+        let now = tokio::time::Instant::now();
+        let end = now.checked_add(wait).unwrap_or(now);
+        let mut until = self
+            .until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if until.is_none_or(|u| u < end) {
+            *until = Some(end);
+        }
+    }
+
+    /// Waits until no pause is in force.
+    async fn wait(&self) {
+        loop {
+            let until = *self
+                .until
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match until {
+                Some(at) if at > tokio::time::Instant::now() => tokio::time::sleep_until(at).await,
+                _ => return,
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Inner {
@@ -309,15 +330,16 @@ pub struct ClientBuilder {
     credentials: Option<Credentials>,
     api_key: Option<String>,
     api_secret: Option<String>,
-    endpoint: Option<Result<Endpoint, ConfigError>>,
+    endpoint: Option<EndpointSetting>,
+    plain_http_hosts: Vec<String>,
+    proxy: Option<String>,
     connect_timeout: Duration,
     request_timeout: Duration,
     retry: RetryPolicy,
     user_agent: Option<String>,
     pipeline: Option<Pipeline>,
-    preset: Option<Preset>,
-    overrides: Option<serde_json::Value>,
-    limits: Option<Limits>,
+    /// The preset, overrides and limits, for the pipeline the client builds.
+    pipeline_settings: PipelineBuilder,
     clock: Option<Clock>,
     historical_after: Duration,
 }
@@ -328,6 +350,7 @@ impl std::fmt::Debug for ClientBuilder {
             .field("has_credentials", &self.credentials.is_some())
             .field("has_api_key", &self.api_key.is_some())
             .field("has_api_secret", &self.api_secret.is_some())
+            .field("has_proxy", &self.proxy.is_some())
             .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
@@ -340,14 +363,14 @@ impl Default for ClientBuilder {
             api_key: None,
             api_secret: None,
             endpoint: None,
+            plain_http_hosts: Vec::new(),
+            proxy: None,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             user_agent: None,
             pipeline: None,
-            preset: None,
-            overrides: None,
-            limits: None,
+            pipeline_settings: PipelineBuilder::default(),
             clock: None,
             historical_after: HISTORICAL_AFTER,
         }
@@ -375,24 +398,46 @@ impl ClientBuilder {
 
     /// Where to send (default [`Endpoint::rokt`]); see also [`Endpoint::pod`].
     pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
-        self.endpoint = Some(Ok(endpoint));
+        self.endpoint = Some(EndpointSetting::Endpoint(endpoint));
         self
     }
 
     /// A custom base URL, checked by `build` as [`Endpoint::custom`] checks it: `https`, or
-    /// `http` to loopback only, no user info.
+    /// `http` to loopback (or to a host named by
+    /// [`allow_plain_http_to`](Self::allow_plain_http_to)), no user info.
     pub fn endpoint_url(mut self, url: &str) -> Self {
-        self.endpoint = Some(Endpoint::custom(url));
+        self.endpoint = Some(EndpointSetting::Url(url.to_owned()));
         self
     }
 
-    /// How long to wait for a connection (default 10 s).
+    /// Allows plain `http` to `host` (a name or address, compared without case), for a
+    /// receiver inside a trusted network such as a TLS-terminating gateway. Off by default:
+    /// without it, plain `http` is refused for every host but loopback, in
+    /// [`endpoint_url`](Self::endpoint_url) and in [`Client::send_request`]. The API key
+    /// and secret then cross that network unencrypted.
+    pub fn allow_plain_http_to(mut self, host: impl Into<String>) -> Self {
+        self.plain_http_hosts.push(host.into());
+        self
+    }
+
+    /// Sends every request through this egress proxy (`http://proxy:3128`, or `https://…`;
+    /// user info in the URL is the proxy's own login). To an `https` endpoint the proxy only
+    /// relays the encrypted connection (`CONNECT`), so it sees the host name but not the
+    /// credentials or events. Without this setting no proxy is used: the `HTTP_PROXY` /
+    /// `HTTPS_PROXY` environment variables are ignored.
+    pub fn proxy(mut self, url: &str) -> Self {
+        self.proxy = Some(url.to_owned());
+        self
+    }
+
+    /// How long to wait for a connection (default 10 s; more than zero, at most a day).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
-    /// How long one attempt may take, from connecting to the end of the answer (default 30 s).
+    /// How long one attempt may take, from connecting to the end of the answer (default 30 s;
+    /// more than zero, at most a day).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
@@ -420,19 +465,19 @@ impl ClientBuilder {
 
     /// The mapping preset to build the pipeline from (default [`Preset::Send`]).
     pub fn preset(mut self, preset: Preset) -> Self {
-        self.preset = Some(preset);
+        self.pipeline_settings = self.pipeline_settings.preset(preset);
         self
     }
 
     /// Mapping overrides in Segment's JSON, applied over the preset.
     pub fn overrides(mut self, overrides: serde_json::Value) -> Self {
-        self.overrides = Some(overrides);
+        self.pipeline_settings = self.pipeline_settings.overrides(overrides);
         self
     }
 
     /// Bulk size limits (default: the pipeline's, else mParticle's).
     pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = Some(limits);
+        self.pipeline_settings = self.pipeline_settings.limits(limits);
         self
     }
 
@@ -472,12 +517,22 @@ impl ClientBuilder {
             )
             .into());
         }
-        let endpoint = self.endpoint.unwrap_or_else(|| Ok(Endpoint::rokt()))?;
-        if self.connect_timeout.is_zero() {
-            return Err(ConfigError::new("connect_timeout", "must be more than zero").into());
-        }
-        if self.request_timeout.is_zero() {
-            return Err(ConfigError::new("request_timeout", "must be more than zero").into());
+        let endpoint = match self.endpoint {
+            None => Endpoint::rokt(),
+            Some(EndpointSetting::Endpoint(e)) => e,
+            Some(EndpointSetting::Url(url)) => Endpoint::custom_with(&url, &self.plain_http_hosts)?,
+        };
+        for (setting, timeout) in [
+            ("connect_timeout", self.connect_timeout),
+            ("request_timeout", self.request_timeout),
+        ] {
+            if timeout.is_zero() || timeout > MAX_TIMEOUT {
+                return Err(ConfigError::new(
+                    setting,
+                    "must be more than zero and at most one day",
+                )
+                .into());
+            }
         }
         self.retry.validate()?;
         let user_agent = self.user_agent.unwrap_or_else(|| USER_AGENT.to_owned());
@@ -488,32 +543,26 @@ impl ClientBuilder {
                 ConfigError::new("user_agent", "must be non-empty visible ASCII text")
             })?;
 
-        // The mapping is compiled once here (or taken from the given pipeline); the client's
-        // pipeline then gets the client's endpoint and credentials.
-        let (mapping, pipeline_limits) = match (self.pipeline, self.preset, self.overrides) {
-            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+        // The mapping is compiled once (the given pipeline's is reused); the client's pipeline
+        // gets the client's endpoint and credentials, and its builder judges the rest.
+        let settings = self.pipeline_settings;
+        let builder = match self.pipeline {
+            Some(_) if settings.has_mapping_settings() => {
                 return Err(ConfigError::new(
                     "pipeline",
                     "give either a pipeline or a preset and overrides, not both",
                 )
                 .into());
             }
-            (Some(p), None, None) => (p.mapping().clone(), Some(*p.limits())),
-            (None, preset, overrides) => {
-                let preset = preset.unwrap_or(Preset::Send);
-                let mapping = match overrides {
-                    Some(o) => SendMapping::new(preset, &o)?,
-                    None => SendMapping::preset_defaults(preset),
-                };
-                (mapping, None)
+            Some(p) => {
+                let limits = settings.given_limits().unwrap_or(*p.limits());
+                p.to_builder().limits(limits)
             }
+            None => settings,
         };
-        let limits = self.limits.or(pipeline_limits).unwrap_or_default();
-        let pipeline = Pipeline::builder()
-            .mapping(mapping)
+        let pipeline = builder
             .credentials(credentials.clone())
             .endpoint(endpoint.clone())
-            .limits(limits)
             .build()?;
 
         let mut http = reqwest::Client::builder()
@@ -525,9 +574,17 @@ impl ClientBuilder {
         {
             http = http.use_rustls_tls();
         }
-        if is_loopback(&endpoint) {
-            // A proxy from the environment cannot reach this machine's loopback.
-            http = http.no_proxy();
+        match &self.proxy {
+            // Only an explicit proxy: one from the environment would be a silent detour.
+            None => http = http.no_proxy(),
+            Some(url) => {
+                let refused = || ConfigError::new("proxy", "must be an http or https URL");
+                let parsed = url::Url::parse(url).map_err(|_| refused())?;
+                if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                    return Err(refused().into());
+                }
+                http = http.proxy(reqwest::Proxy::all(parsed).map_err(|_| refused())?);
+            }
         }
         let http = http
             .build()
@@ -552,32 +609,69 @@ impl ClientBuilder {
                 clock: self.clock.unwrap_or_else(Clock::system),
                 historical_after: self.historical_after,
                 tls_missing,
+                pause: Pause::default(),
+                plain_http_hosts: self.plain_http_hosts,
             }),
         })
     }
 }
 
+/// The longest `connect_timeout` or `request_timeout` (one day).
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Whether a TLS backend is compiled in (without one only `http` endpoints work).
 const HAS_TLS: bool = cfg!(any(feature = "rustls", feature = "native-tls"));
 
-fn is_loopback(endpoint: &Endpoint) -> bool {
-    match endpoint.base().host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
+/// How the endpoint was given: judged by `build`, with the plain-http opt-in.
+enum EndpointSetting {
+    Endpoint(Endpoint),
+    Url(String),
+}
+
+/// The concurrency slots resends go through: a dispatcher's (with the one its group holds,
+/// given back before resending), or the client's own.
+pub(crate) struct Slots {
+    permits: Arc<tokio::sync::Semaphore>,
+    held: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Slots {
+    /// The slots of a dispatcher, one of which the caller holds.
+    pub(crate) fn held(
+        permits: Arc<tokio::sync::Semaphore>,
+        held: tokio::sync::OwnedSemaphorePermit,
+    ) -> Slots {
+        Slots {
+            permits,
+            held: Some(held),
+        }
+    }
+
+    /// Slots of the client's own, for a call of [`Client::send_bulk`] and friends.
+    fn own() -> Slots {
+        Slots {
+            permits: Arc::new(tokio::sync::Semaphore::new(RESEND_CONCURRENCY)),
+            held: None,
+        }
     }
 }
 
-/// The answer to a request that ended in a 2xx.
+/// How many one-by-one resends a [`Client`] call (not a dispatcher) runs at once.
+const RESEND_CONCURRENCY: usize = 4;
+
+/// The answer to a request that ended in a 2xx: the errors its body named.
 struct Answer {
     status: u16,
-    body: Bytes,
     attempts: u32,
+    errors: response::Attributor,
+    /// The body was read whole.
+    complete: bool,
+    /// When its first attempt started: resends share its deadline.
+    started: Instant,
 }
 
-/// One attempt's answer, or why there is none.
-type Attempt = Result<(u16, Option<Duration>, Bytes), TransportErrorKind>;
+/// One attempt's status line and headers (the body still to read), or why there is none.
+type Attempt = Result<(u16, Option<Duration>, reqwest::Response), TransportError>;
 
 impl Client {
     /// A builder.
@@ -631,20 +725,20 @@ impl Client {
     /// Maps one Segment event and sends it: `POST /events`, or `/bulkevents/historical` when
     /// it is older than 30 days. Bad input is an error before anything is sent.
     pub async fn send(&self, event: impl AsEvent) -> Result<Receipt, Error> {
-        let encoded = self.encode(event)?;
+        let encoded = self.inner.pipeline.encoded(event)?;
         self.send_encoded_one(None, &encoded).await
     }
 
     /// Sends one batch: `POST /events`, or `/bulkevents/historical` when it is older than
     /// 30 days.
     pub async fn send_batch(&self, batch: &Batch) -> Result<Receipt, Error> {
-        let encoded = Encoded::from_batch(batch, self.inner.pipeline.limits())?;
+        let encoded = Encoded::of_batch(batch, self.inner.pipeline.limits())?;
         self.send_encoded_one(None, &encoded).await
     }
 
     /// Sends one batch by the given route (a bulk route carries it as a bulk of one).
     pub async fn send_batch_as(&self, kind: RequestKind, batch: &Batch) -> Result<Receipt, Error> {
-        let encoded = Encoded::from_batch(batch, self.inner.pipeline.limits())?;
+        let encoded = Encoded::of_batch(batch, self.inner.pipeline.limits())?;
         self.send_encoded_one(Some(kind), &encoded).await
     }
 
@@ -656,7 +750,7 @@ impl Client {
         let limits = *self.inner.pipeline.limits();
         let encoded = batches
             .iter()
-            .map(|b| Encoded::from_batch(b, &limits))
+            .map(|b| Encoded::of_batch(b, &limits))
             .collect();
         self.send_encoded(None, encoded).await
     }
@@ -667,7 +761,7 @@ impl Client {
         let limits = *self.inner.pipeline.limits();
         let encoded = batches
             .iter()
-            .map(|b| Encoded::from_batch(b, &limits))
+            .map(|b| Encoded::of_batch(b, &limits))
             .collect();
         self.send_encoded(Some(kind), encoded).await
     }
@@ -675,30 +769,47 @@ impl Client {
     /// Maps many Segment events and sends them as [`send_bulk`](Self::send_bulk) does. Events
     /// that are bad input get their error and are not sent.
     pub async fn send_events<E: AsEvent>(&self, events: impl IntoIterator<Item = E>) -> BulkReport {
-        let encoded = events.into_iter().map(|e| self.encode(e)).collect();
+        let encoded = events
+            .into_iter()
+            .map(|e| self.inner.pipeline.encoded(e))
+            .collect();
         self.send_encoded(None, encoded).await
     }
 
     /// Sends a request built elsewhere (e.g. by [`Pipeline::request`]) as it is, with this
-    /// client's retries, timeouts and user agent. Without an `Authorization` header the
-    /// client's credentials are added. Errors in a 2xx answer's `errors` are not examined.
+    /// client's retries, timeouts and user agent. The status line decides as for every
+    /// request; errors in a 2xx answer's `errors` are not examined.
+    ///
+    /// Its URL must pass the same transport policy as the endpoint (`https`, or plain `http`
+    /// to loopback or an allowed host, no user info), or it is not sent
+    /// ([`Error::Config`], setting `request`). Without an `Authorization` header the client's
+    /// credentials are added, but only when the URL has the same origin (scheme, host, port)
+    /// as the client's endpoint; a request to another origin without its own
+    /// `Authorization` is refused rather than sent with the client's credentials.
     pub async fn send_request(&self, request: &Request) -> Result<Receipt, Error> {
-        let answer = self.execute(request).await?;
+        let url = url::Url::parse(&request.url)
+            .map_err(|_| ConfigError::new("request", "the URL is not valid"))?;
+        crate::request::check_transport(&url, &self.inner.plain_http_hosts, "request")?;
+        if request.header("authorization").is_none() && !self.is_own_origin(&url) {
+            return Err(ConfigError::new(
+                "request",
+                "the URL is not on the client's endpoint, and the client's credentials go \
+                 only there: give the request its own Authorization header",
+            )
+            .into());
+        }
+        let answer = self.execute(request, request.items.max(1), None).await?;
         Ok(Receipt {
             status: answer.status,
             attempts: answer.attempts,
             kind: request.kind,
+            answer_complete: answer.complete,
         })
     }
 
-    /// Maps and encodes one event, keeping what routing needs. The batch borrows from the
-    /// event, as in [`Pipeline::encode`]: no string is copied to build it.
-    pub(crate) fn encode(&self, event: impl AsEvent) -> Result<Encoded, Error> {
-        let pipeline = &self.inner.pipeline;
-        event.with_json(|doc| match pipeline.direct(doc) {
-            Some((body, routing)) => Encoded::from_direct(body, routing, pipeline.limits()),
-            None => pipeline.with_batch(doc, |batch| Encoded::from_batch(batch, pipeline.limits())),
-        })
+    /// Whether `url` has the same origin as the client's endpoint.
+    fn is_own_origin(&self, url: &url::Url) -> bool {
+        url.origin() == self.inner.endpoint.base().origin()
     }
 
     async fn send_encoded_one(
@@ -710,7 +821,7 @@ impl Client {
             RequestKind::Bulk => RequestKind::Single,
             other => other,
         });
-        self.deliver_alone(kind, &item.body).await
+        self.deliver_alone(kind, &item.body, None).await
     }
 
     async fn send_encoded(
@@ -742,14 +853,14 @@ impl Client {
             if k == RequestKind::Single {
                 for (&i, body) in members.iter().zip(&bodies) {
                     requests += 1;
-                    results[i] = Some(self.deliver_alone(k, body).await);
+                    results[i] = Some(self.deliver_alone(k, body, None).await);
                 }
                 continue;
             }
             let sizes: Vec<usize> = bodies.iter().map(Bytes::len).collect();
             for range in plan_bulk(&sizes, self.inner.pipeline.limits()) {
                 requests += 1;
-                let verdicts = self.deliver(k, &bodies[range.clone()]).await;
+                let verdicts = self.deliver(k, &bodies[range.clone()], Slots::own()).await;
                 for (&i, v) in members[range].iter().zip(verdicts) {
                     results[i] = Some(v);
                 }
@@ -766,10 +877,14 @@ impl Client {
 
     /// Sends one planned bulk request (`kind` is `Bulk` or `Historical`, `items` within the
     /// limits) and returns each item's verdict.
+    ///
+    /// Items that must be resent alone go through `slots` (the group's own slot is given
+    /// back first), all at once within the slots, and share the request's deadline.
     pub(crate) async fn deliver(
         &self,
         kind: RequestKind,
         items: &[Bytes],
+        mut slots: Slots,
     ) -> Vec<Result<Receipt, Error>> {
         let (body, n) = join_array(items.iter().map(|b| &b[..]));
         let request = Request::new(
@@ -779,7 +894,7 @@ impl Client {
             body.into(),
             n,
         );
-        let answer = match self.execute(&request).await {
+        let answer = match self.execute(&request, items.len(), None).await {
             Ok(a) => a,
             Err(e) => return vec![Err(e); items.len()],
         };
@@ -787,41 +902,74 @@ impl Client {
             status: answer.status,
             attempts: answer.attempts,
             kind,
+            answer_complete: answer.complete,
         };
-        let errors = response::parse_errors(&answer.body);
-        if errors.is_empty() {
+        if answer.errors.errors() == 0 {
             return vec![Ok(receipt); items.len()];
         }
-        let attribution = response::attribute(answer.status, errors, items.len());
+        let attribution = answer.errors.finish();
         tracing::warn!(
             status = answer.status,
             items = items.len(),
             named = attribution.rejected.len(),
             unattributed = attribution.unattributed,
+            complete = answer.complete,
             "rokt accepted a bulk request with errors"
         );
         let mut verdicts: Vec<Option<Result<Receipt, Error>>> = vec![None; items.len()];
         for (i, rejection) in attribution.rejected {
             verdicts[i] = Some(Err(Error::Rejected(rejection)));
         }
-        let alone = if kind == RequestKind::Bulk {
-            RequestKind::Single
-        } else {
-            kind
-        };
-        let mut out = Vec::with_capacity(items.len());
-        for (i, v) in verdicts.into_iter().enumerate() {
-            out.push(match v {
-                Some(v) => v,
-                None if attribution.unattributed > 0 => self.deliver_alone(alone, &items[i]).await,
-                None => Ok(receipt),
-            });
+        // Items that cannot be told apart are sent again alone, so each gets its own verdict;
+        // never after an answer that could not be read whole (Rokt accepted the request, and
+        // resending what it accepted would duplicate it).
+        let resend = attribution.unattributed > 0 && answer.complete;
+        if resend {
+            let alone = if kind == RequestKind::Bulk {
+                RequestKind::Single
+            } else {
+                kind
+            };
+            drop(slots.held.take());
+            let mut resends = tokio::task::JoinSet::new();
+            for (i, _) in verdicts.iter().enumerate().filter(|(_, v)| v.is_none()) {
+                let client = self.clone();
+                let body = items[i].clone();
+                let permits = slots.permits.clone();
+                let from = (answer.started, answer.status);
+                resends.spawn(
+                    async move {
+                        // The slots are never closed; were they, the resend goes anyway.
+                        let _slot = permits.acquire_owned().await;
+                        (i, client.deliver_alone(alone, &body, Some(from)).await)
+                    }
+                    .in_current_span(),
+                );
+            }
+            while let Some(joined) = resends.join_next().await {
+                if let Ok((i, v)) = joined {
+                    verdicts[i] = Some(v);
+                }
+            }
         }
-        out
+        verdicts
+            .into_iter()
+            .map(|v| match v {
+                Some(v) => v,
+                None if resend => Err(Error::Closed),
+                None => Ok(receipt),
+            })
+            .collect()
     }
 
-    /// Sends one item alone: `/events`, or a bulk route with one item.
-    async fn deliver_alone(&self, kind: RequestKind, item: &Bytes) -> Result<Receipt, Error> {
+    /// Sends one item alone: `/events`, or a bulk route with one item. `resent_from`: when
+    /// the request it is resent from started (its deadline is shared) and how it was answered.
+    pub(crate) async fn deliver_alone(
+        &self,
+        kind: RequestKind,
+        item: &Bytes,
+        resent_from: Option<(Instant, u16)>,
+    ) -> Result<Receipt, Error> {
         let body = if kind == RequestKind::Single {
             item.clone()
         } else {
@@ -834,24 +982,26 @@ impl Client {
             body,
             1,
         );
-        let answer = self.execute(&request).await?;
-        let errors = response::parse_errors(&answer.body);
-        if let Some(e) = errors.into_iter().next() {
-            return Err(Error::Rejected(crate::error::Rejection::new(
-                answer.status,
-                e.code,
-                e.message,
-            )));
+        let answer = self.execute(&request, 1, resent_from).await?;
+        if let Some((_, rejection)) = answer.errors.finish().rejected.into_iter().next() {
+            return Err(Error::Rejected(rejection));
         }
         Ok(Receipt {
             status: answer.status,
             attempts: answer.attempts,
             kind,
+            answer_complete: answer.complete,
         })
     }
 
-    /// Sends `request` until the retry policy stops, in a `rokt_request` span.
-    async fn execute(&self, request: &Request) -> Result<Answer, Error> {
+    /// Sends `request` (carrying `items` items) until the retry policy stops, in a
+    /// `rokt_request` span.
+    async fn execute(
+        &self,
+        request: &Request,
+        items: usize,
+        resent_from: Option<(Instant, u16)>,
+    ) -> Result<Answer, Error> {
         let span = tracing::debug_span!(
             "rokt_request",
             method = request.method,
@@ -862,12 +1012,22 @@ impl Client {
             status = tracing::field::Empty,
             attempts = tracing::field::Empty,
         );
-        self.execute_in(request, &span)
+        self.execute_in(request, items, resent_from, &span)
             .instrument(span.clone())
             .await
     }
 
-    async fn execute_in(&self, request: &Request, span: &tracing::Span) -> Result<Answer, Error> {
+    /// The retry loop. The status line decides: a 2xx is accepted, a 3xx or 4xx (but 408 and
+    /// 429) rejected, the rest retried. The body is read only after that decision, and can
+    /// only add errors: a body that breaks, stalls or runs long never turns an accepted
+    /// request into a retry, nor a rejected one into a retry.
+    async fn execute_in(
+        &self,
+        request: &Request,
+        items: usize,
+        resent_from: Option<(Instant, u16)>,
+        span: &tracing::Span,
+    ) -> Result<Answer, Error> {
         if self.inner.tls_missing {
             let err = ConfigError::new(
                 "endpoint",
@@ -877,8 +1037,27 @@ impl Client {
             span.record("outcome", "rejected");
             return Err(err.into());
         }
-        let started = Instant::now();
         let policy = &self.inner.retry;
+        // A resend counts its deadline from the request it resends part of, and does not
+        // start once that has passed: resends share one deadline.
+        if let Some((from, resent_after)) = resent_from {
+            if from.elapsed() >= policy.deadline {
+                span.record("outcome", "failed");
+                span.record("attempts", 0);
+                tracing::warn!(
+                    path = %request.path,
+                    items = request.items,
+                    "rokt resend not started: the request's deadline has passed"
+                );
+                return Err(Error::Failed {
+                    attempts: 0,
+                    reason: crate::error::GiveUp::Deadline,
+                    last: AttemptFailure::Status(resent_after),
+                    cause: None,
+                });
+            }
+        }
+        let started = resent_from.map_or_else(Instant::now, |(from, _)| from);
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
@@ -892,21 +1071,34 @@ impl Client {
                 Meter::add(&meter.requests);
             }
             let result = self.attempt(request).instrument(attempt_span.clone()).await;
-            let outcome = match &result {
-                Ok((status, retry_after, _)) => {
+            let (outcome, response, cause) = match result {
+                Ok((status, retry_after, response)) => {
                     attempt_span.record("status", status);
-                    AttemptOutcome::Status {
-                        status: *status,
-                        retry_after: *retry_after,
-                    }
+                    let outcome = AttemptOutcome::Status {
+                        status,
+                        retry_after,
+                    };
+                    (outcome, Some(response), None)
                 }
-                Err(kind) => {
-                    attempt_span.record("failure", tracing::field::display(kind));
-                    AttemptOutcome::Transport(*kind)
+                Err(e) => {
+                    attempt_span.record("failure", tracing::field::display(e.kind()));
+                    (AttemptOutcome::Transport(e.kind()), None, Some(e))
                 }
             };
             drop(attempt_span);
-            let decision = policy.decide(&outcome, attempt, started.elapsed(), fastrand::f64());
+            let draw = fastrand::f64();
+            if let AttemptOutcome::Status {
+                status: 429 | 503,
+                retry_after,
+            } = outcome
+            {
+                // Rokt asked this client to slow down: every request waits, even when this
+                // one stops here.
+                self.inner
+                    .pause
+                    .hold_for(policy.throttle_wait(retry_after, attempt, draw));
+            }
+            let decision = policy.decide(&outcome, attempt, started.elapsed(), draw);
             if let Decision::Stop(_) = decision {
                 // The request's final fields, recorded once.
                 span.record("attempts", attempt);
@@ -914,8 +1106,8 @@ impl Client {
                     span.record("status", status);
                 }
             }
-            match decision {
-                Decision::RetryAfter(wait) => {
+            match (decision, outcome, response) {
+                (Decision::RetryAfter(wait), _, _) => {
                     if let Some(meter) = &self.meter {
                         Meter::add(&meter.retries);
                     }
@@ -935,21 +1127,47 @@ impl Client {
                         retry_after,
                         "retrying rokt request"
                     );
+                    // After a 429 or 503 the client's pause (set above) ends no earlier, and
+                    // the next attempt waits it out too.
                     tokio::time::sleep(wait).await;
                 }
-                Decision::Stop(StopReason::Success) => {
-                    let (status, _, body) = result.unwrap_or_else(|_| (200, None, Bytes::new()));
+                (
+                    Decision::Stop(StopReason::Success),
+                    AttemptOutcome::Status { status, .. },
+                    Some(response),
+                ) => {
+                    let mut errors = response::Attributor::new(status, items);
+                    let complete = read_errors(response, usize::MAX, |e| errors.add(e)).await;
                     span.record("outcome", "delivered");
+                    if !complete {
+                        tracing::warn!(
+                            path = %request.path,
+                            items = request.items,
+                            status,
+                            named = errors.errors(),
+                            "rokt accepted a request but its answer could not be read whole"
+                        );
+                    }
                     tracing::debug!(path = %request.path, items = request.items, status, attempt, "rokt accepted");
                     return Ok(Answer {
                         status,
-                        body,
                         attempts: attempt,
+                        errors,
+                        complete,
+                        started,
                     });
                 }
-                Decision::Stop(StopReason::Permanent) => {
-                    let (status, _, body) = result.unwrap_or_else(|_| (400, None, Bytes::new()));
-                    let rejection = response::rejection(status, &body);
+                (
+                    Decision::Stop(StopReason::Permanent),
+                    AttemptOutcome::Status { status, .. },
+                    Some(response),
+                ) => {
+                    let mut first = None;
+                    read_errors(response, 1, |e| first = first.take().or(Some(e))).await;
+                    let rejection = match first {
+                        Some(e) => crate::error::Rejection::new(status, e.code, e.message),
+                        None => crate::error::Rejection::new(status, None, None),
+                    };
                     span.record("outcome", "rejected");
                     tracing::warn!(
                         path = %request.path,
@@ -961,7 +1179,12 @@ impl Client {
                     );
                     return Err(Error::Rejected(rejection));
                 }
-                Decision::Stop(StopReason::GaveUp(reason)) => {
+                (Decision::Stop(stop), _, _) => {
+                    // Success and Permanent come only with an answer: what is left is giving up.
+                    let reason = match stop {
+                        StopReason::GaveUp(reason) => reason,
+                        _ => crate::error::GiveUp::MaxAttempts,
+                    };
                     span.record("outcome", "failed");
                     tracing::warn!(
                         path = %request.path,
@@ -975,15 +1198,17 @@ impl Client {
                         attempts: attempt,
                         reason,
                         last: outcome.failure(),
+                        cause,
                     });
                 }
             }
         }
     }
 
-    /// One attempt: the status, `Retry-After` and (the start of) the body.
+    /// One attempt: the status, `Retry-After` and the answer, its body not read yet.
     async fn attempt(&self, request: &Request) -> Attempt {
         let inner = &self.inner;
+        inner.pause.wait().await;
         let mut headers = HeaderMap::with_capacity(4);
         for (name, value) in &request.headers {
             let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
@@ -999,42 +1224,112 @@ impl Client {
                 headers.insert(name, value);
             }
         }
-        if !headers.contains_key(reqwest::header::AUTHORIZATION) {
+        // The client's credentials go only to its own endpoint's origin.
+        let own = url::Url::parse(&request.url).is_ok_and(|u| self.is_own_origin(&u));
+        if own && !headers.contains_key(reqwest::header::AUTHORIZATION) {
             if let Ok(mut v) = HeaderValue::from_str(&inner.credentials.authorization()) {
                 v.set_sensitive(true);
                 headers.insert(reqwest::header::AUTHORIZATION, v);
             }
         }
         headers.insert(reqwest::header::USER_AGENT, inner.user_agent.clone());
-        let sent = inner
+        let response = inner
             .http
             .post(&request.url)
             .headers(headers)
             .timeout(inner.request_timeout)
             .body(request.body.clone())
             .send()
-            .await;
-        let mut response = sent.map_err(|e| transport_kind(&e))?;
+            .await
+            .map_err(transport_error)?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, inner.clock.now()));
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| transport_kind(&e))? {
-            let room = MAX_ANSWER_BYTES.saturating_sub(body.len());
-            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        }
-        Ok((status, retry_after, body.into()))
+        Ok((status, retry_after, response))
     }
 }
 
+/// Reads an answer's body for its `errors`, calling `found` for each (up to `max` of them),
+/// within the request's timeout and [`MAX_ANSWER_BYTES`]. Returns whether the body was read
+/// whole; a body that breaks is only logged: the status has decided already.
+async fn read_errors(
+    mut response: reqwest::Response,
+    max: usize,
+    mut found: impl FnMut(response::ApiError),
+) -> bool {
+    let mut scanner = response::ErrorScanner::default();
+    let mut read = 0usize;
+    let mut seen = 0usize;
+    loop {
+        if scanner.is_done() || seen >= max {
+            return true;
+        }
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                read = read.saturating_add(chunk.len());
+                let room = MAX_ANSWER_BYTES.saturating_sub(read - chunk.len());
+                scanner.feed(&chunk[..chunk.len().min(room)], &mut |e| {
+                    if seen < max {
+                        seen += 1;
+                        found(e);
+                    }
+                });
+                if read > MAX_ANSWER_BYTES {
+                    tracing::debug!(
+                        limit = MAX_ANSWER_BYTES,
+                        "rokt answer too long, not read further"
+                    );
+                    return scanner.is_done();
+                }
+            }
+            // The end of the body: whole unless it stopped inside its JSON.
+            Ok(None) => return scanner.is_done() || !scanner.is_started(),
+            Err(e) => {
+                let e = transport_error(e);
+                tracing::debug!(failure = %e.kind(), "rokt answer body could not be read");
+                return false;
+            }
+        }
+    }
+}
+
+/// A transport error from reqwest's, kept as the source (URL removed), with its kind.
+fn transport_error(e: reqwest::Error) -> TransportError {
+    let kind = transport_kind(&e);
+    TransportError::new(kind, Some(Arc::new(e.without_url())))
+}
+
 fn transport_kind(e: &reqwest::Error) -> TransportErrorKind {
+    use std::error::Error as _;
     if e.is_timeout() {
-        TransportErrorKind::Timeout
-    } else if e.is_connect() {
-        TransportErrorKind::Connect
+        return TransportErrorKind::Timeout;
+    }
+    if e.is_connect() {
+        let mut source = e.source();
+        while let Some(s) = source {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                match io.kind() {
+                    std::io::ErrorKind::TimedOut => return TransportErrorKind::Timeout,
+                    std::io::ErrorKind::InvalidData => return TransportErrorKind::Tls,
+                    _ => {}
+                }
+            }
+            let text = s.to_string().to_ascii_lowercase();
+            if text.contains("dns error") || text.contains("lookup address") {
+                return TransportErrorKind::Dns;
+            }
+            if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+                return TransportErrorKind::Tls;
+            }
+            source = s.source();
+        }
+        return TransportErrorKind::Connect;
+    }
+    if e.is_body() || e.is_decode() {
+        TransportErrorKind::Body
     } else {
         TransportErrorKind::Connection
     }

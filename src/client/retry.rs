@@ -57,8 +57,14 @@ pub enum StopReason {
     GaveUp(GiveUp),
 }
 
-/// How a request is retried: exponential back-off with full jitter, `Retry-After` honoured,
-/// bounded by a number of attempts and a total deadline.
+/// How a request is retried: exponential back-off with full jitter, `Retry-After` honoured
+/// up to [`max_retry_after`](Self::max_retry_after), bounded by a number of attempts and a
+/// total deadline.
+///
+/// A 429 or 503 always backs off, even with `Retry-After: 0` or none: the wait is the larger
+/// of the (capped) `Retry-After` and half the back-off cap plus a jittered half. A
+/// [`Dispatcher`](super::Dispatcher) (and every clone of one [`Client`](super::Client)) pauses
+/// all its requests for that wait, not only the one that was told to wait.
 ///
 /// ```
 /// use rokt_capi::client::{AttemptOutcome, Decision, RetryPolicy, StopReason};
@@ -66,9 +72,12 @@ pub enum StopReason {
 /// let policy = RetryPolicy::default()
 ///     .with_base_delay(Duration::from_millis(100))
 ///     .with_max_attempts(3);
-/// // A 503 on the first attempt: wait up to 100 ms, scaled by the random draw.
-/// let d = policy.decide(&AttemptOutcome::status(503), 1, Duration::ZERO, 0.5);
+/// // A 500 on the first attempt: wait up to 100 ms, scaled by the random draw.
+/// let d = policy.decide(&AttemptOutcome::status(500), 1, Duration::ZERO, 0.5);
 /// assert_eq!(d, Decision::RetryAfter(Duration::from_millis(50)));
+/// // A 503 (or 429) without Retry-After backs off at least half the cap.
+/// let d = policy.decide(&AttemptOutcome::status(503), 1, Duration::ZERO, 0.5);
+/// assert_eq!(d, Decision::RetryAfter(Duration::from_millis(75)));
 /// // A 400 is never retried.
 /// let d = policy.decide(&AttemptOutcome::status(400), 1, Duration::ZERO, 0.5);
 /// assert_eq!(d, Decision::Stop(StopReason::Permanent));
@@ -85,7 +94,13 @@ pub struct RetryPolicy {
     /// The longest time from the first attempt until the last one may start; no wait is
     /// started that would end past it. Default 60 s.
     pub deadline: Duration,
+    /// The longest `Retry-After` honoured: a longer one is cut to this. Default 30 s.
+    pub max_retry_after: Duration,
 }
+
+/// The longest any wait setting of a [`RetryPolicy`] may be (one day): it keeps every sum of
+/// instants and waits far from overflowing.
+pub(crate) const MAX_POLICY_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl Default for RetryPolicy {
     fn default() -> Self {
@@ -94,6 +109,7 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(10),
             deadline: Duration::from_secs(60),
+            max_retry_after: Duration::from_secs(30),
         }
     }
 }
@@ -132,8 +148,29 @@ impl RetryPolicy {
         self
     }
 
-    /// Checks the policy: at least one attempt, `base_delay <= max_delay`.
+    /// Sets [`max_retry_after`](Self::max_retry_after).
+    #[must_use]
+    pub fn with_max_retry_after(mut self, d: Duration) -> Self {
+        self.max_retry_after = d;
+        self
+    }
+
+    /// Checks the policy: at least one attempt, `base_delay <= max_delay`, and no wait
+    /// (`base_delay`, `max_delay`, `deadline`, `max_retry_after`) over one day.
     pub fn validate(&self) -> Result<(), crate::ConfigError> {
+        for (name, d) in [
+            ("base_delay", self.base_delay),
+            ("max_delay", self.max_delay),
+            ("deadline", self.deadline),
+            ("max_retry_after", self.max_retry_after),
+        ] {
+            if d > MAX_POLICY_WAIT {
+                return Err(crate::ConfigError::new(
+                    "retry",
+                    format!("{name} must be at most one day"),
+                ));
+            }
+        }
         if self.max_attempts == 0 {
             return Err(crate::ConfigError::new(
                 "retry",
@@ -166,7 +203,9 @@ impl RetryPolicy {
     /// Decides what follows attempt number `attempt` (1 for the first), which ended in
     /// `outcome`, `elapsed` after the first attempt started. `rng_value` is a random draw in
     /// `[0, 1)` for the jitter: the back-off is `rng_value * backoff_cap(attempt)` ("full
-    /// jitter"). A `Retry-After` on a 429 or 503 replaces the back-off.
+    /// jitter"). A 429 or 503 waits the larger of its `Retry-After` (cut to
+    /// [`max_retry_after`](Self::max_retry_after)) and `(1 + rng_value) / 2 *
+    /// backoff_cap(attempt)`, so a zero or missing `Retry-After` still backs off.
     pub fn decide(
         &self,
         outcome: &AttemptOutcome,
@@ -174,7 +213,7 @@ impl RetryPolicy {
         elapsed: Duration,
         rng_value: f64,
     ) -> Decision {
-        let retry_after = match *outcome {
+        let throttled = match *outcome {
             AttemptOutcome::Status { status, .. } if (200..300).contains(&status) => {
                 return Decision::Stop(StopReason::Success);
             }
@@ -184,24 +223,48 @@ impl RetryPolicy {
             AttemptOutcome::Status {
                 status: 429 | 503,
                 retry_after,
-            } => retry_after,
+            } => Some(retry_after),
             _ => None,
         };
         if attempt >= self.max_attempts {
             return Decision::Stop(StopReason::GaveUp(GiveUp::MaxAttempts));
         }
-        let wait = retry_after.unwrap_or_else(|| {
-            let jitter = if rng_value.is_finite() {
-                rng_value.clamp(0.0, 1.0)
-            } else {
-                0.0
-            };
-            self.backoff_cap(attempt).mul_f64(jitter)
-        });
+        let wait = match throttled {
+            None => self.backoff_cap(attempt).mul_f64(jitter(rng_value)),
+            Some(retry_after) => self.throttle_wait(retry_after, attempt, rng_value),
+        };
         match elapsed.checked_add(wait) {
             Some(end) if end <= self.deadline => Decision::RetryAfter(wait),
             _ => Decision::Stop(StopReason::GaveUp(GiveUp::Deadline)),
         }
+    }
+}
+
+/// A random draw made safe: clamped to `[0, 1]`, NaN as 0.
+fn jitter(rng_value: f64) -> f64 {
+    if rng_value.is_finite() {
+        rng_value.clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after a 429 or 503 on attempt `attempt`: the larger of `retry_after` (cut to
+    /// [`max_retry_after`](Self::max_retry_after)) and `(1 + rng_value) / 2 *
+    /// backoff_cap(attempt)`. Every factor is at most 1 and every setting at most a day, so
+    /// nothing overflows.
+    pub(crate) fn throttle_wait(
+        &self,
+        retry_after: Option<Duration>,
+        attempt: u32,
+        rng_value: f64,
+    ) -> Duration {
+        let told = retry_after
+            .unwrap_or(Duration::ZERO)
+            .min(self.max_retry_after);
+        let cap = self.backoff_cap(attempt);
+        told.max(cap.mul_f64(0.5 + jitter(rng_value) / 2.0))
     }
 }
 
@@ -326,13 +389,18 @@ mod tests {
             AttemptOutcome::Transport(TransportErrorKind::Timeout),
             AttemptOutcome::Transport(TransportErrorKind::Connection),
             AttemptOutcome::status(408),
-            AttemptOutcome::status(429),
             AttemptOutcome::status(502),
-            AttemptOutcome::status(503),
         ] {
             assert_eq!(
                 p.decide(&o, 1, Duration::ZERO, 0.5),
                 Decision::RetryAfter(MS(50))
+            );
+        }
+        // Throttling backs off at least half the cap.
+        for o in [AttemptOutcome::status(429), AttemptOutcome::status(503)] {
+            assert_eq!(
+                p.decide(&o, 1, Duration::ZERO, 0.5),
+                Decision::RetryAfter(MS(75))
             );
         }
     }
@@ -340,7 +408,7 @@ mod tests {
     #[test]
     fn bounded_by_attempts_and_deadline() {
         let p = policy();
-        let o = AttemptOutcome::status(503);
+        let o = AttemptOutcome::status(500);
         assert_eq!(
             p.decide(&o, 4, Duration::ZERO, 0.5),
             Decision::Stop(StopReason::GaveUp(GiveUp::MaxAttempts))
@@ -380,6 +448,27 @@ mod tests {
             p.decide(&AttemptOutcome::status(429), 1, Duration::ZERO, 1.0),
             Decision::RetryAfter(MS(100))
         );
+        // A zero Retry-After still backs off; a huge one is capped.
+        let zero = AttemptOutcome::Status {
+            status: 429,
+            retry_after: Some(Duration::ZERO),
+        };
+        assert_eq!(
+            p.decide(&zero, 1, Duration::ZERO, 0.0),
+            Decision::RetryAfter(MS(50))
+        );
+        let huge = AttemptOutcome::Status {
+            status: 503,
+            retry_after: Some(Duration::from_secs(u64::MAX)),
+        };
+        let p = p
+            .with_deadline(Duration::from_secs(3600))
+            .with_max_retry_after(Duration::from_secs(7));
+        assert_eq!(
+            p.decide(&huge, 1, Duration::ZERO, 0.0),
+            Decision::RetryAfter(Duration::from_secs(7))
+        );
+        let p = policy();
         // A Retry-After on a 500 is ignored.
         let o = AttemptOutcome::Status {
             status: 500,
@@ -406,6 +495,14 @@ mod tests {
                 .validate()
                 .is_err()
         );
+        let max = Duration::MAX;
+        for p in [
+            RetryPolicy::default().with_deadline(max),
+            RetryPolicy::default().with_max_delay(max),
+            RetryPolicy::default().with_max_retry_after(max),
+        ] {
+            assert!(p.validate().is_err(), "{p:?}");
+        }
     }
 
     #[test]

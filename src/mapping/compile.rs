@@ -24,6 +24,12 @@ const ROOT_MAPPING_FIELD_KEY: &str = "__segment_internal_directive";
 /// The longest `@liquid` template the reference accepts, in UTF-16 code units.
 const LIQUID_MAX_LENGTH: usize = 1000;
 
+/// Why a build without the `liquid` feature refuses a `@liquid` template (the reference's own
+/// Liquid defaults are built in and need no feature).
+#[cfg(not(feature = "liquid"))]
+const LIQUID_FEATURE_OFF: &str =
+    "@liquid needs rokt-capi's `liquid` feature, which is off by default (features = [\"liquid\"])";
+
 /// How deeply a mapping may nest; deeper mappings are refused rather than risk the stack.
 const MAX_DEPTH: usize = 128;
 
@@ -821,7 +827,7 @@ fn compile_liquid(arg: &Json<'_>, here: &str, cx: Cx) -> Result<Node, MappingErr
     }
     #[cfg(not(feature = "liquid"))]
     {
-        Err(err(here, "the liquid feature is disabled"))
+        Err(err(here, LIQUID_FEATURE_OFF))
     }
 }
 
@@ -907,9 +913,29 @@ mod tests {
         }
         #[cfg(not(feature = "liquid"))]
         assert_eq!(
-            error(json!({"v": {"@liquid": "{{ a }}"}})).1,
-            "the liquid feature is disabled"
+            error(json!({"v": {"@liquid": "{{ a }}"}})),
+            ("/v/@liquid".into(), super::LIQUID_FEATURE_OFF.into())
         );
+    }
+
+    #[test]
+    fn a_liquid_override_needs_the_feature_and_the_error_says_which() {
+        let built = crate::Pipeline::builder()
+            .overrides(json!({"eventProperties": {"@liquid": "{{ properties.plan | upcase }}"}}))
+            .build();
+        #[cfg(feature = "liquid")]
+        assert!(built.is_ok(), "{built:?}");
+        #[cfg(not(feature = "liquid"))]
+        {
+            let e = built.unwrap_err();
+            assert!(
+                matches!(&e, crate::Error::Mapping(m) if m.location == "/eventProperties/@liquid"),
+                "{e:?}"
+            );
+            assert!(!e.is_bad_input() && e.is_permanent());
+            assert_eq!(e.error_type(), "INVALID_CONFIGURATION");
+            assert!(e.to_string().contains("`liquid` feature"), "{e}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! The directives are those of Segment's `actions-core` mapping kit, with its quirks: `@path`,
 //! `@if` (`exists` / `blank`), `@template`, `@literal`, `@case`, `@replace`, `@arrayPath`,
 //! `@json`, `@flatten`, `@merge`, `@transform`, `@excludeWhenNull` and `@liquid` (with the
-//! `liquid` feature, on by default).
+//! `liquid` feature, off by default).
 //!
 //! Checks the reference makes only when a directive runs, but that do not depend on the event
 //! (an unknown directive inside an array, an `@if` without `exists` or `blank`, a disabled

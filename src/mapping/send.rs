@@ -227,7 +227,7 @@ fn member_index<'k>(
 /// Declares [`Member`] with its keys, once: the enum, `Member::ALL` and `Member::key` all
 /// come from the one list.
 macro_rules! members {
-    ($($member:ident => $key:literal,)*) => {
+    ($($member:ident => $key:literal, $path:literal, $label:literal,)*) => {
         /// A member the send action reads by name from one of its object fields (docs/behaviour.md §3).
         /// Other members of `user_attributes` (and all of `eventProperties`) are open
         /// attributes.
@@ -246,37 +246,52 @@ macro_rules! members {
                     $(Member::$member => $key,)*
                 }
             }
+
+            /// The member's path from the action's root (`eventDetails.conversiontype`), as
+            /// a violation names it.
+            pub(crate) fn path(self) -> &'static str {
+                match self {
+                    $(Member::$member => $path,)*
+                }
+            }
+
+            /// The member's label, as the reference's messages name it.
+            pub(crate) fn label(self) -> &'static str {
+                match self {
+                    $(Member::$member => $label,)*
+                }
+            }
         }
     };
 }
 
 members! {
-    Conversiontype => "conversiontype",
-    Confirmationref => "confirmationref",
-    Amount => "amount",
-    Currency => "currency",
-    SourceMessageId => "source_message_id",
-    TimestampUnixtimeMs => "timestamp_unixtime_ms",
-    HashEmail => "hashEmail",
-    HashFirstName => "hashFirstName",
-    HashLastName => "hashLastName",
-    HashMobile => "hashMobile",
-    HashBillingZipcode => "hashBillingZipcode",
-    HttpHeaderUserAgent => "http_header_user_agent",
-    IosAdvertisingId => "ios_advertising_id",
-    AndroidAdvertisingId => "android_advertising_id",
-    IosIdfv => "ios_idfv",
-    AndroidUuid => "android_uuid",
-    Email => "email",
-    Customerid => "customerid",
-    Firstname => "firstname",
-    Lastname => "lastname",
-    Mobile => "mobile",
-    Billingzipcode => "billingzipcode",
-    Dob => "dob",
-    Gender => "gender",
-    CustomAudienceName => "customAudienceName",
-    CustomAudienceMembership => "customAudienceMembership",
+    Conversiontype => "conversiontype", "eventDetails.conversiontype", "Conversion Type",
+    Confirmationref => "confirmationref", "eventDetails.confirmationref", "Confirmation Reference",
+    Amount => "amount", "eventDetails.amount", "Amount",
+    Currency => "currency", "eventDetails.currency", "Currency",
+    SourceMessageId => "source_message_id", "eventDetails.source_message_id", "Source Message ID",
+    TimestampUnixtimeMs => "timestamp_unixtime_ms", "eventDetails.timestamp_unixtime_ms", "Event Timestamp",
+    HashEmail => "hashEmail", "hashingConfiguration.hashEmail", "Hash Email",
+    HashFirstName => "hashFirstName", "hashingConfiguration.hashFirstName", "Hash First Name",
+    HashLastName => "hashLastName", "hashingConfiguration.hashLastName", "Hash Last Name",
+    HashMobile => "hashMobile", "hashingConfiguration.hashMobile", "Hash Mobile Number",
+    HashBillingZipcode => "hashBillingZipcode", "hashingConfiguration.hashBillingZipcode", "Hash Billing Zip Code",
+    HttpHeaderUserAgent => "http_header_user_agent", "device_info.http_header_user_agent", "User Agent",
+    IosAdvertisingId => "ios_advertising_id", "device_info.ios_advertising_id", "iOS Advertising ID",
+    AndroidAdvertisingId => "android_advertising_id", "device_info.android_advertising_id", "Android Advertising ID",
+    IosIdfv => "ios_idfv", "device_info.ios_idfv", "iOS ID for Vendor",
+    AndroidUuid => "android_uuid", "device_info.android_uuid", "Android UUID",
+    Email => "email", "user_identities.email", "Email",
+    Customerid => "customerid", "user_identities.customerid", "Customer ID",
+    Firstname => "firstname", "user_attributes.firstname", "First Name",
+    Lastname => "lastname", "user_attributes.lastname", "Last Name",
+    Mobile => "mobile", "user_attributes.mobile", "Mobile Number",
+    Billingzipcode => "billingzipcode", "user_attributes.billingzipcode", "Billing Zip Code",
+    Dob => "dob", "user_attributes.dob", "Date of Birth",
+    Gender => "gender", "user_attributes.gender", "Gender",
+    CustomAudienceName => "customAudienceName", "audienceDetails.customAudienceName", "Audience Name",
+    CustomAudienceMembership => "customAudienceMembership", "audienceDetails.customAudienceMembership", "Audience Membership",
 }
 
 impl Member {

@@ -258,6 +258,26 @@ pub(crate) struct Routing {
     pub(crate) message_id: Option<String>,
 }
 
+impl Routing {
+    /// No routing: for bytes that are not sent by the client.
+    pub(crate) const NONE: Routing = Routing {
+        newest_ms: None,
+        message_id: None,
+    };
+
+    /// A typed batch's routing.
+    pub(crate) fn of<S: crate::text::Text>(batch: &crate::rokt::Batch<S>) -> Routing {
+        Routing {
+            newest_ms: batch
+                .events
+                .iter()
+                .map(|e| e.data.timestamp_unixtime_ms)
+                .max(),
+            message_id: batch.source_message_id().map(str::to_owned),
+        }
+    }
+}
+
 /// A value found for an event.
 enum Found<'r, 'a> {
     /// Undefined, or null.

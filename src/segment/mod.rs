@@ -13,6 +13,8 @@
 //! assert_eq!(back, serde_json::from_str::<serde_json::Value>(text).unwrap());
 //! ```
 
+pub mod intake;
+
 use crate::Json;
 use crate::error::EventError;
 use serde::{Deserialize, Serialize};
@@ -71,6 +73,18 @@ pub enum EventType {
 }
 
 impl EventType {
+    /// The `type` field's text.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::Track => "track",
+            EventType::Identify => "identify",
+            EventType::Page => "page",
+            EventType::Screen => "screen",
+            EventType::Group => "group",
+            EventType::Alias => "alias",
+        }
+    }
+
     /// From the `type` field's text.
     pub fn from_name(name: &str) -> Option<EventType> {
         Some(match name {

@@ -1,8 +1,8 @@
 //! A dispatcher with a spool: the durable step of `enqueue`, the feeder that takes pending
 //! events from the spool into memory, and the settlement of each outcome in the spool.
 
-use super::{Dispatcher, EnqueueError, Msg, Outcome, Queued, Ticket, Verdict};
-use crate::client::Encoded;
+use super::{Dispatcher, EnqueueError, Msg, Outcome, Queued, Reporter, Ticket, Verdict};
+use crate::pipeline::Encoded;
 use crate::client::stats::Meter;
 use crate::error::{ConfigError, Error};
 use crate::request::RequestKind;
@@ -215,6 +215,7 @@ impl Link {
     pub(super) async fn feed(
         self: Arc<Link>,
         queue: mpsc::WeakSender<Msg>,
+        reporter: Reporter,
         route: impl Fn(Option<i64>) -> RequestKind + Send + 'static,
     ) {
         loop {
@@ -259,6 +260,7 @@ impl Link {
                         newest_ms: st.record.newest_ms,
                         message_id: st.record.message_id,
                     },
+                    reporter: Some(reporter.clone()),
                 };
                 let sent = match queue.upgrade() {
                     Some(tx) => tx.send(Msg::Item(q)).await.is_ok(),
@@ -375,7 +377,7 @@ impl Dispatcher {
     /// inside a transaction of the service's own (see the `postgres` feature's
     /// `PostgresSpool::append_in`). Bad input is an error.
     pub fn record(&self, event: impl crate::segment::AsEvent) -> Result<Record, Error> {
-        let item = self.shared.client.encode(&event)?;
+        let item = self.encode_event(&event)?;
         Ok(Record::new(item.body, item.message_id, item.newest_ms))
     }
 }

@@ -678,3 +678,41 @@ fn parse_agrees_with_node_on_generated_strings() {
         differ.len()
     );
 }
+
+/// The shortcut for the common shape answers exactly as the full reader wherever it answers,
+/// and answers for the ordinary timestamps Segment sends.
+#[test]
+fn the_common_shape_shortcut_agrees_with_the_full_reader() {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let mut answered = 0;
+    for _ in 0..50_000 {
+        let s = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}Z",
+            next(10_000),
+            next(14),
+            next(33),
+            next(26),
+            next(62),
+            next(62),
+            [String::new(), format!(".{:03}", next(1000))][next(2) as usize],
+        );
+        let full = super::parse_full(&s);
+        if let Some(ms) = super::common_utc(&s) {
+            assert_eq!(Some(ms), full, "{s}");
+            answered += 1;
+        }
+    }
+    assert!(answered > 10_000, "the shortcut answered {answered} times");
+    assert_eq!(
+        super::common_utc("2026-03-04T05:06:07.891Z"),
+        Some(1_772_600_767_891)
+    );
+    assert_eq!(super::common_utc("2026-02-30T00:00:00Z"), None);
+    assert_eq!(super::common_utc("2026-03-04T24:00:00Z"), None);
+}

@@ -222,3 +222,5 @@ mod tests {
         }
     }
 }
+
+pub mod memory;
