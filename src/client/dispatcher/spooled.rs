@@ -2,9 +2,9 @@
 //! events from the spool into memory, and the settlement of each outcome in the spool.
 
 use super::{Dispatcher, EnqueueError, Msg, Outcome, Queued, Reporter, Ticket, Verdict};
-use crate::pipeline::Encoded;
 use crate::client::stats::Meter;
 use crate::error::{ConfigError, Error};
+use crate::pipeline::Encoded;
 use crate::request::RequestKind;
 use crate::spool::{DeadLetter, Record, Settle, Spool, SpoolCounts, SpoolError, now_ms};
 use std::collections::HashMap;
