@@ -8,9 +8,9 @@
 //! this process or in the one that resumes it after a restart.
 //!
 //! Two spools ship:
-//! - [`SqliteSpool`] (feature `sqlite`): one file on local disk, owned by one process, with
+//! - `SqliteSpool` (feature `sqlite`): one file on local disk, owned by one process, with
 //!   group commit and a size bound.
-//! - [`PostgresSpool`] (feature `postgres`): one table shared by dispatchers on many machines,
+//! - `PostgresSpool` (feature `postgres`): one table shared by dispatchers on many machines,
 //!   which claim rows with a lease; a service can also write events inside its own transaction.
 //!
 //! A spool holds each row in one of two areas: *pending* (waiting to be sent, or being sent) and
@@ -29,8 +29,10 @@ mod postgres;
 mod sqlite;
 
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::{PostgresSpool, PostgresSpoolBuilder};
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{SqliteSpool, SqliteSpoolBuilder};
 
 /// A boxed future, as the [`Spool`] methods return.
