@@ -5,8 +5,13 @@
 //! ```text
 //! cargo run --example forwarder -- [--config FILE] [--listen ADDR] [--rate N]
 //!     [--shutdown-after SECONDS] [--shutdown-endpoint] [--write-key KEY]...
-//!     [--queue-capacity N]
+//!     [--queue-capacity N] [--spool DIR | --database-url URL]
 //! ```
+//!
+//! With `--spool DIR` (feature `sqlite`: one spool file per subscription in DIR) or
+//! `--database-url URL` (feature `postgres`: one outbox table), every event is durable before
+//! it is answered (each enqueue returns once it is stored), and events still pending when the
+//! forwarder stops are sent by the next start.
 //!
 //! - `POST /segment` takes one event object, a batch `{"batch": [...]}` or a JSON array, and
 //!   answers at once: `202` with counts per event (`accepted`, `rejected`, the error type of a
@@ -74,7 +79,7 @@ use tracking_api::{Auth, Keys};
 
 const USAGE: &str = "usage: forwarder [--config FILE] [--listen ADDR] [--rate BATCHES_PER_SECOND] \
                      [--shutdown-after SECONDS] [--shutdown-endpoint] [--write-key KEY]... \
-                     [--queue-capacity N]";
+                     [--queue-capacity N] [--spool DIR | --database-url URL]";
 
 /// The largest request body taken (Segment's batches are at most 500 KB).
 const MAX_BODY: usize = 4 << 20;
@@ -99,6 +104,8 @@ struct Args {
     shutdown_endpoint: bool,
     write_keys: Vec<String>,
     queue_capacity: usize,
+    spool: Option<std::path::PathBuf>,
+    database_url: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -110,6 +117,8 @@ fn parse_args() -> Result<Args, String> {
         shutdown_endpoint: false,
         write_keys: Vec::new(),
         queue_capacity: QUEUE_CAPACITY,
+        spool: None,
+        database_url: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -136,6 +145,8 @@ fn parse_args() -> Result<Args, String> {
             }
             "--shutdown-endpoint" => args.shutdown_endpoint = true,
             "--write-key" => args.write_keys.push(value("--write-key")?),
+            "--spool" => args.spool = Some(value("--spool")?.into()),
+            "--database-url" => args.database_url = Some(value("--database-url")?),
             "--queue-capacity" => {
                 let v = value("--queue-capacity")?;
                 let n = v.parse::<usize>().ok().filter(|n| *n > 0);
@@ -212,6 +223,7 @@ async fn run() -> Result<(), String> {
 
     // One client and dispatcher per subscription, each mapping with its own pipeline.
     let count = destination.pipelines().count().max(1);
+    let shared_spool = open_shared_spool(&args).await?;
     let mut routes: Vec<Route> = Vec::new();
     for (name, _trigger, pipeline) in destination.pipelines() {
         if routes.iter().any(|r| r.name == name) {
@@ -239,6 +251,9 @@ async fn run() -> Result<(), String> {
             #[allow(clippy::cast_precision_loss)]
             let share = rate / count as f64;
             dispatcher = dispatcher.rate_limit(share);
+        }
+        if let Some(spool) = subscription_spool(&args, name, shared_spool.as_ref())? {
+            dispatcher = dispatcher.spool(spool);
         }
         let dispatcher = dispatcher.build().map_err(|e| e.to_string())?;
         routes.push(Route {
@@ -775,5 +790,59 @@ impl App {
             }
         }
         Ok(counts)
+    }
+}
+
+/// The Postgres outbox all subscriptions share (`--database-url`).
+async fn open_shared_spool(
+    args: &Args,
+) -> Result<Option<Arc<dyn rokt_capi::spool::Spool>>, String> {
+    if args.spool.is_some() && args.database_url.is_some() {
+        return Err("--spool and --database-url exclude each other".into());
+    }
+    let Some(url) = &args.database_url else {
+        return Ok(None);
+    };
+    #[cfg(feature = "postgres")]
+    {
+        let spool = rokt_capi::spool::PostgresSpool::open(url)
+            .await
+            .map_err(|e| format!("--database-url: {e}"))?;
+        Ok(Some(Arc::new(spool)))
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = url;
+        Err("--database-url needs the `postgres` feature".into())
+    }
+}
+
+/// The spool of one subscription: its own file in the `--spool` directory, or the shared one.
+fn subscription_spool(
+    args: &Args,
+    name: &str,
+    shared: Option<&Arc<dyn rokt_capi::spool::Spool>>,
+) -> Result<Option<Arc<dyn rokt_capi::spool::Spool>>, String> {
+    if let Some(shared) = shared {
+        return Ok(Some(shared.clone()));
+    }
+    let Some(dir) = &args.spool else {
+        return Ok(None);
+    };
+    #[cfg(feature = "sqlite")]
+    {
+        std::fs::create_dir_all(dir).map_err(|e| format!("--spool: {e}"))?;
+        let file: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let spool = rokt_capi::spool::SqliteSpool::open(dir.join(format!("{file}.db")))
+            .map_err(|e| format!("--spool: subscription `{name}`: {e}"))?;
+        Ok(Some(Arc::new(spool)))
+    }
+    #[cfg(not(feature = "sqlite"))]
+    {
+        let _ = (dir, name);
+        Err("--spool needs the `sqlite` feature".into())
     }
 }

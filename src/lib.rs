@@ -88,6 +88,7 @@ pub mod request;
 pub mod rokt;
 pub mod rtid;
 pub mod segment;
+pub mod spool;
 pub mod subscription;
 mod text;
 pub mod trigger;

@@ -28,13 +28,18 @@ pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(60 * 60);
 pub const MIN_RATE: f64 = 1.0;
 /// The highest [`rate_limit`](DispatcherBuilder::rate_limit), in batches per second.
 pub const MAX_RATE: f64 = 1e9;
+mod spooled;
+use crate::spool::{Spool, SpoolError};
+use spooled::Link;
 
 /// The id [`Dispatcher::enqueue`] gives an event; its [`Outcome`] carries the same id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ticket(u64);
 
 impl Ticket {
-    /// The number: tickets of one dispatcher count up from 0 in enqueue order.
+    /// The number: tickets of one dispatcher count up from 0 in enqueue order. With a
+    /// [spool](DispatcherBuilder::spool), it is the event's persistent id in the spool instead:
+    /// the same in the outcome reported by a later process that resumes the event.
     pub fn id(self) -> u64 {
         self.0
     }
@@ -116,17 +121,21 @@ impl Outcome {
 /// carries the event back.
 #[derive(Clone, PartialEq)]
 pub enum EnqueueError<E> {
-    /// The queue is full (only from `try_enqueue`).
+    /// The queue is full (only from `try_enqueue`), or the [spool](DispatcherBuilder::spool)
+    /// reached its bound.
     Full(E),
     /// The dispatcher is shut down.
     Closed(E),
+    /// The [spool](DispatcherBuilder::spool) could not store the event (nothing was
+    /// acknowledged). A full spool is [`Full`](Self::Full) instead.
+    Spool(E, SpoolError),
 }
 
 impl<E> EnqueueError<E> {
     /// The event that was not taken.
     pub fn into_inner(self) -> E {
         match self {
-            EnqueueError::Full(e) | EnqueueError::Closed(e) => e,
+            EnqueueError::Full(e) | EnqueueError::Closed(e) | EnqueueError::Spool(e, _) => e,
         }
     }
 }
@@ -137,6 +146,7 @@ impl<E> std::fmt::Debug for EnqueueError<E> {
         match self {
             EnqueueError::Full(_) => f.write_str("Full(..)"),
             EnqueueError::Closed(_) => f.write_str("Closed(..)"),
+            EnqueueError::Spool(_, e) => write!(f, "Spool(.., {e:?})"),
         }
     }
 }
@@ -146,6 +156,7 @@ impl<E> std::fmt::Display for EnqueueError<E> {
         match self {
             EnqueueError::Full(_) => f.write_str("the dispatcher's queue is full"),
             EnqueueError::Closed(_) => f.write_str("the dispatcher is shut down"),
+            EnqueueError::Spool(_, e) => write!(f, "the event was not stored: {e}"),
         }
     }
 }
@@ -198,10 +209,16 @@ impl OutcomeSink {
 struct Reporter {
     sink: OutcomeSink,
     meter: Arc<Meter>,
+    spool: Option<Arc<Link>>,
 }
 
 impl Reporter {
     fn emit(&self, outcome: Outcome) {
+        if let Some(link) = &self.spool {
+            if !link.settle(&outcome) {
+                return; // back in the spool, for another attempt or another process
+            }
+        }
         let counter = match &outcome.verdict {
             Verdict::Delivered(_) => &self.meter.delivered,
             Verdict::Rejected(_) => &self.meter.rejected,
@@ -234,6 +251,7 @@ pub struct DispatcherBuilder {
     kind: Option<RequestKind>,
     max_items: Option<usize>,
     sink: OutcomeSink,
+    spool: Option<spooled::Settings>,
     rtid_memory: Option<Arc<RtidMemory>>,
 }
 
@@ -293,6 +311,44 @@ impl DispatcherBuilder {
         self
     }
 
+    /// Keeps every event in `spool` from `enqueue` until its outcome is settled (see
+    /// [`spool`](crate::spool)); without one, events live in memory only.
+    ///
+    /// With a spool, [`enqueue`](Dispatcher::enqueue) returns once the event is durable, and
+    /// gives it back as [`EnqueueError::Full`] when the spool is at its bound (it does not wait
+    /// for room in memory: the backlog stays on disk). The queue capacity bounds how many
+    /// events are held in memory at once. Pending events found in the spool (left by a process
+    /// that stopped) are sent too, with their persistent ids as tickets. An event that fails
+    /// is sent again, with a back-off of up to [`spool_max_backoff`](Self::spool_max_backoff),
+    /// until [`spool_retry_window`](Self::spool_retry_window) has passed since it was first
+    /// stored; then it moves to the spool's dead letters and its
+    /// [`Verdict::Failed`] outcome is reported. An event still unsent when the dispatcher stops
+    /// stays pending in the spool, with no outcome in this process.
+    /// [`try_enqueue`](Dispatcher::try_enqueue) cannot wait for the disk and gives every event
+    /// back as `Full`.
+    pub fn spool(mut self, spool: Arc<dyn Spool>) -> Self {
+        let settings = self.spool.take().unwrap_or_default();
+        self.spool = Some(spooled::Settings {
+            spool: Some(spool),
+            ..settings
+        });
+        self
+    }
+
+    /// With a spool: how long after it was first stored a failing event is still sent again
+    /// (default 24 hours, at most 30 days).
+    pub fn spool_retry_window(mut self, window: Duration) -> Self {
+        self.spool.get_or_insert_with(Default::default).retry_window = window;
+        self
+    }
+
+    /// With a spool: the longest wait between two attempts of a failing event (default 60 s;
+    /// the first wait is 1 s, doubling).
+    pub fn spool_max_backoff(mut self, backoff: Duration) -> Self {
+        self.spool.get_or_insert_with(Default::default).max_backoff = backoff;
+        self
+    }
+
     /// Passes each event [`enqueue`](Dispatcher::enqueue)d (not
     /// [`enqueue_batch`](Dispatcher::enqueue_batch)ed) through `memory` before it is mapped:
     /// the memory learns the visitor's rtid, and an event without one of its own is mapped
@@ -348,6 +404,10 @@ impl DispatcherBuilder {
             }
             limits = limits.with_max_items(n);
         }
+        let link = match self.spool.map(spooled::Settings::check).transpose()? {
+            Some((settings, spool)) => Some(Link::new(settings, spool, self.capacity)),
+            None => None,
+        };
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             ConfigError::new(
                 "runtime",
@@ -361,6 +421,7 @@ impl DispatcherBuilder {
         let reporter = Reporter {
             sink: self.sink,
             meter: meter.clone(),
+            spool: link.clone(),
         };
         let permits = Arc::new(Semaphore::new(self.concurrency));
         let batcher = Batcher {
@@ -372,7 +433,15 @@ impl DispatcherBuilder {
             permits: permits.clone(),
             tasks: JoinSet::new(),
             pending: Vec::new(),
+            spool: link.clone(),
         };
+        if let Some(link) = &link {
+            runtime.spawn(link.clone().settler());
+            let kind = self.kind;
+            let client = self.client.clone();
+            let route = move |ms| kind.unwrap_or_else(|| client.route_ms(ms));
+            runtime.spawn(link.clone().feed(tx.downgrade(), reporter.clone(), route));
+        }
         runtime.spawn(batcher.run(rx, done_tx, abort_rx));
         Ok(Dispatcher {
             shared: Arc::new(Shared {
@@ -386,6 +455,7 @@ impl DispatcherBuilder {
                 meter,
                 permits,
                 concurrency: self.concurrency,
+                spool: link,
                 rtid_memory: self.rtid_memory,
             }),
         })
@@ -496,6 +566,7 @@ struct Shared {
     meter: Arc<Meter>,
     permits: Arc<Semaphore>,
     concurrency: usize,
+    spool: Option<Arc<Link>>,
     rtid_memory: Option<Arc<RtidMemory>>,
 }
 
@@ -558,6 +629,7 @@ impl Dispatcher {
             kind: None,
             max_items: None,
             sink: OutcomeSink::Discard,
+            spool: None,
             rtid_memory: None,
         }
     }
@@ -577,6 +649,14 @@ impl Dispatcher {
     /// queued, no outcome follows) and loses its place in line; once it has returned a
     /// ticket, the event gets its outcome whatever happens next.
     pub async fn enqueue<E: AsEvent>(&self, event: E) -> Result<Ticket, EnqueueError<E>> {
+        if let Some(link) = &self.shared.spool {
+            let encoded = self.encode_event(&event);
+            let message_id = || message_id_of(&event);
+            return match self.admit_durable(link, encoded, message_id).await {
+                Ok(ticket) => Ok(ticket),
+                Err(e) => Err(e.with(event)),
+            };
+        }
         match self.shared.tx.reserve().await {
             Ok(permit) => Ok(self.admit_event(permit, &event)),
             Err(_) => Err(EnqueueError::Closed(event)),
@@ -586,6 +666,9 @@ impl Dispatcher {
     /// Like [`enqueue`](Self::enqueue), but gives the event back at once when the queue is
     /// full.
     pub fn try_enqueue<E: AsEvent>(&self, event: E) -> Result<Ticket, EnqueueError<E>> {
+        if self.shared.spool.is_some() {
+            return Err(EnqueueError::Full(event));
+        }
         match self.shared.tx.try_reserve() {
             Ok(permit) => Ok(self.admit_event(permit, &event)),
             Err(mpsc::error::TrySendError::Full(())) => Err(EnqueueError::Full(event)),
@@ -599,6 +682,14 @@ impl Dispatcher {
     /// outcome ([`Error::TooLarge`]) is reported before this returns. Gives the batch back
     /// when the dispatcher is shut down.
     pub async fn enqueue_batch(&self, batch: Batch) -> Result<Ticket, EnqueueError<Batch>> {
+        if let Some(link) = &self.shared.spool {
+            let encoded = Encoded::of_batch(&batch, self.shared.client.pipeline().limits());
+            let message_id = || batch.source_message_id().map(str::to_owned);
+            return match self.admit_durable(link, encoded, message_id).await {
+                Ok(ticket) => Ok(ticket),
+                Err(e) => Err(e.with(batch)),
+            };
+        }
         match self.shared.tx.reserve().await {
             Ok(permit) => {
                 let encoded = Encoded::of_batch(&batch, self.shared.client.pipeline().limits());
@@ -609,21 +700,18 @@ impl Dispatcher {
         }
     }
 
-    fn admit_event(&self, permit: mpsc::Permit<'_, Msg>, event: &impl AsEvent) -> Ticket {
+    /// Maps and encodes one event, through the rtid memory when there is one.
+    fn encode_event(&self, event: &impl AsEvent) -> Result<Encoded, Error> {
         let pipeline = self.shared.client.pipeline();
-        let encoded = match &self.shared.rtid_memory {
+        match &self.shared.rtid_memory {
             Some(memory) => memory.with_observed(event, |doc| pipeline.encoded(doc)),
             None => pipeline.encoded(event),
-        };
-        let message_id = || {
-            let id = event.with_json(|doc| {
-                Ok(doc
-                    .get("messageId")
-                    .and_then(|m| m.as_str())
-                    .map(str::to_owned))
-            });
-            id.ok().flatten()
-        };
+        }
+    }
+
+    fn admit_event(&self, permit: mpsc::Permit<'_, Msg>, event: &impl AsEvent) -> Ticket {
+        let encoded = self.encode_event(event);
+        let message_id = || message_id_of(event);
         self.admit(permit, encoded, message_id)
     }
 
@@ -768,6 +856,16 @@ impl Dispatcher {
     }
 }
 
+fn message_id_of(event: &impl AsEvent) -> Option<String> {
+    let id = event.with_json(|doc| {
+        Ok(doc
+            .get("messageId")
+            .and_then(|m| m.as_str())
+            .map(str::to_owned))
+    });
+    id.ok().flatten()
+}
+
 /// Messages waiting in the queue (events, plus a flush or shutdown request if one is waiting).
 fn queue_depth<T>(tx: &mpsc::Sender<T>) -> u64 {
     tx.max_capacity().saturating_sub(tx.capacity()) as u64
@@ -824,6 +922,7 @@ struct Batcher {
     permits: Arc<Semaphore>,
     tasks: JoinSet<()>,
     pending: Vec<Pending>,
+    spool: Option<Arc<Link>>,
 }
 
 impl Batcher {
@@ -844,6 +943,9 @@ impl Batcher {
             self.tasks.shutdown().await;
             self.pending.clear();
             while rx.try_recv().is_ok() {}
+        }
+        if let Some(link) = &self.spool {
+            link.sync().await;
         }
         tracing::debug!("rokt dispatcher stopped");
         let _ = done.send(true);
