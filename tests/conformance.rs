@@ -364,28 +364,15 @@ fn key_orders(value: &rokt_capi::Json<'_>, path: &str, out: &mut Vec<String>) {
 /// itself, which keeps the order the reference wrote.
 #[test]
 fn send_bodies_keep_the_reference_key_order() {
-    let dir = corpus_dir().join("send");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        println!("skipped: no corpus at {}", dir.display());
-        return;
-    };
     let mut compared = 0;
-    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
-        if path.extension().is_none_or(|x| x != "json") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        let case: Value = serde_json::from_str(&text).unwrap();
-        let Ok((_, bodies)) = run_send_case_with_bodies(&case, &text) else {
-            continue;
-        };
-        let file = rokt_capi::Json::parse(&text).unwrap();
+    for_each_send_case(|path, text, _, bodies| {
+        let file = rokt_capi::Json::parse(text).unwrap();
         let expected = file
             .get("expected")
             .and_then(|e| e.get("requests"))
             .and_then(|r| r.as_array())
             .unwrap_or_default();
-        for (e, body) in expected.iter().zip(&bodies) {
+        for (e, body) in expected.iter().zip(bodies) {
             let (mut want, mut got) = (Vec::new(), Vec::new());
             key_orders(e.get("body").unwrap(), "$", &mut want);
             let body = rokt_capi::Json::parse_slice(body).unwrap();
@@ -393,8 +380,27 @@ fn send_bodies_keep_the_reference_key_order() {
             assert_eq!(got, want, "{}", path.display());
             compared += 1;
         }
-    }
+    });
     assert!(compared >= 20, "request bodies compared: {compared}");
+}
+
+/// Runs `f` on every send case the library answers: its path, its text, the case, and the
+/// request bodies as sent.
+fn for_each_send_case(mut f: impl FnMut(&Path, &str, &Value, &[Vec<u8>])) {
+    let dir = corpus_dir().join("send");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        panic!("no corpus at {}", dir.display());
+    };
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let case: Value = serde_json::from_str(&text).unwrap();
+        if let Ok((_, bodies)) = run_send_case_with_bodies(&case, &text) {
+            f(&path, &text, &case, &bodies);
+        }
+    }
 }
 
 /// JSON text without the white space between tokens, and each string spelled as
@@ -450,25 +456,12 @@ fn stringify_string(s: &str) -> String {
 /// order, and its string escapes.
 #[test]
 fn send_bodies_are_the_reference_bytes() {
-    let dir = corpus_dir().join("send");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        println!("skipped: no corpus at {}", dir.display());
-        return;
-    };
     let mut compared = 0;
-    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
-        if path.extension().is_none_or(|x| x != "json") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        let case: Value = serde_json::from_str(&text).unwrap();
-        let Ok((_, bodies)) = run_send_case_with_bodies(&case, &text) else {
-            continue;
-        };
+    for_each_send_case(|path, text, case, bodies| {
         let expected = case["expected"]["requests"].as_array().map_or(0, Vec::len);
         assert_eq!(bodies.len(), expected, "{}", path.display());
-        let file = compact(&text);
-        for body in &bodies {
+        let file = compact(text);
+        for body in bodies {
             let body = std::str::from_utf8(body).unwrap();
             assert!(
                 file.contains(&format!("\"body\":{body}")),
@@ -477,6 +470,6 @@ fn send_bodies_are_the_reference_bytes() {
             );
             compared += 1;
         }
-    }
+    });
     assert!(compared >= 50, "request bodies compared: {compared}");
 }

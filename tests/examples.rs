@@ -1,7 +1,8 @@
 //! The forwarder and replay examples, run as the built binaries over loopback.
 //!
 //! `cargo test` builds the examples; when a test runs without them (e.g. `cargo test --test
-//! examples` alone, or `--tests`), it says so and passes.
+//! examples` alone, or `--tests`), it says so and passes, except under `CI=true`, where a
+//! missing example fails the test.
 
 mod support;
 
@@ -15,27 +16,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use support::{MockServer, Reply};
 
-const TIMEOUT: Duration = Duration::from_secs(60);
+use support::example;
 
-/// The built example, if `cargo test` built it.
-fn example(name: &str) -> Option<PathBuf> {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let path = dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    if path.exists() {
-        Some(path)
-    } else if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "{} is not built (cargo test builds the examples)",
-            path.display()
-        );
-    } else {
-        println!("skipped: {} is not built", path.display());
-        None
-    }
-}
+const TIMEOUT: Duration = Duration::from_secs(60);
 
 fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

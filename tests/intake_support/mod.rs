@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -18,25 +18,7 @@ use std::time::{Duration, Instant};
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 pub const WRITE_KEY: &str = "wk-test-1";
 
-/// The built example, if `cargo test` built it.
-pub fn example(name: &str) -> Option<PathBuf> {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let path = dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    if path.exists() {
-        Some(path)
-    } else if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "{} is not built (cargo test builds the examples)",
-            path.display()
-        );
-    } else {
-        println!("skipped: {} is not built", path.display());
-        None
-    }
-}
+pub use crate::support::example;
 
 /// A forwarder sending to `rokt`, taking [`WRITE_KEY`]; stdout read line by line.
 pub struct Forwarder {

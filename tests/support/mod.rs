@@ -451,3 +451,23 @@ pub fn rss_kib() -> Option<u64> {
 }
 
 pub mod raw;
+
+/// The built example, if `cargo test` built it.
+pub fn example(name: &str) -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let path = dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if path.exists() {
+        Some(path)
+    } else if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "{} is not built (cargo test builds the examples)",
+            path.display()
+        );
+    } else {
+        println!("skipped: {} is not built", path.display());
+        None
+    }
+}
