@@ -944,18 +944,16 @@ pub(crate) enum Timestamp<'v, 'a> {
 /// within ±8.64e15; a string (a boolean as its text) is read as JavaScript's `Date.parse`
 /// reads it (a one-item array stands for its item).
 pub(crate) fn read_timestamp<'v, 'a>(v: &'v Json<'a>) -> Timestamp<'v, 'a> {
+    // A number is read as a number: its text is never made.
+    if let Json::Number(n) = single(v).0 {
+        return match n.as_f64().and_then(crate::js::date::from_number) {
+            Some(ms) => Timestamp::Ms(ms),
+            None => Timestamp::Unreadable,
+        };
+    }
     let text = match coerce_to_string(v) {
         Coerced::Absent => return Timestamp::Missing,
         Coerced::Invalid(got) => return Timestamp::Invalid(got),
-        Coerced::Value(_) if matches!(single(v).0, Json::Number(_)) => {
-            let Json::Number(n) = single(v).0 else {
-                return Timestamp::Unreadable;
-            };
-            return match n.as_f64().and_then(crate::js::date::from_number) {
-                Some(ms) => Timestamp::Ms(ms),
-                None => Timestamp::Unreadable,
-            };
-        }
         Coerced::Value(text) => text,
     };
     if js::trim(&text).is_empty() {
