@@ -494,11 +494,12 @@ async fn segment(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
                     summary.accepted += 1;
                     app.accepted.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(_) => {
-                    // Only while shutting down: ask Segment to send it again later.
+                Err(e) => {
+                    // Shutting down, or the spool is at its bound: ask Segment to send it
+                    // again later, and say which.
                     return answer(
                         StatusCode::SERVICE_UNAVAILABLE,
-                        json!({"error": "shutting down"}),
+                        json!({"error": unavailable(&e)}),
                     );
                 }
             }
@@ -784,12 +785,21 @@ impl App {
                         counts.accepted += 1;
                         self.accepted.fetch_add(1, Ordering::Relaxed);
                     }
-                    Ok(Err(_)) => return Err("shutting down"),
+                    Ok(Err(e)) => return Err(unavailable(&e)),
                     Err(_) => return Err("a queue is full; send again later"),
                 }
             }
         }
         Ok(counts)
+    }
+}
+
+/// Why a dispatcher did not take a batch, as a 503 answer says it.
+fn unavailable<E>(e: &EnqueueError<E>) -> &'static str {
+    match e {
+        EnqueueError::Full(_) => "the spool is full; send again later",
+        EnqueueError::Spool(..) => "the spool cannot store events; send again later",
+        _ => "shutting down",
     }
 }
 

@@ -35,7 +35,7 @@
 mod receiver;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rokt_capi::client::{Client, Dispatcher, Outcome, RetryPolicy, Ticket, Verdict};
+use rokt_capi::client::{Client, Dispatcher, EnqueueError, Outcome, RetryPolicy, Ticket, Verdict};
 use rokt_capi::mapping::Preset;
 use rokt_capi::ndjson::Lines;
 use rokt_capi::request::RequestKind;
@@ -358,12 +358,19 @@ impl Replay {
             self.bar.inc(1);
             return Ok(());
         }
-        // Bad input is reported (through the outcome channel) before `enqueue` returns, and
-        // handled after this entry is in place.
-        let ticket = dispatcher
-            .enqueue(&doc)
-            .await
-            .map_err(|_| "the dispatcher stopped".to_owned())?;
+        // Bad input comes back at once, with why; anything taken gets one outcome later.
+        let ticket = match dispatcher.enqueue(&doc).await {
+            Ok(enqueued) => enqueued.ticket().ok_or("an event without a route")?,
+            Err(EnqueueError::Invalid(_, refusals)) => {
+                let error = refusals
+                    .into_iter()
+                    .next()
+                    .map_or(Error::Closed, |r| r.error);
+                drop(doc);
+                return self.settle(record.number, Some(&text), reason("rejected", &error));
+            }
+            Err(_) => return Err("the dispatcher stopped".to_owned()),
+        };
         drop(doc);
         self.waiting.insert(ticket, (record.number, text));
         Ok(())

@@ -95,7 +95,8 @@ pub mod trigger;
 mod words;
 
 pub use client::{
-    Client, ClientBuilder, Dispatcher, DispatcherBuilder, Outcome, RetryPolicy, Verdict,
+    Client, ClientBuilder, Dispatcher, DispatcherBuilder, EnqueueError, Enqueued, Outcome,
+    RetryPolicy, Stats, Ticket, Verdict,
 };
 pub use credentials::Credentials;
 pub use error::{ConfigError, Error, EventError};

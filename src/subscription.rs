@@ -19,12 +19,14 @@
 //! ```
 
 use crate::error::Error;
+use crate::json::Json;
 use crate::mapping::{Preset, SendMapping};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Encoded, Pipeline};
 use crate::rokt::Batch;
 use crate::segment::{AsEvent, check_mappable};
 use crate::trigger::Trigger;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// One subscription as configured: when it fires and how it maps.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -96,11 +98,15 @@ pub struct DestinationConfig {
     pub subscriptions: Vec<Subscription>,
 }
 
+/// One subscription's encoded batch for an event, or why it has none.
+pub(crate) type EncodedRoute = (Arc<str>, Result<Encoded, Error>);
+
 /// A compiled destination: every subscription's trigger and mapping ready to apply.
 #[derive(Clone, Debug)]
 pub struct Destination {
     config: DestinationConfig,
-    compiled: Vec<(String, Trigger, Pipeline)>,
+    /// The enabled subscriptions; the name is shared with every outcome that names it.
+    compiled: Vec<(Arc<str>, Trigger, Pipeline)>,
 }
 
 /// The outcome of one matching subscription for one event.
@@ -145,7 +151,7 @@ impl Destination {
                 Error::Mapping(e)
             })?;
             let pipeline = base.clone().mapping(mapping).build()?;
-            compiled.push((s.name.clone(), s.trigger.clone(), pipeline));
+            compiled.push((Arc::from(s.name.as_str()), s.trigger.clone(), pipeline));
         }
         Ok(Destination { config, compiled })
     }
@@ -179,7 +185,7 @@ impl Destination {
 
     /// The enabled subscriptions' pipelines, by name.
     pub fn pipelines(&self) -> impl Iterator<Item = (&str, &Trigger, &Pipeline)> {
-        self.compiled.iter().map(|(n, t, p)| (n.as_str(), t, p))
+        self.compiled.iter().map(|(n, t, p)| (&**n, t, p))
     }
 
     /// The names of the subscriptions an event matches.
@@ -189,7 +195,7 @@ impl Destination {
                 .compiled
                 .iter()
                 .filter(|(_, t, _)| t.matches(doc))
-                .map(|(n, _, _)| n.as_str())
+                .map(|(n, _, _)| &**n)
                 .collect())
         });
         // Text that is not JSON matches nothing.
@@ -213,6 +219,29 @@ impl Destination {
                 .collect())
         });
         routed.unwrap_or_else(|e| vec![Routed::rejected(e)])
+    }
+
+    /// How many subscriptions are enabled: the most routes one event can take.
+    pub fn len(&self) -> usize {
+        self.compiled.len()
+    }
+
+    /// Whether no subscription is enabled (every event is then routed nowhere).
+    pub fn is_empty(&self) -> bool {
+        self.compiled.is_empty()
+    }
+
+    /// What the dispatcher queues: [`route`](Self::route) with each batch encoded by its
+    /// subscription's pipeline (the direct path where it applies). `Err` when the document is
+    /// not a Segment event at all.
+    pub(crate) fn encoded(&self, doc: &Json<'_>) -> Result<Vec<EncodedRoute>, Error> {
+        check_mappable(doc)?;
+        Ok(self
+            .compiled
+            .iter()
+            .filter(|(_, t, _)| t.matches(doc))
+            .map(|(name, _, pipeline)| (name.clone(), pipeline.encoded(doc)))
+            .collect())
     }
 }
 

@@ -39,7 +39,10 @@ async fn groups_events_into_bulk_requests_and_reports_each_once() {
         .unwrap();
     let mut tickets = Vec::new();
     for i in 0..250 {
-        tickets.push(dispatcher.enqueue(support::event(i)).await.unwrap());
+        let enqueued = dispatcher.enqueue(support::event(i)).await.unwrap();
+        assert_eq!(enqueued.tickets.len(), 1);
+        assert!(enqueued.refused.is_empty());
+        tickets.push(enqueued.ticket().unwrap());
     }
     dispatcher.flush().await.unwrap();
     let outcomes = drain(&mut rx);
@@ -67,7 +70,7 @@ async fn groups_events_into_bulk_requests_and_reports_each_once() {
 }
 
 #[tokio::test]
-async fn bad_input_is_rejected_at_enqueue() {
+async fn bad_input_is_given_back_at_enqueue_and_never_reported_as_an_outcome() {
     let server = MockServer::script(vec![Reply::accepted()]).await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let dispatcher = Dispatcher::builder(support::client(&server))
@@ -79,28 +82,34 @@ async fn bad_input_is_rejected_at_enqueue() {
         .unwrap();
     let mut bad = support::bad_event();
     bad["messageId"] = "bad-1".into();
-    let ticket = dispatcher.enqueue(&bad).await.unwrap();
-    {
-        // Reported before enqueue returned.
-        let seen = seen.lock().unwrap();
-        assert_eq!(seen.len(), 1);
-        assert_eq!(seen[0].ticket, ticket);
-        assert_eq!(seen[0].message_id.as_deref(), Some("bad-1"));
-        assert!(matches!(&seen[0].verdict, Verdict::Rejected(e) if e.is_bad_input()));
-    }
+    let Err(EnqueueError::Invalid(back, refusals)) = dispatcher.enqueue(&bad).await else {
+        panic!("bad input was taken")
+    };
+    assert!(std::ptr::eq(back, &bad), "the event comes back");
+    assert_eq!(refusals.len(), 1);
+    assert_eq!(refusals[0].subscription, None);
+    assert!(refusals[0].error.is_bad_input(), "{}", refusals[0].error);
     let huge = {
         let mut e = support::event(2);
         e["context"]["userAgent"] = "x".repeat(200 * 1024).into();
         e
     };
-    dispatcher.try_enqueue(huge).unwrap();
+    let err = dispatcher.try_enqueue(huge).unwrap_err();
+    assert_eq!(err.label(), "invalid");
     assert!(matches!(
-        &seen.lock().unwrap()[1].verdict,
-        Verdict::Rejected(Error::TooLarge { .. })
+        err.refusals(),
+        [r] if matches!(r.error, Error::TooLarge { .. })
     ));
+    assert!(err.to_string().contains("over the limit"), "{err}");
+    let err = dispatcher.enqueue("not json").await.unwrap_err();
+    assert!(err.is_invalid() && err.into_inner() == "not json");
     dispatcher.shutdown().await;
     assert_eq!(server.count(), 0, "bad input never reaches Rokt");
-    assert_eq!(seen.lock().unwrap().len(), 2);
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the outcome stream carries only what was sent"
+    );
+    assert_eq!(dispatcher.stats().enqueued, 0);
 }
 
 #[tokio::test]
@@ -549,6 +558,7 @@ async fn fault_injection_every_event_settles_exactly_once() {
             let mut mine = Vec::new();
             for i in range {
                 let t = d.enqueue(support::event_at(i, &now)).await.unwrap();
+                let t = t.ticket().unwrap();
                 mine.push((t, format!("m-{i}")));
             }
             mine
@@ -559,11 +569,13 @@ async fn fault_injection_every_event_settles_exactly_once() {
     for (t, id) in a.await.unwrap().into_iter().chain(b.await.unwrap()) {
         tickets.insert(t, id);
     }
-    let mut bad_tickets = HashSet::new();
+    let mut rejected = 0;
     for i in 0..BAD {
         let mut bad = support::bad_event();
         bad["messageId"] = format!("bad-{i}").into();
-        bad_tickets.insert(dispatcher.enqueue(bad).await.unwrap());
+        let err = dispatcher.enqueue(bad).await.unwrap_err();
+        assert!(err.is_invalid(), "{err}");
+        rejected += 1;
     }
     dispatcher.shutdown().await;
     let elapsed = started.elapsed();
@@ -571,21 +583,16 @@ async fn fault_injection_every_event_settles_exactly_once() {
     let outcomes = outcomes.lock().unwrap();
     let ledger = ledger.lock().unwrap();
     // Every event settles exactly once.
-    assert_eq!(callbacks.load(Ordering::Relaxed), EVENTS + BAD);
+    assert_eq!(callbacks.load(Ordering::Relaxed), EVENTS);
     let counts = by_ticket(&outcomes);
-    assert_eq!(counts.len(), EVENTS + BAD);
+    assert_eq!(counts.len(), EVENTS);
     assert!(
         counts.values().all(|&n| n == 1),
         "an outcome reported twice"
     );
-    let (mut delivered, mut rejected, mut failed) = (0, 0, 0);
+    let (mut delivered, mut failed) = (0, 0);
     let mut duplicates = 0;
     for o in outcomes.iter() {
-        if bad_tickets.contains(&o.ticket) {
-            assert!(matches!(&o.verdict, Verdict::Rejected(e) if e.is_bad_input()));
-            rejected += 1;
-            continue;
-        }
         let id = &tickets[&o.ticket];
         assert_eq!(o.message_id.as_ref(), Some(id));
         let times = ledger.accepted.get(id).copied().unwrap_or(0);
@@ -627,7 +634,9 @@ async fn fault_injection_every_event_settles_exactly_once() {
         ledger.requests,
         100.0 * injected as f64 / ledger.requests as f64
     );
-    println!("  outcomes: delivered {delivered}, rejected {rejected} (bad input), failed {failed}");
+    println!(
+        "  outcomes: delivered {delivered}, failed {failed}; {rejected} bad input refused at enqueue"
+    );
     println!(
         "  duplicates at the server: {duplicates} (distinct events in lost-answer requests: {})",
         ledger.lost.len()
@@ -990,4 +999,150 @@ async fn no_resend_starts_after_the_deadline_of_the_request_it_came_from() {
         })
         .count();
     assert_eq!(not_started, 10 - singles);
+}
+
+/// Two subscriptions: every track, and orders with their own mapping.
+fn two_subscriptions() -> rokt_capi::subscription::Destination {
+    rokt_capi::subscription::Destination::from_json(
+        r#"{"subscriptions":[
+            {"name":"tracks","trigger":"type = \"track\""},
+            {"name":"orders","trigger":"event = \"Order Completed\"",
+             "mapping":{"ip":{"@path":"$.context.no_such_field"}}},
+            {"name":"identifies","trigger":"type = \"identify\""}
+        ]}"#,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_destination_routes_each_event_to_every_matching_subscription_with_an_outcome_each() {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .destination(two_subscriptions())
+        .outcomes_to(tx)
+        .build()
+        .unwrap();
+    // support::event is an "Order Completed" track: both track subscriptions take it.
+    let order = dispatcher.enqueue(support::event(1)).await.unwrap();
+    let names: Vec<_> = order
+        .tickets
+        .iter()
+        .map(|r| r.subscription.as_deref())
+        .collect();
+    assert_eq!(names, [Some("tracks"), Some("orders")]);
+    assert!(order.refused.is_empty());
+    // A page matches nothing: no ticket, no outcome, not an error.
+    let page = dispatcher
+        .enqueue(serde_json::json!({"type": "page", "messageId": "p"}))
+        .await
+        .unwrap();
+    assert!(!page.is_routed() && page.ticket().is_none());
+    // An identify without identities: its only subscription refuses it.
+    let err = dispatcher
+        .enqueue(serde_json::json!({"type": "identify", "messageId": "i"}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.refusals()[0].subscription.as_deref(),
+        Some("identifies")
+    );
+    assert!(
+        err.to_string()
+            .starts_with("the event cannot be sent: subscription `identifies`: ")
+    );
+    dispatcher.shutdown().await;
+
+    let outcomes = drain(&mut rx);
+    assert_eq!(outcomes.len(), 2);
+    for (o, routed) in outcomes.iter().zip(&order.tickets) {
+        assert!(o.verdict.is_delivered(), "{o:?}");
+        assert_eq!(
+            (o.ticket, &o.subscription),
+            (routed.ticket, &routed.subscription)
+        );
+        assert_eq!(o.body, None, "a delivered outcome carries no body");
+    }
+    // Each subscription mapped with its own settings: the same event, two different batches.
+    let bodies: Vec<_> = server.received().iter().flat_map(|r| r.batches()).collect();
+    assert_eq!(bodies.len(), 2);
+    assert_ne!(bodies[0], bodies[1]);
+    let stats = dispatcher.stats();
+    assert_eq!((stats.enqueued, stats.delivered, stats.invalid), (2, 2, 1));
+}
+
+#[tokio::test]
+async fn an_outcome_not_delivered_carries_the_bytes_that_were_sent() {
+    let server = MockServer::script(vec![Reply::errors(400, &[("BAD_REQUEST", "no")])]).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .destination(two_subscriptions())
+        .max_batch_items(1)
+        .outcomes_to(tx)
+        .build()
+        .unwrap();
+    dispatcher.enqueue(support::event(7)).await.unwrap();
+    dispatcher.shutdown().await;
+    let outcomes = drain(&mut rx);
+    let sent = server.received();
+    assert_eq!(outcomes.len(), 2);
+    for o in &outcomes {
+        assert!(matches!(o.verdict, Verdict::Rejected(_)), "{o:?}");
+        let body = o.body.as_ref().expect("a dead-letter body");
+        let within = |r: &Received| r.body.windows(body.len()).any(|w| w == &body[..]);
+        assert!(sent.iter().any(within), "the very bytes sent");
+        // Kept as a typed batch, it can be queued again as it is.
+        let batch: rokt_capi::rokt::Batch = serde_json::from_slice(body).unwrap();
+        assert_eq!(batch.source_message_id(), Some("m-7"));
+        // Neither Debug nor Serialize shows it.
+        let debug = format!("{o:?}");
+        let json = serde_json::to_string(o).unwrap();
+        for shown in [&debug, &json] {
+            assert!(!shown.contains("m-7\",\"events") && !shown.contains("user_identities"));
+        }
+        assert!(json.contains("\"verdict\":\"rejected\"") && json.contains("\"status\":400"));
+        assert!(
+            json.contains(&format!("\"body_bytes\":{}", body.len())),
+            "{json}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_destination_needs_a_queue_for_all_its_subscriptions_and_try_enqueue_batch_answers_at_once()
+ {
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let err = Dispatcher::builder(support::client(&server))
+        .destination(two_subscriptions())
+        .queue_capacity(2)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("queue_capacity"), "{err}");
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .queue_capacity(1)
+        .flush_interval(Duration::from_secs(3600))
+        .concurrency(1)
+        .build()
+        .unwrap();
+    let batch = || {
+        dispatcher
+            .client()
+            .pipeline()
+            .batch(support::event(1))
+            .unwrap()
+    };
+    let mut taken = 0;
+    let full = loop {
+        match dispatcher.try_enqueue_batch(batch()) {
+            Ok(_) => taken += 1,
+            Err(e) => break e,
+        }
+        assert!(taken < 10_000, "the queue never filled");
+    };
+    assert_eq!(full.label(), "full");
+    dispatcher.shutdown().await;
+    assert!(matches!(
+        dispatcher.try_enqueue_batch(batch()),
+        Err(EnqueueError::Closed(_))
+    ));
 }

@@ -185,7 +185,7 @@ async fn stall_then_recover(mode: Stall, mixed_routes: bool) {
     let log_before = log_mark();
     for i in 0..STALL_ATTEMPTS {
         match dispatcher.try_enqueue(event(i)) {
-            Ok(t) => accepted.push((t, i)),
+            Ok(t) => accepted.push((t.ticket().unwrap(), i)),
             Err(EnqueueError::Full(event)) => {
                 full += 1;
                 if full % 10_000 == 1 {
@@ -214,7 +214,7 @@ async fn stall_then_recover(mode: Stall, mixed_routes: bool) {
         assert!(accepted.len() <= bound, "{} events held", accepted.len());
         match dispatcher.try_enqueue(event(next)) {
             Ok(t) => {
-                accepted.push((t, next));
+                accepted.push((t.ticket().unwrap(), next));
                 next += 1;
                 continue;
             }
@@ -227,7 +227,7 @@ async fn stall_then_recover(mode: Stall, mixed_routes: bool) {
         match tokio::time::timeout(Duration::from_millis(100), pending).await {
             Ok(Ok(t)) => {
                 // The background task took a few more before blocking; try again.
-                accepted.push((t, next));
+                accepted.push((t.ticket().unwrap(), next));
                 next += 1;
             }
             Ok(Err(e)) => panic!("{e}"),
@@ -273,9 +273,13 @@ async fn stall_then_recover(mode: Stall, mixed_routes: bool) {
 
     // Recovery: everything queued is delivered, with one outcome each.
     gate.open();
-    accepted.push((dispatcher.enqueue(event(waiting)).await.unwrap(), waiting));
+    let ticket = |enqueued: rokt_capi::Enqueued| enqueued.ticket().unwrap();
+    accepted.push((
+        ticket(dispatcher.enqueue(event(waiting)).await.unwrap()),
+        waiting,
+    ));
     for i in waiting + 1..waiting + 100 {
-        accepted.push((dispatcher.enqueue(event(i)).await.unwrap(), i));
+        accepted.push((ticket(dispatcher.enqueue(event(i)).await.unwrap()), i));
     }
     dispatcher.shutdown().await;
     let rss_end = support::rss_kib();
@@ -619,7 +623,7 @@ async fn fault_injection(cfg: FaultRun) -> FaultReport {
             .enqueue(support::event_at(i, &now))
             .await
             .unwrap();
-        tickets.insert(t, format!("m-{i}"));
+        tickets.insert(t.ticket().unwrap(), format!("m-{i}"));
     }
     dispatcher.shutdown().await;
 

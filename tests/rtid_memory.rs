@@ -502,55 +502,70 @@ proptest! {
     }
 }
 
-/// A session through the dispatcher: the landing page view, then the conversion.
-async fn dispatch_session(memory: Option<Arc<RtidMemory>>) -> Vec<Result<Option<String>, String>> {
-    use rokt_capi::client::{Dispatcher, Verdict};
-    let server = support::MockServer::script(vec![support::Reply::accepted()]).await;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut builder = Dispatcher::builder(support::client(&server)).outcomes_to(tx);
-    if let Some(memory) = memory {
-        builder = builder.rtid_memory(memory);
-    }
-    let dispatcher = builder.build().unwrap();
+/// A session through dispatchers: the landing page view through the first, then the
+/// conversion through the last (one dispatcher, or two instances of a service). Each event's
+/// rtid as sent, or why it was not sent.
+async fn dispatch_session(
+    dispatchers: &[rokt_capi::Dispatcher],
+    server: &support::MockServer,
+) -> Vec<Result<Option<String>, String>> {
     let now = chrono::Utc::now().to_rfc3339();
     let landing = serde_json::json!({"type": "page", "messageId": "m-landing", "timestamp": now,
         "anonymousId": "a-1", "context": {"page": {"search": "?rtid=rt-1"}}});
     let order = serde_json::json!({"type": "track", "event": "Order Completed",
         "messageId": "m-order", "timestamp": now, "anonymousId": "a-1",
         "properties": {"order_id": "o-1"}});
-    let tickets = [
-        dispatcher.enqueue(landing).await.unwrap(),
-        dispatcher.enqueue(order).await.unwrap(),
-    ];
-    dispatcher.shutdown().await;
-    let sent: Vec<_> = server.received().iter().flat_map(|r| r.batches()).collect();
-    // Sent in order: the n-th batch sent is the n-th event delivered.
-    let mut sent = sent.into_iter();
-    let mut outcomes: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
-    outcomes.sort_by_key(|o| o.ticket);
-    assert_eq!(
-        outcomes.iter().map(|o| o.ticket).collect::<Vec<_>>(),
-        tickets
-    );
-    outcomes
-        .into_iter()
-        .map(|o| match o.verdict {
-            Verdict::Delivered(_) => Ok(sent.next().and_then(|b| b.user_identities.other2)),
-            other => Err(other.label().to_owned()),
-        })
-        .collect()
+    let mut answers = Vec::new();
+    for (dispatcher, event) in [
+        (&dispatchers[0], landing),
+        (&dispatchers[dispatchers.len() - 1], order),
+    ] {
+        let answer = match dispatcher.enqueue(event).await {
+            Ok(_) => {
+                dispatcher.flush().await.unwrap();
+                let sent = server.received().last().unwrap().batches();
+                Ok(sent[0].user_identities.other2.clone())
+            }
+            Err(e) => Err(e.label().to_owned()),
+        };
+        answers.push(answer);
+    }
+    for dispatcher in dispatchers {
+        dispatcher.shutdown().await;
+    }
+    answers
 }
 
 #[tokio::test]
 async fn the_dispatcher_maps_a_conversion_with_the_rtid_its_landing_page_carried() {
-    let with = dispatch_session(Some(Arc::new(memory()))).await;
+    use rokt_capi::Dispatcher;
+    let server = support::MockServer::script(vec![support::Reply::accepted()]).await;
+    let with = Dispatcher::builder(support::client(&server))
+        .rtid_memory(Arc::new(memory()))
+        .build()
+        .unwrap();
     assert_eq!(
-        with,
+        dispatch_session(&[with], &server).await,
         [Ok(Some("rt-1".to_owned())), Ok(Some("rt-1".to_owned()))]
     );
-    // Without the memory the conversion has no identifier at all.
-    let without = dispatch_session(None).await;
-    assert_eq!(without[1], Err("rejected".to_owned()));
+    // Without the memory the conversion has no identifier at all: bad input.
+    let without = Dispatcher::builder(support::client(&server))
+        .build()
+        .unwrap();
+    let answers = dispatch_session(&[without], &server).await;
+    assert_eq!(answers[1], Err("invalid".to_owned()));
+    // An async memory: the same answers, and `try_enqueue` cannot wait for it.
+    let store = InMemoryStore::new(100);
+    let with_async = Dispatcher::builder(support::client(&server))
+        .async_rtid_memory(Arc::new(RtidMemory::builder().build_async(store).unwrap()))
+        .build()
+        .unwrap();
+    let err = with_async.try_enqueue(serde_json::json!({})).unwrap_err();
+    assert_eq!(err.label(), "would_wait");
+    assert_eq!(
+        dispatch_session(&[with_async], &server).await,
+        [Ok(Some("rt-1".to_owned())), Ok(Some("rt-1".to_owned()))]
+    );
 }
 
 /// What every store must do: hold, replace, drop by age, count.
@@ -824,6 +839,29 @@ mod postgres {
         // The whole session, on a fresh table.
         let three = instance(store(&url, "rtid_test_session").await);
         async_session(&three, &hands).await;
+    }
+
+    #[tokio::test]
+    async fn two_dispatchers_sharing_a_postgres_memory_carry_the_landing_rtid_to_the_conversion() {
+        let Some(url) = database_url() else { return };
+        let server = support::MockServer::script(vec![support::Reply::accepted()]).await;
+        let table = "rtid_test_dispatchers";
+        let _fresh = store(&url, table).await;
+        let mut instances = Vec::new();
+        for _ in 0..2 {
+            let store = PostgresStore::connect_to_table(&url, table).await.unwrap();
+            let memory = RtidMemory::builder().build_async(store).unwrap();
+            let dispatcher = rokt_capi::Dispatcher::builder(support::client(&server))
+                .async_rtid_memory(Arc::new(memory))
+                .build()
+                .unwrap();
+            instances.push(dispatcher);
+        }
+        // The landing page reaches the first instance, the conversion the second.
+        assert_eq!(
+            dispatch_session(&instances, &server).await,
+            [Ok(Some("rt-1".to_owned())), Ok(Some("rt-1".to_owned()))]
+        );
     }
 
     #[tokio::test]

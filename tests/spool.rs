@@ -116,6 +116,7 @@ fn a_restarted_dispatcher_resumes_pending_events_with_their_bytes_ids_and_ticket
                 .unwrap();
             for i in 0..150 {
                 let ticket = dispatcher.enqueue(support::event(i)).await.unwrap();
+                let ticket = ticket.ticket().unwrap();
                 let record = spool.stored.lock().unwrap()[&ticket.id()].clone();
                 first.insert(ticket, record);
             }
@@ -187,7 +188,8 @@ async fn events_that_keep_failing_become_dead_letters_that_can_be_requeued() {
         .unwrap();
     let mut tickets = Vec::new();
     for i in 0..5 {
-        tickets.push(dispatcher.enqueue(support::event(i)).await.unwrap());
+        let enqueued = dispatcher.enqueue(support::event(i)).await.unwrap();
+        tickets.push(enqueued.ticket().unwrap());
     }
     // Sent again within the window, then reported failed once each.
     let outcomes = wait_outcomes(&mut rx, 5).await;
@@ -351,7 +353,7 @@ fn a_spool_has_one_owner_at_a_time() {
 }
 
 #[tokio::test]
-async fn bad_input_with_a_spool_is_rejected_at_once_with_an_id_no_stored_event_has() {
+async fn bad_input_with_a_spool_is_given_back_at_once_and_never_stored() {
     let dir = TempDir::new("bad");
     let server = MockServer::script(vec![Reply::accepted()]).await;
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -362,16 +364,23 @@ async fn bad_input_with_a_spool_is_rejected_at_once_with_an_id_no_stored_event_h
         .build()
         .unwrap();
     let good = dispatcher.enqueue(support::event(1)).await.unwrap();
-    let bad = dispatcher.enqueue(support::bad_event()).await.unwrap();
+    let bad = dispatcher.enqueue(support::bad_event()).await.unwrap_err();
+    assert!(bad.is_invalid(), "{bad}");
     let good2 = dispatcher.enqueue(support::event(2)).await.unwrap();
-    assert!(good != bad && bad != good2 && good != good2);
-    let outcomes = wait_outcomes(&mut rx, 3).await;
+    let (good, good2) = (good.ticket().unwrap(), good2.ticket().unwrap());
+    assert_ne!(good, good2);
+    let outcomes = wait_outcomes(&mut rx, 2).await;
     let by: HashMap<Ticket, &Outcome> = outcomes.iter().map(|o| (o.ticket, o)).collect();
-    assert!(matches!(by[&bad].verdict, Verdict::Rejected(_)));
     assert!(by[&good].verdict.is_delivered() && by[&good2].verdict.is_delivered());
+    let counts = dispatcher.spool_counts().await.unwrap().unwrap();
+    assert_eq!(
+        (counts.pending, counts.dead),
+        (0, 0),
+        "nothing else was stored"
+    );
     assert!(matches!(
         dispatcher.try_enqueue(support::event(3)),
-        Err(EnqueueError::Full(_))
+        Err(EnqueueError::WouldWait(_))
     ));
     dispatcher.shutdown().await;
     assert!(matches!(
@@ -479,4 +488,70 @@ async fn a_long_outage_keeps_the_backlog_on_disk_and_drains_after_recovery() {
         "resident set grew from {a} KiB to {} KiB",
         rss_peak.max(b)
     );
+}
+
+#[tokio::test]
+async fn a_destination_through_the_spool_keeps_each_routes_subscription() {
+    let dir = TempDir::new("destination");
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let destination = rokt_capi::subscription::Destination::from_json(
+        r#"{"subscriptions":[
+            {"name":"tracks","trigger":"type = \"track\""},
+            {"name":"orders","trigger":"event = \"Order Completed\""}
+        ]}"#,
+    )
+    .unwrap();
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .spool(Arc::new(SqliteSpool::open(dir.file()).unwrap()))
+        .destination(destination)
+        .flush_interval(Duration::from_millis(10))
+        .outcomes_to(tx)
+        .build()
+        .unwrap();
+    let enqueued = dispatcher.enqueue(support::event(1)).await.unwrap();
+    assert_eq!(enqueued.tickets.len(), 2);
+    let records = dispatcher.records(support::event(1));
+    let names: Vec<_> = records
+        .iter()
+        .map(|r| r.as_ref().unwrap().subscription.as_deref())
+        .collect();
+    assert_eq!(names, [Some("tracks"), Some("orders")]);
+    let mut outcomes = wait_outcomes(&mut rx, 2).await;
+    outcomes.sort_by_key(|o| o.ticket);
+    for (o, routed) in outcomes.iter().zip(&enqueued.tickets) {
+        assert!(o.verdict.is_delivered());
+        // Read back from the spool's file: the name was stored with the event.
+        assert_eq!(
+            (o.ticket, &o.subscription),
+            (routed.ticket, &routed.subscription)
+        );
+    }
+    dispatcher.shutdown().await;
+}
+
+#[test]
+fn a_version_1_spool_file_is_upgraded_and_its_events_are_kept() {
+    let dir = TempDir::new("upgrade");
+    {
+        let conn = rusqlite::Connection::open(dir.file()).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE spool_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             CREATE TABLE spool (id INTEGER PRIMARY KEY, state INTEGER NOT NULL DEFAULT 0,
+                 body BLOB NOT NULL, message_id TEXT, newest_ms INTEGER, created_ms INTEGER NOT NULL,
+                 attempts INTEGER NOT NULL DEFAULT 0, not_before_ms INTEGER NOT NULL DEFAULT 0,
+                 reason TEXT);
+             INSERT INTO spool (id, body, message_id, created_ms) VALUES (1, x'7b7d', 'm-old', 0);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let spool = SqliteSpool::open(dir.file()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let stored = rt.block_on(spool.claim(10)).unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].record.message_id.as_deref(), Some("m-old"));
+    assert_eq!(stored[0].record.subscription, None);
 }

@@ -3,11 +3,13 @@
 use super::stats::{Meter, Stats};
 use super::{Client, Receipt, Slots};
 use crate::error::Error;
+use crate::json::Json;
 use crate::pipeline::Encoded;
 use crate::request::{Limits, RequestKind};
 use crate::rokt::Batch;
-use crate::rtid::memory::RtidMemory;
+use crate::rtid::memory::{AsyncRtidMemory, RtidMemory};
 use crate::segment::AsEvent;
+use crate::subscription::Destination;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,16 +47,60 @@ impl Ticket {
     }
 }
 
-/// What became of one enqueued event. Each ticket gets exactly one.
-#[derive(Clone, Debug, PartialEq)]
+/// What became of one queued batch: one event under one route (the client's pipeline, or one
+/// subscription of a [destination](DispatcherBuilder::destination)). Each ticket gets exactly
+/// one; an event that several subscriptions take gets one per subscription.
+///
+/// `Debug` and `Serialize` leave out the body (it carries personal data): its length only.
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Outcome {
-    /// The ticket `enqueue` returned.
+    /// The ticket `enqueue` returned for this route.
     pub ticket: Ticket,
+    /// The subscription that mapped the event, with a destination; `None` with the client's
+    /// own pipeline, for [`enqueue_batch`](Dispatcher::enqueue_batch), and for an event a
+    /// spool kept from before its subscription was recorded.
+    pub subscription: Option<Arc<str>>,
     /// The event's Segment `messageId` (the batch's `source_message_id`), when it has one.
     pub message_id: Option<String>,
     /// The verdict.
     pub verdict: Verdict,
+    /// Unless it was delivered: the encoded batch, byte for byte what was (or would have been)
+    /// sent, for a dead-letter store to keep and send again with
+    /// [`Client::send_encoded`](super::Client::send_encoded).
+    pub body: Option<Bytes>,
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outcome")
+            .field("ticket", &self.ticket)
+            .field("subscription", &self.subscription)
+            .field("message_id", &self.message_id)
+            .field("verdict", &self.verdict)
+            .field("body_len", &self.body.as_ref().map(Bytes::len))
+            .finish()
+    }
+}
+
+/// An outcome as a metrics or log record: ticket, subscription, message id, verdict label,
+/// HTTP status and error type and message (none carries personal data), and the body's
+/// length, never the body.
+impl serde::Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let error = self.verdict.error();
+        let mut s = serializer.serialize_struct("Outcome", 8)?;
+        s.serialize_field("ticket", &self.ticket.0)?;
+        s.serialize_field("subscription", &self.subscription.as_deref())?;
+        s.serialize_field("message_id", &self.message_id)?;
+        s.serialize_field("verdict", self.verdict.label())?;
+        s.serialize_field("status", &error.and_then(Error::http_status))?;
+        s.serialize_field("error_type", &error.map(Error::error_type))?;
+        s.serialize_field("error", &error.map(ToString::to_string))?;
+        s.serialize_field("body_bytes", &self.body.as_ref().map(Bytes::len))?;
+        s.end()
+    }
 }
 
 /// The three ends of an event.
@@ -63,8 +109,8 @@ pub struct Outcome {
 pub enum Verdict {
     /// Rokt accepted it.
     Delivered(Receipt),
-    /// It will never be accepted: bad input (found at enqueue time, nothing was sent), or
-    /// [`Error::Rejected`] by Rokt.
+    /// It will never be accepted: [`Error::Rejected`] by Rokt, or a batch over the size limit.
+    /// (Bad input is refused by `enqueue` itself: [`EnqueueError::Invalid`].)
     Rejected(Error),
     /// It could not be delivered: [`Error::Failed`] after the retry policy gave up. Sending it
     /// again later may work.
@@ -117,16 +163,83 @@ impl Outcome {
     }
 }
 
+/// What [`Dispatcher::enqueue`] did with one event: a ticket for each route that took it
+/// (each gets exactly one [`Outcome`]), and each route that refused it as bad input.
+///
+/// Without a [destination](DispatcherBuilder::destination) there is one route, the client's
+/// pipeline, so one ticket. With one, an event matching no enabled subscription gets no
+/// ticket and no outcome: [`is_routed`](Self::is_routed) is `false`, and that is its answer.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Enqueued {
+    /// The queued routes, in configuration order.
+    pub tickets: Vec<Routed>,
+    /// The routes that could not map the event (an event refused by every route that
+    /// matched is [`EnqueueError::Invalid`] instead).
+    pub refused: Vec<Refusal>,
+}
+
+impl Enqueued {
+    /// The first ticket: the only one without a destination.
+    pub fn ticket(&self) -> Option<Ticket> {
+        self.tickets.first().map(|r| r.ticket)
+    }
+
+    /// Whether any route took the event (so outcomes will follow).
+    pub fn is_routed(&self) -> bool {
+        !self.tickets.is_empty()
+    }
+}
+
+/// One route that took an event: the subscription (`None` for the client's own pipeline) and
+/// the ticket its outcome will carry.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Routed {
+    /// The subscription, with a destination.
+    pub subscription: Option<Arc<str>>,
+    /// The ticket.
+    pub ticket: Ticket,
+}
+
+/// One route that could not map an event: the subscription (`None` for the client's own
+/// pipeline, or for an event that is not a Segment event at all) and why.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Refusal {
+    /// The subscription, with a destination.
+    pub subscription: Option<Arc<str>>,
+    /// Why: bad input ([`Error::is_bad_input`]), or a batch over the size limit.
+    pub error: Error,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.subscription {
+            Some(name) => write!(f, "subscription `{name}`: {}", self.error),
+            None => self.error.fmt(f),
+        }
+    }
+}
+
 /// Why [`Dispatcher::try_enqueue`] or [`Dispatcher::enqueue`] did not take an event; it
 /// carries the event back.
 #[derive(Clone, PartialEq)]
+#[non_exhaustive]
 pub enum EnqueueError<E> {
+    /// Bad input: every route that matched refused it (one refusal without a destination).
+    /// Nothing was queued and no outcome follows.
+    Invalid(E, Vec<Refusal>),
     /// The queue is full (only from `try_enqueue`), or the [spool](DispatcherBuilder::spool)
-    /// reached its bound.
+    /// reached its bound: send it again later.
     Full(E),
+    /// `try_enqueue` cannot serve this dispatcher without waiting (it has a
+    /// [spool](DispatcherBuilder::spool) or an
+    /// [async rtid memory](DispatcherBuilder::async_rtid_memory)): use `enqueue`.
+    WouldWait(E),
     /// The dispatcher is shut down.
     Closed(E),
-    /// The [spool](DispatcherBuilder::spool) could not store the event (nothing was
+    /// The [spool](DispatcherBuilder::spool) could not store the event (nothing of it was
     /// acknowledged). A full spool is [`Full`](Self::Full) instead.
     Spool(E, SpoolError),
 }
@@ -135,7 +248,36 @@ impl<E> EnqueueError<E> {
     /// The event that was not taken.
     pub fn into_inner(self) -> E {
         match self {
-            EnqueueError::Full(e) | EnqueueError::Closed(e) | EnqueueError::Spool(e, _) => e,
+            EnqueueError::Invalid(e, _)
+            | EnqueueError::Full(e)
+            | EnqueueError::WouldWait(e)
+            | EnqueueError::Closed(e)
+            | EnqueueError::Spool(e, _) => e,
+        }
+    }
+
+    /// The refusals, when the event is bad input.
+    pub fn refusals(&self) -> &[Refusal] {
+        match self {
+            EnqueueError::Invalid(_, r) => r,
+            _ => &[],
+        }
+    }
+
+    /// Whether sending the same event again cannot work (bad input).
+    pub fn is_invalid(&self) -> bool {
+        matches!(self, EnqueueError::Invalid(..))
+    }
+
+    /// The answer in one word, for metrics labels and logs: `"invalid"`, `"full"`,
+    /// `"would_wait"`, `"closed"` or `"spool"`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            EnqueueError::Invalid(..) => "invalid",
+            EnqueueError::Full(_) => "full",
+            EnqueueError::WouldWait(_) => "would_wait",
+            EnqueueError::Closed(_) => "closed",
+            EnqueueError::Spool(..) => "spool",
         }
     }
 }
@@ -144,7 +286,9 @@ impl<E> std::fmt::Debug for EnqueueError<E> {
     /// Does not print the event (it carries personal data).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            EnqueueError::Invalid(_, r) => write!(f, "Invalid(.., {r:?})"),
             EnqueueError::Full(_) => f.write_str("Full(..)"),
+            EnqueueError::WouldWait(_) => f.write_str("WouldWait(..)"),
             EnqueueError::Closed(_) => f.write_str("Closed(..)"),
             EnqueueError::Spool(_, e) => write!(f, "Spool(.., {e:?})"),
         }
@@ -154,7 +298,20 @@ impl<E> std::fmt::Debug for EnqueueError<E> {
 impl<E> std::fmt::Display for EnqueueError<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            EnqueueError::Invalid(_, refusals) => {
+                f.write_str("the event cannot be sent: ")?;
+                for (i, r) in refusals.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    r.fmt(f)?;
+                }
+                Ok(())
+            }
             EnqueueError::Full(_) => f.write_str("the dispatcher's queue is full"),
+            EnqueueError::WouldWait(_) => f.write_str(
+                "try_enqueue cannot wait for this dispatcher's spool or rtid memory: use enqueue",
+            ),
             EnqueueError::Closed(_) => f.write_str("the dispatcher is shut down"),
             EnqueueError::Spool(_, e) => write!(f, "the event was not stored: {e}"),
         }
@@ -252,7 +409,8 @@ pub struct DispatcherBuilder {
     max_items: Option<usize>,
     sink: OutcomeSink,
     spool: Option<spooled::Settings>,
-    rtid_memory: Option<Arc<RtidMemory>>,
+    memory: Option<Memory>,
+    routes: Routes,
 }
 
 impl DispatcherBuilder {
@@ -355,7 +513,30 @@ impl DispatcherBuilder {
     /// with the remembered one, as Rokt's browser plugin would have added it. A store failure
     /// is logged and the event goes on as it is. Off by default.
     pub fn rtid_memory(mut self, memory: Arc<RtidMemory>) -> Self {
-        self.rtid_memory = Some(memory);
+        self.memory = Some(Memory::Sync(memory));
+        self
+    }
+
+    /// Like [`rtid_memory`](Self::rtid_memory), with a memory whose store is awaited (such as
+    /// PostgreSQL, shared by every instance of a service): [`enqueue`](Dispatcher::enqueue)
+    /// awaits it; [`try_enqueue`](Dispatcher::try_enqueue) cannot, and gives every event back
+    /// as [`EnqueueError::WouldWait`].
+    pub fn async_rtid_memory(mut self, memory: Arc<AsyncRtidMemory>) -> Self {
+        self.memory = Some(Memory::Async(memory));
+        self
+    }
+
+    /// Serves a whole destination: each event [`enqueue`](Dispatcher::enqueue)d goes through
+    /// every enabled subscription whose trigger it matches, each mapping it with its own preset
+    /// and overrides (the direct path where it applies), and each queued route gets its own
+    /// ticket and [`Outcome`], which names the subscription. An event matching none is not
+    /// queued ([`Enqueued::is_routed`]). Without a destination every event is mapped once,
+    /// with the client's pipeline, and no trigger is checked.
+    ///
+    /// The destination's pipelines map and encode; the client's settings send (its endpoint,
+    /// credentials, limits for requests, retry policy).
+    pub fn destination(mut self, destination: Destination) -> Self {
+        self.routes = Routes::Destination(Arc::new(destination));
         self
     }
 
@@ -363,6 +544,18 @@ impl DispatcherBuilder {
     /// background task on the current tokio runtime.
     pub fn build(self) -> Result<Dispatcher, Error> {
         use crate::ConfigError;
+        if let Routes::Destination(d) = &self.routes {
+            if d.len() > self.capacity {
+                return Err(ConfigError::new(
+                    "queue_capacity",
+                    format!(
+                        "must be at least the destination's {} subscriptions (one event may take them all)",
+                        d.len()
+                    ),
+                )
+                .into());
+            }
+        }
         if !(1..=MAX_QUEUE_CAPACITY).contains(&self.capacity) {
             return Err(ConfigError::new(
                 "queue_capacity",
@@ -456,7 +649,8 @@ impl DispatcherBuilder {
                 permits,
                 concurrency: self.concurrency,
                 spool: link,
-                rtid_memory: self.rtid_memory,
+                memory: self.memory,
+                routes: self.routes,
             }),
         })
     }
@@ -532,16 +726,17 @@ impl DispatcherBuilder {
 ///     });
 ///     dispatcher.enqueue(event).await?;
 /// }
-/// let bad = dispatcher.enqueue(serde_json::json!({"type": "track"})).await?;
+/// // Bad input is answered at once, with the event given back and why.
+/// let bad = dispatcher.enqueue(serde_json::json!({"type": "track"})).await.unwrap_err();
+/// assert!(bad.is_invalid() && bad.refusals()[0].error.is_bad_input());
 /// dispatcher.shutdown().await; // sends what is queued, waits for every outcome
 ///
 /// let mut delivered = 0;
 /// while let Ok(outcome) = outcomes.try_recv() {
 ///     match outcome.verdict {
 ///         Verdict::Delivered(_) => delivered += 1,
-///         Verdict::Rejected(e) => assert!(outcome.ticket == bad && e.is_bad_input()),
-///         Verdict::Failed(e) => panic!("{e}"),
-///         _ => unreachable!(),
+///         // Rejected by Rokt, or failed after retries: `outcome.body` holds the bytes.
+///         _ => panic!("{outcome:?}"),
 ///     }
 /// }
 /// assert_eq!(delivered, 250);
@@ -567,7 +762,8 @@ struct Shared {
     permits: Arc<Semaphore>,
     concurrency: usize,
     spool: Option<Arc<Link>>,
-    rtid_memory: Option<Arc<RtidMemory>>,
+    memory: Option<Memory>,
+    routes: Routes,
 }
 
 #[derive(Debug)]
@@ -583,6 +779,7 @@ enum Msg {
 #[derive(Debug)]
 struct Queued {
     ticket: Ticket,
+    subscription: Option<Arc<str>>,
     kind: RequestKind,
     item: Encoded,
     /// Taken when the outcome is reported.
@@ -592,11 +789,21 @@ struct Queued {
 impl Queued {
     fn settle(mut self, verdict: Verdict) {
         if let Some(reporter) = self.reporter.take() {
-            reporter.emit(Outcome {
-                ticket: self.ticket,
-                message_id: self.item.message_id.take(),
-                verdict,
-            });
+            reporter.emit(self.outcome(verdict));
+        }
+    }
+
+    fn outcome(&mut self, verdict: Verdict) -> Outcome {
+        let body = match verdict.is_delivered() {
+            true => None,
+            false => Some(std::mem::take(&mut self.item.body)),
+        };
+        Outcome {
+            ticket: self.ticket,
+            subscription: self.subscription.take(),
+            message_id: self.item.message_id.take(),
+            verdict,
+            body,
         }
     }
 }
@@ -608,11 +815,7 @@ impl Drop for Queued {
                 ticket = self.ticket.0,
                 "an event was dropped before its outcome: reported as failed (closed)"
             );
-            reporter.emit(Outcome {
-                ticket: self.ticket,
-                message_id: self.item.message_id.take(),
-                verdict: Verdict::Failed(Error::Closed),
-            });
+            reporter.emit(self.outcome(Verdict::Failed(Error::Closed)));
         }
     }
 }
@@ -630,7 +833,8 @@ impl Dispatcher {
             max_items: None,
             sink: OutcomeSink::Discard,
             spool: None,
-            rtid_memory: None,
+            memory: None,
+            routes: Routes::Pipeline,
         }
     }
 
@@ -639,38 +843,61 @@ impl Dispatcher {
         &self.shared.client
     }
 
-    /// Maps and queues one event, waiting while the queue is full. Bad input is not queued: its
-    /// [`Verdict::Rejected`] outcome is reported before this returns. Gives the event back
-    /// when the dispatcher is shut down.
+    /// Maps and queues one event, waiting while the queue is full: one ticket per route
+    /// (see [`Enqueued`]). Bad input is not queued: every route's refusal comes back at once,
+    /// with the event, as [`EnqueueError::Invalid`], so the outcome stream carries only what
+    /// was sent. Gives the event back when the dispatcher is shut down.
+    ///
+    /// With a [spool](DispatcherBuilder::spool) the routes are stored one by one: if storing
+    /// one fails, those stored before it stay stored and are sent, so sending the event again
+    /// may send those twice (at least once, as after any crash).
     ///
     /// # Cancel safety
     ///
     /// Cancelling it while it waits for room drops the event without a ticket (nothing was
     /// queued, no outcome follows) and loses its place in line; once it has returned a
     /// ticket, the event gets its outcome whatever happens next.
-    pub async fn enqueue<E: AsEvent>(&self, event: E) -> Result<Ticket, EnqueueError<E>> {
+    pub async fn enqueue<E: AsEvent>(&self, event: E) -> Result<Enqueued, EnqueueError<E>> {
+        let routes = match &self.shared.memory {
+            Some(Memory::Async(memory)) => self.routes_through(memory, &event).await,
+            _ => self.routes(&event),
+        };
+        let (ok, refused) = match split(routes) {
+            Ok(split) => split,
+            Err(refusals) => return Err(self.invalid(event, refusals)),
+        };
         if let Some(link) = &self.shared.spool {
-            let encoded = self.encode_event(&event);
             let message_id = || message_id_of(&event);
-            return match self.admit_durable(link, encoded, message_id).await {
-                Ok(ticket) => Ok(ticket),
+            return match self.admit_durable(link, ok, message_id).await {
+                Ok(tickets) => Ok(Enqueued { tickets, refused }),
                 Err(e) => Err(e.with(event)),
             };
         }
-        match self.shared.tx.reserve().await {
-            Ok(permit) => Ok(self.admit_event(permit, &event)),
+        match self.shared.tx.reserve_many(ok.len()).await {
+            Ok(permits) => Ok(Enqueued {
+                tickets: self.admit(permits, ok),
+                refused,
+            }),
             Err(_) => Err(EnqueueError::Closed(event)),
         }
     }
 
-    /// Like [`enqueue`](Self::enqueue), but gives the event back at once when the queue is
-    /// full.
-    pub fn try_enqueue<E: AsEvent>(&self, event: E) -> Result<Ticket, EnqueueError<E>> {
-        if self.shared.spool.is_some() {
-            return Err(EnqueueError::Full(event));
+    /// Like [`enqueue`](Self::enqueue), but gives the event back at once when the queue has
+    /// no room for all of its routes, and as [`EnqueueError::WouldWait`] when the dispatcher
+    /// has a spool or an async rtid memory (it cannot answer without waiting).
+    pub fn try_enqueue<E: AsEvent>(&self, event: E) -> Result<Enqueued, EnqueueError<E>> {
+        if self.shared.spool.is_some() || matches!(self.shared.memory, Some(Memory::Async(_))) {
+            return Err(EnqueueError::WouldWait(event));
         }
-        match self.shared.tx.try_reserve() {
-            Ok(permit) => Ok(self.admit_event(permit, &event)),
+        let (ok, refused) = match split(self.routes(&event)) {
+            Ok(split) => split,
+            Err(refusals) => return Err(self.invalid(event, refusals)),
+        };
+        match self.shared.tx.try_reserve_many(ok.len()) {
+            Ok(permits) => Ok(Enqueued {
+                tickets: self.admit(permits, ok),
+                refused,
+            }),
             Err(mpsc::error::TrySendError::Full(())) => Err(EnqueueError::Full(event)),
             Err(mpsc::error::TrySendError::Closed(())) => Err(EnqueueError::Closed(event)),
         }
@@ -678,79 +905,134 @@ impl Dispatcher {
 
     /// Queues a batch that is already mapped (by [`Pipeline::batch`](crate::Pipeline::batch)
     /// or [`Destination::route`](crate::subscription::Destination::route)), waiting while the
-    /// queue is full. A batch over the size limit is not queued: its [`Verdict::Rejected`]
-    /// outcome ([`Error::TooLarge`]) is reported before this returns. Gives the batch back
+    /// queue is full; no trigger, mapping or rtid memory applies. A batch over the size limit
+    /// is refused as [`EnqueueError::Invalid`] ([`Error::TooLarge`]). Gives the batch back
     /// when the dispatcher is shut down.
     pub async fn enqueue_batch(&self, batch: Batch) -> Result<Ticket, EnqueueError<Batch>> {
+        let encoded = match self.encode_batch(&batch) {
+            Ok(encoded) => encoded,
+            Err(refusal) => return Err(self.invalid(batch, vec![refusal])),
+        };
         if let Some(link) = &self.shared.spool {
-            let encoded = Encoded::of_batch(&batch, self.shared.client.pipeline().limits());
             let message_id = || batch.source_message_id().map(str::to_owned);
-            return match self.admit_durable(link, encoded, message_id).await {
-                Ok(ticket) => Ok(ticket),
+            return match self
+                .admit_durable(link, vec![(None, encoded)], message_id)
+                .await
+            {
+                Ok(tickets) => Ok(tickets[0].ticket),
                 Err(e) => Err(e.with(batch)),
             };
         }
-        match self.shared.tx.reserve().await {
-            Ok(permit) => {
-                let encoded = Encoded::of_batch(&batch, self.shared.client.pipeline().limits());
-                let message_id = || batch.source_message_id().map(str::to_owned);
-                Ok(self.admit(permit, encoded, message_id))
-            }
+        match self.shared.tx.reserve_many(1).await {
+            Ok(permits) => Ok(self.admit(permits, vec![(None, encoded)])[0].ticket),
             Err(_) => Err(EnqueueError::Closed(batch)),
         }
     }
 
-    /// Maps and encodes one event, through the rtid memory when there is one.
-    fn encode_event(&self, event: &impl AsEvent) -> Result<Encoded, Error> {
-        let pipeline = self.shared.client.pipeline();
-        match &self.shared.rtid_memory {
-            Some(memory) => memory.with_observed(event, |doc| pipeline.encoded(doc)),
-            None => pipeline.encoded(event),
+    /// Like [`enqueue_batch`](Self::enqueue_batch), but gives the batch back at once when the
+    /// queue is full, and as [`EnqueueError::WouldWait`] with a spool.
+    // The batch comes back by value, as from `enqueue_batch`: no allocation on the way in.
+    #[allow(clippy::result_large_err)]
+    pub fn try_enqueue_batch(&self, batch: Batch) -> Result<Ticket, EnqueueError<Batch>> {
+        if self.shared.spool.is_some() {
+            return Err(EnqueueError::WouldWait(batch));
+        }
+        let encoded = match self.encode_batch(&batch) {
+            Ok(encoded) => encoded,
+            Err(refusal) => return Err(self.invalid(batch, vec![refusal])),
+        };
+        match self.shared.tx.try_reserve_many(1) {
+            Ok(permits) => Ok(self.admit(permits, vec![(None, encoded)])[0].ticket),
+            Err(mpsc::error::TrySendError::Full(())) => Err(EnqueueError::Full(batch)),
+            Err(mpsc::error::TrySendError::Closed(())) => Err(EnqueueError::Closed(batch)),
         }
     }
 
-    fn admit_event(&self, permit: mpsc::Permit<'_, Msg>, event: &impl AsEvent) -> Ticket {
-        let encoded = self.encode_event(event);
-        let message_id = || message_id_of(event);
-        self.admit(permit, encoded, message_id)
+    /// Counts and logs an event refused as bad input, and gives it back.
+    fn invalid<E>(&self, event: E, refusals: Vec<Refusal>) -> EnqueueError<E> {
+        Meter::add(&self.shared.meter.invalid);
+        for r in &refusals {
+            tracing::debug!(
+                subscription = r.subscription.as_deref(),
+                error_type = r.error.error_type(),
+                "event refused at enqueue"
+            );
+        }
+        EnqueueError::Invalid(event, refusals)
+    }
+
+    fn encode_batch(&self, batch: &Batch) -> Result<Encoded, Refusal> {
+        Encoded::of_batch(batch, self.shared.client.pipeline().limits()).map_err(|error| Refusal {
+            subscription: None,
+            error,
+        })
+    }
+
+    /// The event's routes, mapped and encoded, through the synchronous rtid memory when
+    /// there is one.
+    fn routes(&self, event: &impl AsEvent) -> Vec<Route> {
+        let routes = match &self.shared.memory {
+            Some(Memory::Sync(memory)) => memory.with_observed(event, |doc| {
+                Ok(self.shared.routes.map(&self.shared.client, doc))
+            }),
+            _ => event.with_json(|doc| Ok(self.shared.routes.map(&self.shared.client, doc))),
+        };
+        routes.unwrap_or_else(|e| vec![(None, Err(e))])
+    }
+
+    /// [`routes`](Self::routes) through an async rtid memory: the event is copied once so
+    /// that it outlives the store's round trips.
+    async fn routes_through(&self, memory: &AsyncRtidMemory, event: &impl AsEvent) -> Vec<Route> {
+        let doc = match event.with_json(|doc| Ok(doc.clone().into_owned())) {
+            Ok(doc) => doc,
+            Err(e) => return vec![(None, Err(e))],
+        };
+        let enriched = match memory.observe(&doc).await {
+            Ok(enriched) => enriched,
+            Err(e) => {
+                tracing::warn!(
+                    store = e.store(),
+                    operation = e.operation(),
+                    "rtid memory unavailable; the event goes on as it is"
+                );
+                None
+            }
+        };
+        let doc = enriched.as_ref().unwrap_or(&doc);
+        self.shared.routes.map(&self.shared.client, doc)
     }
 
     fn admit(
         &self,
-        permit: mpsc::Permit<'_, Msg>,
-        encoded: Result<Encoded, Error>,
-        message_id: impl FnOnce() -> Option<String>,
-    ) -> Ticket {
-        let ticket = Ticket(self.shared.next_ticket.fetch_add(1, Ordering::Relaxed));
-        Meter::add(&self.shared.meter.enqueued);
-        match encoded {
-            Ok(item) => {
-                let kind = self
-                    .shared
-                    .kind
-                    .unwrap_or_else(|| self.shared.client.route_ms(item.newest_ms));
-                permit.send(Msg::Item(Queued {
-                    ticket,
-                    kind,
-                    item,
-                    reporter: Some(self.shared.reporter.clone()),
-                }));
-                tracing::trace!(
-                    ticket = ticket.0,
-                    queue_depth = queue_depth(&self.shared.tx),
-                    "event queued"
-                );
-            }
-            Err(e) => {
-                drop(permit);
-                self.shared.reporter.emit(Outcome {
-                    ticket,
-                    message_id: message_id(),
-                    verdict: Verdict::Rejected(e),
-                });
-            }
+        permits: mpsc::PermitIterator<'_, Msg>,
+        routes: Vec<(Option<Arc<str>>, Encoded)>,
+    ) -> Vec<Routed> {
+        let mut tickets = Vec::with_capacity(routes.len());
+        for (permit, (subscription, item)) in permits.zip(routes) {
+            let ticket = Ticket(self.shared.next_ticket.fetch_add(1, Ordering::Relaxed));
+            Meter::add(&self.shared.meter.enqueued);
+            let kind = self
+                .shared
+                .kind
+                .unwrap_or_else(|| self.shared.client.route_ms(item.newest_ms));
+            tickets.push(Routed {
+                subscription: subscription.clone(),
+                ticket,
+            });
+            permit.send(Msg::Item(Queued {
+                ticket,
+                subscription,
+                kind,
+                item,
+                reporter: Some(self.shared.reporter.clone()),
+            }));
+            tracing::trace!(
+                ticket = ticket.0,
+                queue_depth = queue_depth(&self.shared.tx),
+                "event queued"
+            );
         }
-        ticket
+        tickets
     }
 
     /// The counters and gauges now, for metrics: see [`Stats`].
@@ -864,6 +1146,64 @@ fn message_id_of(event: &impl AsEvent) -> Option<String> {
             .map(str::to_owned))
     });
     id.ok().flatten()
+}
+
+/// One route of an event: the subscription (`None` for the client's own pipeline) and its
+/// encoded batch, or why it has none.
+type Route = (Option<Arc<str>>, Result<Encoded, Error>);
+
+/// The routes that can be queued and the refusals; `Err` when every route that matched
+/// refused (bad input).
+#[allow(clippy::type_complexity)]
+fn split(
+    routes: Vec<Route>,
+) -> Result<(Vec<(Option<Arc<str>>, Encoded)>, Vec<Refusal>), Vec<Refusal>> {
+    let mut ok = Vec::with_capacity(routes.len());
+    let mut refused = Vec::new();
+    for (subscription, encoded) in routes {
+        match encoded {
+            Ok(item) => ok.push((subscription, item)),
+            Err(error) => refused.push(Refusal {
+                subscription,
+                error,
+            }),
+        }
+    }
+    match ok.is_empty() && !refused.is_empty() {
+        true => Err(refused),
+        false => Ok((ok, refused)),
+    }
+}
+
+/// Where events go.
+#[derive(Clone, Debug)]
+enum Routes {
+    /// Every event, mapped once with the client's pipeline.
+    Pipeline,
+    /// Each matching subscription of a destination.
+    Destination(Arc<Destination>),
+}
+
+impl Routes {
+    fn map(&self, client: &Client, doc: &Json<'_>) -> Vec<Route> {
+        match self {
+            Routes::Pipeline => vec![(None, client.pipeline().encoded(doc))],
+            Routes::Destination(destination) => match destination.encoded(doc) {
+                Ok(routes) => routes
+                    .into_iter()
+                    .map(|(name, encoded)| (Some(name), encoded))
+                    .collect(),
+                Err(e) => vec![(None, Err(e))],
+            },
+        }
+    }
+}
+
+/// The rtid memory events pass through before they are mapped.
+#[derive(Clone, Debug)]
+enum Memory {
+    Sync(Arc<RtidMemory>),
+    Async(Arc<AsyncRtidMemory>),
 }
 
 /// Messages waiting in the queue (events, plus a flush or shutdown request if one is waiting).

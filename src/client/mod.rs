@@ -60,8 +60,8 @@ mod retry;
 mod stats;
 
 pub use dispatcher::{
-    Dispatcher, DispatcherBuilder, EnqueueError, MAX_CONCURRENCY, MAX_FLUSH_INTERVAL,
-    MAX_QUEUE_CAPACITY, MAX_RATE, MIN_RATE, Outcome, OutcomeSink, Ticket, Verdict,
+    Dispatcher, DispatcherBuilder, EnqueueError, Enqueued, MAX_CONCURRENCY, MAX_FLUSH_INTERVAL,
+    MAX_QUEUE_CAPACITY, MAX_RATE, MIN_RATE, Outcome, OutcomeSink, Refusal, Routed, Ticket, Verdict,
 };
 pub use retry::{AttemptOutcome, Decision, RetryPolicy, StopReason, parse_retry_after};
 pub use stats::Stats;

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// [`Dispatcher::stats`](super::Dispatcher::stats).
 ///
 /// The counters only grow (export them as monotonic counters); `queue_depth` and `in_flight`
-/// are gauges. Every event enqueued ends in exactly one of `delivered`, `rejected` or
-/// `failed`, so `enqueued - delivered - rejected - failed` ([`pending`](Stats::pending)) is
+/// are gauges. Every ticket (one per route an event takes) ends in exactly one of
+/// `delivered`, `rejected` or `failed`, so `enqueued - delivered - rejected - failed` ([`pending`](Stats::pending)) is
 /// what is still queued, grouped or in flight. The fields are read one by one while the
 /// dispatcher runs, so a snapshot taken mid-flight may be off by the events settling at that
 /// moment; after [`flush`](super::Dispatcher::flush) or
@@ -22,12 +22,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Events handed to `enqueue` that got a ticket (bad input included).
+    /// Tickets given: one per route an enqueued event took (one per event without a
+    /// destination).
     pub enqueued: u64,
+    /// Events refused at enqueue as bad input ([`EnqueueError::Invalid`](super::EnqueueError::Invalid)):
+    /// no ticket, no outcome.
+    pub invalid: u64,
     /// Events Rokt accepted.
     pub delivered: u64,
-    /// Events that will never be accepted: bad input (refused at enqueue) and events Rokt
-    /// rejected.
+    /// Events that will never be accepted: Rokt rejected them, or their batch was over the
+    /// size limit.
     pub rejected: u64,
     /// Events not delivered after the retry policy gave up (may be sent again later).
     pub failed: u64,
@@ -62,6 +66,7 @@ impl Stats {
 #[derive(Debug, Default)]
 pub(crate) struct Meter {
     pub(crate) enqueued: AtomicU64,
+    pub(crate) invalid: AtomicU64,
     pub(crate) delivered: AtomicU64,
     pub(crate) rejected: AtomicU64,
     pub(crate) failed: AtomicU64,
@@ -79,6 +84,7 @@ impl Meter {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Stats {
             enqueued: load(&self.enqueued),
+            invalid: load(&self.invalid),
             delivered: load(&self.delivered),
             rejected: load(&self.rejected),
             failed: load(&self.failed),

@@ -48,6 +48,8 @@ pub struct Record {
     pub message_id: Option<String>,
     /// The newest `timestamp_unixtime_ms` of its events (it chooses the route).
     pub newest_ms: Option<i64>,
+    /// The destination's subscription that mapped it, when there was one: its outcome names it.
+    pub subscription: Option<String>,
 }
 
 impl Record {
@@ -57,7 +59,14 @@ impl Record {
             body,
             message_id,
             newest_ms,
+            subscription: None,
         }
+    }
+
+    /// The same record, naming the subscription that mapped it.
+    pub fn with_subscription(mut self, subscription: Option<String>) -> Record {
+        self.subscription = subscription;
+        self
     }
 }
 
@@ -68,6 +77,7 @@ impl std::fmt::Debug for Record {
             .field("body_len", &self.body.len())
             .field("message_id", &self.message_id)
             .field("newest_ms", &self.newest_ms)
+            .field("subscription", &self.subscription)
             .finish()
     }
 }

@@ -12,7 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// The migrations, in order; the version of each is its index plus one. Applied once each,
 /// under an advisory lock, recorded in `rokt_spool_migrations`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE rokt_outbox (
     id BIGSERIAL PRIMARY KEY,
     state SMALLINT NOT NULL DEFAULT 0,
@@ -28,7 +29,11 @@ CREATE TABLE rokt_outbox (
 );
 CREATE INDEX rokt_outbox_pending ON rokt_outbox (id) WHERE state = 0;
 CREATE INDEX rokt_outbox_dead ON rokt_outbox (id) WHERE state = 1;
-"];
+",
+    "
+ALTER TABLE rokt_outbox ADD COLUMN subscription TEXT;
+",
+];
 
 /// The advisory lock key that serializes migrations between processes.
 const MIGRATION_LOCK: i64 = 0x726f_6b74_7370_6f6f;
@@ -171,12 +176,13 @@ impl PostgresSpool {
     /// rolls back. The schema must exist (open a `PostgresSpool` once first). Returns its id.
     pub async fn append_in(conn: &mut PgConnection, record: Record) -> Result<u64, SpoolError> {
         let row = sqlx::query(&format!(
-            "INSERT INTO rokt_outbox (body, message_id, newest_ms, created_ms) \
-             VALUES ($1, $2, $3, {NOW_MS}) RETURNING id"
+            "INSERT INTO rokt_outbox (body, message_id, newest_ms, created_ms, subscription) \
+             VALUES ($1, $2, $3, {NOW_MS}, $4) RETURNING id"
         ))
         .bind(&record.body[..])
         .bind(record.message_id)
         .bind(record.newest_ms)
+        .bind(record.subscription)
         .fetch_one(conn)
         .await
         .map_err(error)?;
@@ -304,16 +310,21 @@ async fn insert(pool: &PgPool, group: &[Append]) -> Result<Vec<u64>, SpoolError>
         .map(|a| a.record.message_id.as_deref())
         .collect();
     let newest: Vec<Option<i64>> = group.iter().map(|a| a.record.newest_ms).collect();
+    let subscriptions: Vec<Option<&str>> = group
+        .iter()
+        .map(|a| a.record.subscription.as_deref())
+        .collect();
     sqlx::query(&format!(
-        "INSERT INTO rokt_outbox (id, body, message_id, newest_ms, created_ms) \
-         SELECT id, body, message_id, newest_ms, {NOW_MS} \
-         FROM UNNEST($1::bigint[], $2::bytea[], $3::text[], $4::bigint[]) \
-         AS t(id, body, message_id, newest_ms)"
+        "INSERT INTO rokt_outbox (id, body, message_id, newest_ms, created_ms, subscription) \
+         SELECT id, body, message_id, newest_ms, {NOW_MS}, subscription \
+         FROM UNNEST($1::bigint[], $2::bytea[], $3::text[], $4::bigint[], $5::text[]) \
+         AS t(id, body, message_id, newest_ms, subscription)"
     ))
     .bind(&ids)
     .bind(&bodies)
     .bind(&message_ids)
     .bind(&newest)
+    .bind(&subscriptions)
     .execute(&mut *tx)
     .await
     .map_err(error)?;
@@ -370,7 +381,8 @@ impl Spool for PostgresSpool {
                        WHERE state = 0 AND not_before_ms <= {NOW_MS} AND lease_until_ms < {NOW_MS} \
                        ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) c \
                  WHERE o.id = c.id \
-                 RETURNING o.id, o.body, o.message_id, o.newest_ms, o.attempts, o.created_ms"
+                 RETURNING o.id, o.body, o.message_id, o.newest_ms, o.attempts, o.created_ms, \
+                           o.subscription"
             ))
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
             .bind(&self.owner)
@@ -387,6 +399,7 @@ impl Spool for PostgresSpool {
                         body: Bytes::from(body),
                         message_id: r.try_get(2).map_err(error)?,
                         newest_ms: r.try_get(3).map_err(error)?,
+                        subscription: r.try_get(6).map_err(error)?,
                     },
                     attempts: u32::try_from(r.try_get::<i32, _>(4).map_err(error)?).unwrap_or(0),
                     created_ms: r.try_get(5).map_err(error)?,

@@ -13,7 +13,7 @@ use std::sync::{Arc, mpsc};
 use tokio::sync::oneshot;
 
 /// The schema version this crate writes (`PRAGMA user_version`).
-const VERSION: i64 = 1;
+const VERSION: i64 = 2;
 
 /// The most commands one transaction takes.
 const MAX_GROUP: usize = 4096;
@@ -34,6 +34,9 @@ CREATE TABLE IF NOT EXISTS spool (
 CREATE INDEX IF NOT EXISTS spool_due ON spool (not_before_ms) WHERE state = 0 AND not_before_ms > 0;
 CREATE INDEX IF NOT EXISTS spool_dead ON spool (id) WHERE state = 1;
 ";
+
+/// Version 2: the subscription that mapped each event, so that its outcome names it.
+const SCHEMA_V2: &str = "ALTER TABLE spool ADD COLUMN subscription TEXT;";
 
 /// Configures a [`SqliteSpool`].
 #[derive(Debug)]
@@ -287,6 +290,11 @@ fn prepare(conn: &mut Connection) -> Result<(), SpoolError> {
             });
         }
         tx.execute_batch(SCHEMA_V1).map_err(open_error)?;
+    }
+    if found < 2 {
+        tx.execute_batch(SCHEMA_V2).map_err(open_error)?;
+    }
+    if found < VERSION {
         tx.pragma_update(None, "user_version", VERSION)
             .map_err(open_error)?;
     }
@@ -414,8 +422,8 @@ impl Writer {
                     } else {
                         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                         tx.prepare_cached(
-                            "INSERT INTO spool (id, body, message_id, newest_ms, created_ms) \
-                             VALUES (?1, ?2, ?3, ?4, ?5)",
+                            "INSERT INTO spool (id, body, message_id, newest_ms, created_ms, subscription) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                         )
                         .and_then(|mut s| {
                             s.execute(params![
@@ -423,7 +431,8 @@ impl Writer {
                                 &record.body[..],
                                 record.message_id,
                                 record.newest_ms,
-                                now
+                                now,
+                                record.subscription
                             ])
                         })
                         .map(|_| {
@@ -508,6 +517,7 @@ fn row_to_stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
             body: Bytes::from(body),
             message_id: r.get(2)?,
             newest_ms: r.get(3)?,
+            subscription: r.get(6)?,
         },
         attempts: r.get::<_, i64>(4)?.clamp(0, i64::from(u32::MAX)) as u32,
         created_ms: r.get(5)?,
@@ -525,7 +535,7 @@ fn claim(
     // Events due for another attempt (or released, or re-queued) first: they are older.
     {
         let mut s = tx.prepare_cached(
-            "SELECT id, body, message_id, newest_ms, attempts, created_ms FROM spool \
+            "SELECT id, body, message_id, newest_ms, attempts, created_ms, subscription FROM spool \
              WHERE state = 0 AND not_before_ms > 0 AND not_before_ms <= ?1 \
              ORDER BY not_before_ms, id LIMIT ?2",
         )?;
@@ -542,7 +552,7 @@ fn claim(
     let left = max - out.len() as i64;
     if left > 0 {
         let mut s = tx.prepare_cached(
-            "SELECT id, body, message_id, newest_ms, attempts, created_ms FROM spool \
+            "SELECT id, body, message_id, newest_ms, attempts, created_ms, subscription FROM spool \
              WHERE id > ?1 AND state = 0 AND not_before_ms = 0 ORDER BY id LIMIT ?2",
         )?;
         let rows = s.query_map(params![*cursor as i64, left], row_to_stored)?;

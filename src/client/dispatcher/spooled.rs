@@ -1,7 +1,9 @@
 //! A dispatcher with a spool: the durable step of `enqueue`, the feeder that takes pending
 //! events from the spool into memory, and the settlement of each outcome in the spool.
 
-use super::{Dispatcher, EnqueueError, Msg, Outcome, Queued, Reporter, Ticket, Verdict};
+use super::{
+    Dispatcher, EnqueueError, Msg, Outcome, Queued, Refusal, Reporter, Routed, Ticket, Verdict,
+};
 use crate::client::stats::Meter;
 use crate::error::{ConfigError, Error};
 use crate::pipeline::Encoded;
@@ -254,6 +256,7 @@ impl Link {
                 );
                 let q = Queued {
                     ticket: Ticket(st.id),
+                    subscription: st.record.subscription.as_deref().map(Arc::from),
                     kind: route(st.record.newest_ms),
                     item: Encoded {
                         body: st.record.body,
@@ -312,42 +315,36 @@ impl Refused {
 }
 
 impl Dispatcher {
-    /// The durable step of `enqueue`: stores the event and wakes the feeder; bad input gets a
-    /// fresh id from the spool and its outcome at once.
+    /// The durable step of `enqueue`: stores each route's batch, in order, and wakes the
+    /// feeder. The first failure stops it (what was stored before stays stored).
     pub(super) async fn admit_durable(
         &self,
         link: &Link,
-        encoded: Result<Encoded, Error>,
-        message_id: impl FnOnce() -> Option<String>,
-    ) -> Result<Ticket, Refused> {
+        routes: Vec<(Option<Arc<str>>, Encoded)>,
+        _message_id: impl FnOnce() -> Option<String>,
+    ) -> Result<Vec<Routed>, Refused> {
         if self.shared.tx.is_closed() {
             return Err(Refused::Closed);
         }
-        match encoded {
-            Ok(item) => {
-                let record = Record::new(item.body, item.message_id, item.newest_ms);
-                match link.spool.append(record).await {
-                    Ok(id) => {
-                        Meter::add(&self.shared.meter.enqueued);
-                        link.wake.notify_one();
-                        tracing::trace!(ticket = id, "event stored");
-                        Ok(Ticket(id))
-                    }
-                    Err(SpoolError::Full { .. }) => Err(Refused::Full),
-                    Err(e) => Err(Refused::Spool(e)),
+        let mut tickets = Vec::with_capacity(routes.len());
+        for (subscription, item) in routes {
+            let record = Record::new(item.body, item.message_id, item.newest_ms)
+                .with_subscription(subscription.as_deref().map(str::to_owned));
+            match link.spool.append(record).await {
+                Ok(id) => {
+                    Meter::add(&self.shared.meter.enqueued);
+                    link.wake.notify_one();
+                    tracing::trace!(ticket = id, "event stored");
+                    tickets.push(Routed {
+                        subscription,
+                        ticket: Ticket(id),
+                    });
                 }
-            }
-            Err(e) => {
-                let id = link.spool.next_id().await.map_err(Refused::Spool)?;
-                Meter::add(&self.shared.meter.enqueued);
-                self.shared.reporter.emit(Outcome {
-                    ticket: Ticket(id),
-                    message_id: message_id(),
-                    verdict: Verdict::Rejected(e),
-                });
-                Ok(Ticket(id))
+                Err(SpoolError::Full { .. }) => return Err(Refused::Full),
+                Err(e) => return Err(Refused::Spool(e)),
             }
         }
+        Ok(tickets)
     }
 
     /// The spool's dead letters, up to `limit`, oldest first. `None` without a spool.
@@ -375,9 +372,20 @@ impl Dispatcher {
 impl Dispatcher {
     /// Maps and encodes `event` as a spool stores it, without storing it: for writing it
     /// inside a transaction of the service's own (see the `postgres` feature's
-    /// `PostgresSpool::append_in`). Bad input is an error.
-    pub fn record(&self, event: impl crate::segment::AsEvent) -> Result<Record, Error> {
-        let item = self.encode_event(&event)?;
-        Ok(Record::new(item.body, item.message_id, item.newest_ms))
+    /// `PostgresSpool::append_in`). One record per route (see [`Enqueued`]), each with the
+    /// refusal of a route that cannot map it. A synchronous rtid memory applies; an async one
+    /// cannot, here: observe the event with it first.
+    pub fn records(&self, event: impl crate::segment::AsEvent) -> Vec<Result<Record, Refusal>> {
+        self.routes(&event)
+            .into_iter()
+            .map(|(subscription, encoded)| match encoded {
+                Ok(item) => Ok(Record::new(item.body, item.message_id, item.newest_ms)
+                    .with_subscription(subscription.as_deref().map(str::to_owned))),
+                Err(error) => Err(Refusal {
+                    subscription,
+                    error,
+                }),
+            })
+            .collect()
     }
 }
