@@ -1,17 +1,21 @@
 //! A forwarding service: Segment posts events to it (as Segment's webhook destination does),
 //! it routes each one through a subscription configuration and forwards the matching ones to
-//! Rokt in the background, one [`Dispatcher`] per subscription.
+//! Rokt in the background, through one [`Dispatcher`] serving the whole destination
+//! ([`DispatcherBuilder::destination`](rokt_capi::client::DispatcherBuilder::destination)).
 //!
 //! ```text
 //! cargo run --example forwarder -- [--config FILE] [--listen ADDR] [--rate N]
 //!     [--shutdown-after SECONDS] [--shutdown-endpoint] [--write-key KEY]...
-//!     [--queue-capacity N] [--spool DIR | --database-url URL]
+//!     [--queue-capacity N] [--spool DIR | --database-url URL [--lease SECONDS]]
 //! ```
 //!
-//! With `--spool DIR` (feature `sqlite`: one spool file per subscription in DIR) or
-//! `--database-url URL` (feature `postgres`: one outbox table), every event is durable before
-//! it is answered (each enqueue returns once it is stored), and events still pending when the
-//! forwarder stops are sent by the next start.
+//! With `--spool DIR` (feature `sqlite`: the spool file `DIR/spool.db`) or `--database-url URL`
+//! (feature `postgres`: one outbox table, shared by every instance), every event is durable
+//! before it is answered (each enqueue returns once it is stored), and events still pending
+//! when the forwarder stops are sent by the next start; a full spool is answered `503` (send
+//! again later). With `--database-url`, `--lease SECONDS` (default 60) is how long an instance
+//! holds the events it took: when it dies, another instance (or the next start) sends them once
+//! that has passed.
 //!
 //! - `POST /segment` takes one event object, a batch `{"batch": [...]}` or a JSON array, and
 //!   answers at once: `202` with counts per event (`accepted`, `rejected`, the error type of a
@@ -30,8 +34,8 @@
 //! - Every event passes through an rtid memory ([`rokt_capi::rtid::memory`], in memory and
 //!   bounded) before it is routed: a visitor's click id seen on a landing page is added to their
 //!   later events that carry none, as Rokt's browser plugin does in the browser.
-//! - `GET /stats` gives each subscription's counters ([`Dispatcher::stats`]) as JSON, and
-//!   `GET /health` answers `200`.
+//! - `GET /stats` gives the dispatcher's counters ([`Dispatcher::stats`]) and each
+//!   subscription's outcomes as JSON, and `GET /health` answers `200`.
 //! - Ctrl-C or SIGTERM (or `--shutdown-after`, or `POST /shutdown` when started with
 //!   `--shutdown-endpoint`) stops taking requests, lets the ones in progress finish, sends
 //!   everything queued, and prints a final report on stdout.
@@ -63,28 +67,28 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rokt_capi::Credentials;
-use rokt_capi::client::{Client, Dispatcher, EnqueueError, Outcome};
-use rokt_capi::rokt::Batch;
+use rokt_capi::client::{Client, Dispatcher, EnqueueError, Enqueued, Outcome, Refusal, Verdict};
 use rokt_capi::segment::intake::{Call, Intake, Message, MessageError, WriteKey};
-use rokt_capi::subscription::{Destination, Routed};
+use rokt_capi::subscription::Destination;
 use serde::Serialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tracking_api::{Auth, Keys};
 
 const USAGE: &str = "usage: forwarder [--config FILE] [--listen ADDR] [--rate BATCHES_PER_SECOND] \
                      [--shutdown-after SECONDS] [--shutdown-endpoint] [--write-key KEY]... \
-                     [--queue-capacity N] [--spool DIR | --database-url URL]";
+                     [--queue-capacity N] [--spool DIR | --database-url URL [--lease SECONDS]]";
 
 /// The largest request body taken (Segment's batches are at most 500 KB).
 const MAX_BODY: usize = 4 << 20;
 
-/// Each dispatcher's queue, in batches (one per event and subscription).
+/// The dispatcher's queue, in batches (one per event and subscription).
 const QUEUE_CAPACITY: usize = 10_000;
 
 /// How long a tracking API request waits for room in a queue before it answers `503`.
@@ -106,6 +110,7 @@ struct Args {
     queue_capacity: usize,
     spool: Option<std::path::PathBuf>,
     database_url: Option<String>,
+    lease: Option<Duration>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -119,6 +124,7 @@ fn parse_args() -> Result<Args, String> {
         queue_capacity: QUEUE_CAPACITY,
         spool: None,
         database_url: None,
+        lease: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -147,6 +153,13 @@ fn parse_args() -> Result<Args, String> {
             "--write-key" => args.write_keys.push(value("--write-key")?),
             "--spool" => args.spool = Some(value("--spool")?.into()),
             "--database-url" => args.database_url = Some(value("--database-url")?),
+            "--lease" => {
+                let v = value("--lease")?;
+                let secs = v.parse::<f64>().ok().filter(|s| s.is_finite() && *s > 0.0);
+                args.lease = Some(Duration::from_secs_f64(
+                    secs.ok_or("--lease takes a positive number of seconds")?,
+                ));
+            }
             "--queue-capacity" => {
                 let v = value("--queue-capacity")?;
                 let n = v.parse::<usize>().ok().filter(|n| *n > 0);
@@ -159,28 +172,36 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// One subscription's sender.
-struct Route {
-    name: String,
-    dispatcher: Dispatcher,
+/// What became of one subscription's events, from the outcomes.
+#[derive(Default, Clone, Copy, Serialize)]
+struct Tally {
+    accepted: u64,
+    delivered: u64,
+    rejected: u64,
+    failed: u64,
 }
+
+/// Each subscription's tally, by name.
+type Tallies = Arc<Mutex<BTreeMap<String, Tally>>>;
 
 /// What the HTTP handlers share.
 struct App {
+    /// Its triggers say how many routes a request needs before it is queued.
     destination: Destination,
-    /// What the Rokt browser plugin would remember: a visitor's click id (rtid), added to their
-    /// later events that carry none.
-    rtid_memory: rokt_capi::rtid::memory::RtidMemory,
-    routes: Vec<Route>,
+    /// Maps (through the rtid memory), queues and sends every subscription's batches.
+    dispatcher: Dispatcher,
+    tallies: Tallies,
     /// Who may send to the tracking API routes.
     keys: Keys,
     queue_capacity: usize,
+    /// The backlog is on disk: only the spool's bound refuses events.
+    spooled: bool,
     shutdown_endpoint: bool,
     stop: watch::Sender<bool>,
     events: AtomicU64,
     accepted: AtomicU64,
     ignored: AtomicU64,
-    /// Rejected while routing (bad input), before any dispatcher saw them.
+    /// Refused as bad input (by every subscription that matched, or before routing).
     refused: AtomicU64,
 }
 
@@ -221,46 +242,50 @@ async fn run() -> Result<(), String> {
         (receiver.credentials(), Some(url), Some(receiver))
     };
 
-    // One client and dispatcher per subscription, each mapping with its own pipeline.
-    let count = destination.pipelines().count().max(1);
-    let shared_spool = open_shared_spool(&args).await?;
-    let mut routes: Vec<Route> = Vec::new();
-    for (name, _trigger, pipeline) in destination.pipelines() {
-        if routes.iter().any(|r| r.name == name) {
+    // One client and one dispatcher for the whole destination: each subscription maps with its
+    // own pipeline, the client sends.
+    let mut names = std::collections::HashSet::new();
+    let tallies: Tallies = Arc::default();
+    for (name, _trigger, _pipeline) in destination.pipelines() {
+        if !names.insert(name) {
             return Err(format!(
                 "{}: two subscriptions are named `{name}`",
                 args.config
             ));
         }
-        let mut client = Client::builder()
-            .credentials(credentials.clone())
-            .pipeline(pipeline.clone());
-        if let Some(url) = &endpoint {
-            client = client.endpoint_url(url);
-        }
-        let client = client
-            .build()
-            .map_err(|e| format!("subscription `{name}`: {e}"))?;
-        let subscription = name.to_owned();
-        let mut dispatcher = Dispatcher::builder(client)
-            .concurrency(2)
-            .queue_capacity(args.queue_capacity)
-            .on_outcome(move |outcome| log_outcome(&subscription, &outcome));
-        if let Some(rate) = args.rate {
-            // Rokt's limit is per account: share it between the subscriptions.
-            #[allow(clippy::cast_precision_loss)]
-            let share = rate / count as f64;
-            dispatcher = dispatcher.rate_limit(share);
-        }
-        if let Some(spool) = subscription_spool(&args, name, shared_spool.as_ref())? {
-            dispatcher = dispatcher.spool(spool);
-        }
-        let dispatcher = dispatcher.build().map_err(|e| e.to_string())?;
-        routes.push(Route {
-            name: name.to_owned(),
-            dispatcher,
-        });
+        tallies
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), Tally::default());
     }
+    let mut client = Client::builder().credentials(credentials.clone());
+    if let Some(url) = &endpoint {
+        client = client.endpoint_url(url);
+    }
+    let client = client.build().map_err(|e| e.to_string())?;
+    // What the Rokt browser plugin would remember: a visitor's click id (rtid), added to their
+    // later events that carry none.
+    let rtid_memory = rokt_capi::rtid::memory::RtidMemory::builder()
+        .build()
+        .map_err(|e| format!("rtid memory: {e}"))?;
+    let mut dispatcher = Dispatcher::builder(client)
+        .destination(destination.clone())
+        .rtid_memory(Arc::new(rtid_memory))
+        .concurrency(4)
+        .queue_capacity(args.queue_capacity.max(destination.len()))
+        .on_outcome({
+            let tallies = tallies.clone();
+            move |outcome| record_outcome(&tallies, &outcome)
+        });
+    if let Some(rate) = args.rate {
+        // Rokt's limit is per account: one dispatcher keeps it for every subscription.
+        dispatcher = dispatcher.rate_limit(rate);
+    }
+    let spooled = args.spool.is_some() || args.database_url.is_some();
+    if let Some(spool) = open_spool(&args).await? {
+        dispatcher = dispatcher.spool(spool);
+    }
+    let dispatcher = dispatcher.build().map_err(|e| e.to_string())?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -274,8 +299,8 @@ async fn run() -> Result<(), String> {
         ),
         None => println!("forwarding to Rokt"),
     }
-    for r in &routes {
-        println!("subscription \"{}\"", r.name);
+    for name in tallies.lock().unwrap().keys() {
+        println!("subscription \"{name}\"");
     }
 
     let (stop, stopped) = watch::channel(false);
@@ -286,13 +311,11 @@ async fn run() -> Result<(), String> {
         write_keys: write_keys(&args.write_keys),
         token: token.clone().map(WriteKey::new),
     };
-    let rtid_memory = rokt_capi::rtid::memory::RtidMemory::builder()
-        .build()
-        .map_err(|e| format!("rtid memory: {e}"))?;
     let app = Arc::new(App {
         destination,
-        rtid_memory,
-        routes,
+        dispatcher,
+        tallies,
+        spooled,
         keys,
         queue_capacity: args.queue_capacity,
         shutdown_endpoint: args.shutdown_endpoint,
@@ -327,18 +350,17 @@ async fn run() -> Result<(), String> {
 
     // No request is being handled any more: send what is queued, then report.
     tracing::info!("shutting down: sending what is queued");
-    let (mut delivered, mut rejected, mut failed) = (0, app.refused.load(Ordering::Relaxed), 0);
-    for r in &app.routes {
-        r.dispatcher.shutdown().await;
-        let s = r.dispatcher.stats();
+    app.dispatcher.shutdown().await;
+    for (name, t) in app.tallies.lock().unwrap().iter() {
         println!(
-            "subscription \"{}\": accepted={} delivered={} rejected={} failed={} requests={} retries={}",
-            r.name, s.enqueued, s.delivered, s.rejected, s.failed, s.requests, s.retries
+            "subscription \"{name}\": accepted={} delivered={} rejected={} failed={}",
+            t.accepted, t.delivered, t.rejected, t.failed
         );
-        delivered += s.delivered;
-        rejected += s.rejected;
-        failed += s.failed;
     }
+    let s = app.dispatcher.stats();
+    println!("requests={} retries={}", s.requests, s.retries);
+    let (delivered, failed) = (s.delivered, s.failed);
+    let rejected = app.refused.load(Ordering::Relaxed) + s.rejected;
     if let Some(r) = &local {
         println!("{}", r.report());
     }
@@ -382,11 +404,20 @@ async fn stop_on_signal(stop: watch::Sender<bool>, after: Option<Duration>) {
     let _ = stop.send(true);
 }
 
-fn log_outcome(subscription: &str, outcome: &Outcome) {
+/// Counts the outcome for its subscription and logs it when it was not delivered.
+fn record_outcome(tallies: &Tallies, outcome: &Outcome) {
+    let name = outcome.subscription.as_deref().unwrap_or_default();
+    if let Some(t) = tallies.lock().unwrap().get_mut(name) {
+        match outcome.verdict {
+            Verdict::Delivered(_) => t.delivered += 1,
+            Verdict::Rejected(_) => t.rejected += 1,
+            _ => t.failed += 1,
+        }
+    }
     if let Some(e) = outcome.verdict.error() {
         // Error messages name fields and rules, never values.
         tracing::warn!(
-            subscription,
+            subscription = name,
             message_id = outcome.message_id.as_deref(),
             verdict = outcome.label(),
             error_type = e.error_type(),
@@ -461,48 +492,30 @@ async fn segment(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
             ignored: false,
             errors: Vec::new(),
         };
-        let routed = app
-            .rtid_memory
-            .with_observed(event, |doc| Ok(app.destination.route(doc)))
-            .unwrap_or_else(|e| vec![Routed::rejected(e)]);
-        if routed.is_empty() {
-            summary.ignored = true;
-            ignored += 1;
-            app.ignored.fetch_add(1, Ordering::Relaxed);
-        }
-        for r in routed {
-            let sent = match r.batch {
-                Ok(batch) => match app.route(r.subscription) {
-                    Some(dispatcher) => dispatcher.enqueue_batch(batch).await.map(|_| ()),
-                    None => Err(EnqueueError::Closed(batch)),
-                },
-                Err(e) => {
-                    summary.rejected += 1;
-                    summary.errors.push(ErrorSummary {
-                        subscription: Some(r.subscription)
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_owned),
-                        error_type: e.error_type(),
-                        error: e.to_string(),
-                    });
-                    app.refused.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-            };
-            match sent {
-                Ok(()) => {
-                    summary.accepted += 1;
-                    app.accepted.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    // Shutting down, or the spool is at its bound: ask Segment to send it
-                    // again later, and say which.
-                    return answer(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        json!({"error": unavailable(&e)}),
-                    );
-                }
+        match app.dispatcher.enqueue(event).await {
+            Ok(enqueued) => {
+                app.count_enqueued(&enqueued);
+                summary.accepted = enqueued.tickets.len();
+                summary.rejected = enqueued.refused.len();
+                summary.ignored = !enqueued.is_routed() && enqueued.refused.is_empty();
+                summary.errors = error_summaries(&enqueued.refused);
             }
+            Err(EnqueueError::Invalid(_, refusals)) => {
+                app.refused.fetch_add(1, Ordering::Relaxed);
+                summary.rejected = refusals.len();
+                summary.errors = error_summaries(&refusals);
+            }
+            // Shutting down, or the spool is at its bound: ask Segment to send it again
+            // later, and say which.
+            Err(e) => {
+                return answer(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"error": unavailable(&e)}),
+                );
+            }
+        }
+        if summary.ignored {
+            ignored += 1;
         }
         accepted += summary.accepted;
         rejected += summary.rejected;
@@ -541,38 +554,48 @@ async fn stats(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         return answer(StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"}));
     }
     let subscriptions: Vec<Value> = app
-        .routes
+        .tallies
+        .lock()
+        .unwrap()
         .iter()
-        .map(|r| {
-            let s = r.dispatcher.stats();
-            json!({
-                "subscription": r.name,
-                "enqueued": s.enqueued, "delivered": s.delivered, "rejected": s.rejected,
-                "failed": s.failed, "pending": s.pending(), "requests": s.requests,
-                "retries": s.retries, "queue_depth": s.queue_depth, "in_flight": s.in_flight,
-            })
-        })
+        .map(|(name, t)| json!({"subscription": name, "outcomes": t}))
         .collect();
+    let s = app.dispatcher.stats();
+    let dispatcher = json!({
+        "enqueued": s.enqueued, "invalid": s.invalid, "delivered": s.delivered,
+        "rejected": s.rejected, "failed": s.failed, "pending": s.pending(),
+        "requests": s.requests, "retries": s.retries, "queue_depth": s.queue_depth,
+        "in_flight": s.in_flight,
+    });
     answer(
         StatusCode::OK,
         json!({
             "events": app.events.load(Ordering::Relaxed),
             "ignored": app.ignored.load(Ordering::Relaxed),
             "refused": app.refused.load(Ordering::Relaxed),
+            "dispatcher": dispatcher,
             "subscriptions": subscriptions,
         }),
     )
 }
 
 impl App {
-    fn route(&self, subscription: &str) -> Option<&Dispatcher> {
-        self.routes
-            .iter()
-            .find(|r| r.name == subscription)
-            .map(|r| &r.dispatcher)
+    /// Counts the routes an event took, per subscription.
+    fn count_enqueued(&self, enqueued: &Enqueued) {
+        self.accepted
+            .fetch_add(enqueued.tickets.len() as u64, Ordering::Relaxed);
+        if !enqueued.is_routed() && enqueued.refused.is_empty() {
+            self.ignored.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut tallies = self.tallies.lock().unwrap();
+        for routed in &enqueued.tickets {
+            let name = routed.subscription.as_deref().unwrap_or_default();
+            if let Some(t) = tallies.get_mut(name) {
+                t.accepted += 1;
+            }
+        }
     }
 
-    /// Whether the request carries the bearer token (when one is set).
     /// Whether the request carries the bearer token or a write key (when either is set).
     fn authorized(&self, headers: &HeaderMap) -> bool {
         matches!(self.keys.check_header(headers), Auth::Open | Auth::Granted)
@@ -668,22 +691,18 @@ async fn tracking_call(
     }
     let (events, invalid) = unpacked.split();
     log_invalid(&invalid);
-    let routed = app.route_messages(&events);
-    if let Some(full) = app.first_full_queue(&routed) {
-        tracing::warn!(
-            subscription = full,
-            "queue full: asking the sender to retry"
-        );
+    if app.queue_too_full_for(&events) {
+        tracing::warn!("queue full: asking the sender to retry");
         return tracking_api::busy(RETRY_AFTER_SECONDS, "a queue is full; send again later");
     }
-    let counts = match app.enqueue_routed(routed).await {
+    let counts = match app.enqueue_messages(&events).await {
         Ok(counts) => counts,
         Err(why) => return tracking_api::busy(RETRY_AFTER_SECONDS, why),
     };
     let total = (events.len() + invalid.len()) as u64;
     app.events.fetch_add(total, Ordering::Relaxed);
     app.refused
-        .fetch_add(invalid.len() as u64 + counts.rejected, Ordering::Relaxed);
+        .fetch_add(invalid.len() as u64 + counts.invalid, Ordering::Relaxed);
     tracking_api::json_response(
         StatusCode::OK,
         &json!({
@@ -704,97 +723,93 @@ fn log_invalid(invalid: &[MessageError]) {
     }
 }
 
-/// Where one event of a tracking API request goes: each matching subscription's batch.
-struct RoutedMessage {
-    message_id: String,
-    batches: Vec<(String, Result<Batch, rokt_capi::Error>)>,
-}
-
 /// What became of the events of one request.
 #[derive(Default)]
 struct Counts {
+    /// Routes queued.
     accepted: u64,
+    /// Events no subscription takes.
     ignored: u64,
+    /// Routes that refused their event.
     rejected: u64,
+    /// Events every matching route refused.
+    invalid: u64,
 }
 
 impl App {
-    /// Maps every event for every subscription it matches (pure: nothing is queued yet).
-    fn route_messages(&self, events: &[Message]) -> Vec<RoutedMessage> {
-        events
-            .iter()
-            .map(|m| RoutedMessage {
-                message_id: m.message_id().to_owned(),
-                batches: self
-                    .rtid_memory
-                    .with_observed(m, |doc| Ok(self.destination.route(doc)))
-                    .unwrap_or_else(|e| vec![Routed::rejected(e)])
-                    .into_iter()
-                    .map(|r| (r.subscription.to_owned(), r.batch))
-                    .collect(),
-            })
-            .collect()
-    }
-
-    /// The first subscription whose queue has no room for its share of `routed`. A share
-    /// larger than the whole queue waits for an empty queue, then is let through (it is queued
-    /// as the dispatcher makes room), so a large request is never refused for good.
-    fn first_full_queue(&self, routed: &[RoutedMessage]) -> Option<&str> {
+    /// Whether the queue has no room for the routes these events will take (the triggers
+    /// tell, before anything is mapped), so that a request is taken whole or not at all. A
+    /// request larger than the whole queue waits for an empty queue, then is let through (it
+    /// is queued as the dispatcher makes room), so it is never refused for good. A spool keeps
+    /// its backlog on disk: only its bound refuses.
+    fn queue_too_full_for(&self, events: &[Message]) -> bool {
+        if self.spooled {
+            return false;
+        }
         let capacity = self.queue_capacity as u64;
-        self.routes.iter().map(|r| r.name.as_str()).find(|name| {
-            let needed = routed
-                .iter()
-                .flat_map(|m| &m.batches)
-                .filter(|(s, b)| s == name && b.is_ok())
-                .count() as u64;
-            let depth = self.route(name).map_or(0, |d| d.stats().queue_depth);
-            needed > 0 && depth > 0 && depth + needed.min(capacity) > capacity
-        })
+        let needed: u64 = events
+            .iter()
+            .map(|m| self.destination.matching(m).len() as u64)
+            .sum();
+        let depth = self.dispatcher.stats().queue_depth;
+        needed > 0 && depth > 0 && depth + needed.min(capacity) > capacity
     }
 
-    /// Queues every batch, waiting at most [`ENQUEUE_WAIT`] for room each time. On a timeout
-    /// or shutdown the caller answers `503`; what was queued already is sent, and Rokt
-    /// de-duplicates the events the sender sends again by their message id.
-    async fn enqueue_routed(&self, routed: Vec<RoutedMessage>) -> Result<Counts, &'static str> {
+    /// Queues every event, waiting at most [`ENQUEUE_WAIT`] for room each time. On a timeout,
+    /// a full spool or shutdown the caller answers `503`; what was queued already is sent,
+    /// and Rokt de-duplicates the events the sender sends again by their message id.
+    async fn enqueue_messages(&self, events: &[Message]) -> Result<Counts, &'static str> {
         let mut counts = Counts::default();
-        for m in routed {
-            if m.batches.is_empty() {
-                counts.ignored += 1;
-                self.ignored.fetch_add(1, Ordering::Relaxed);
-            }
-            for (subscription, batch) in m.batches {
-                let batch = match batch {
-                    Ok(batch) => batch,
-                    Err(e) => {
-                        counts.rejected += 1;
-                        tracing::warn!(
-                            subscription,
-                            message_id = m.message_id,
-                            error_type = e.error_type(),
-                            error = %e,
-                            "event rejected by the mapping"
-                        );
-                        continue;
+        for m in events {
+            match tokio::time::timeout(ENQUEUE_WAIT, self.dispatcher.enqueue(m)).await {
+                Ok(Ok(enqueued)) => {
+                    self.count_enqueued(&enqueued);
+                    counts.accepted += enqueued.tickets.len() as u64;
+                    counts.rejected += enqueued.refused.len() as u64;
+                    if !enqueued.is_routed() && enqueued.refused.is_empty() {
+                        counts.ignored += 1;
                     }
-                };
-                let Some(dispatcher) = self.route(&subscription) else {
-                    return Err("shutting down");
-                };
-                match tokio::time::timeout(ENQUEUE_WAIT, dispatcher.enqueue_batch(batch)).await {
-                    Ok(Ok(_)) => {
-                        counts.accepted += 1;
-                        self.accepted.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(Err(e)) => return Err(unavailable(&e)),
-                    Err(_) => return Err("a queue is full; send again later"),
+                    log_refusals(m.message_id(), &enqueued.refused);
                 }
+                Ok(Err(EnqueueError::Invalid(_, refusals))) => {
+                    counts.invalid += 1;
+                    counts.rejected += refusals.len() as u64;
+                    log_refusals(m.message_id(), &refusals);
+                }
+                Ok(Err(e)) => return Err(unavailable(&e)),
+                Err(_) => return Err("a queue is full; send again later"),
             }
         }
         Ok(counts)
     }
 }
 
-/// Why a dispatcher did not take a batch, as a 503 answer says it.
+/// Logs the routes that refused an event, by subscription, code and rule (never its content).
+fn log_refusals(message_id: &str, refusals: &[Refusal]) {
+    for r in refusals {
+        tracing::warn!(
+            subscription = r.subscription.as_deref(),
+            message_id,
+            error_type = r.error.error_type(),
+            error = %r.error,
+            "event rejected by the mapping"
+        );
+    }
+}
+
+/// The refusals as the `/segment` answer lists them.
+fn error_summaries(refusals: &[Refusal]) -> Vec<ErrorSummary> {
+    refusals
+        .iter()
+        .map(|r| ErrorSummary {
+            subscription: r.subscription.as_deref().map(str::to_owned),
+            error_type: r.error.error_type(),
+            error: r.error.to_string(),
+        })
+        .collect()
+}
+
+/// Why the dispatcher did not take an event, as a 503 answer says it.
 fn unavailable<E>(e: &EnqueueError<E>) -> &'static str {
     match e {
         EnqueueError::Full(_) => "the spool is full; send again later",
@@ -803,38 +818,33 @@ fn unavailable<E>(e: &EnqueueError<E>) -> &'static str {
     }
 }
 
-/// The Postgres outbox all subscriptions share (`--database-url`).
-async fn open_shared_spool(
-    args: &Args,
-) -> Result<Option<Arc<dyn rokt_capi::spool::Spool>>, String> {
+/// The spool: the file `DIR/spool.db` (`--spool DIR`), or the Postgres outbox every instance
+/// shares (`--database-url URL`).
+async fn open_spool(args: &Args) -> Result<Option<Arc<dyn rokt_capi::spool::Spool>>, String> {
     if args.spool.is_some() && args.database_url.is_some() {
         return Err("--spool and --database-url exclude each other".into());
     }
-    let Some(url) = &args.database_url else {
-        return Ok(None);
-    };
-    #[cfg(feature = "postgres")]
-    {
-        let spool = rokt_capi::spool::PostgresSpool::open(url)
-            .await
-            .map_err(|e| format!("--database-url: {e}"))?;
-        Ok(Some(Arc::new(spool)))
+    if args.lease.is_some() && args.database_url.is_none() {
+        return Err("--lease goes with --database-url".into());
     }
-    #[cfg(not(feature = "postgres"))]
-    {
-        let _ = url;
-        Err("--database-url needs the `postgres` feature".into())
-    }
-}
-
-/// The spool of one subscription: its own file in the `--spool` directory, or the shared one.
-fn subscription_spool(
-    args: &Args,
-    name: &str,
-    shared: Option<&Arc<dyn rokt_capi::spool::Spool>>,
-) -> Result<Option<Arc<dyn rokt_capi::spool::Spool>>, String> {
-    if let Some(shared) = shared {
-        return Ok(Some(shared.clone()));
+    if let Some(url) = &args.database_url {
+        #[cfg(feature = "postgres")]
+        {
+            let mut builder = rokt_capi::spool::PostgresSpool::builder(url);
+            if let Some(lease) = args.lease {
+                builder = builder.lease(lease);
+            }
+            let spool = builder
+                .open()
+                .await
+                .map_err(|e| format!("--database-url: {e}"))?;
+            return Ok(Some(Arc::new(spool)));
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = url;
+            return Err("--database-url needs the `postgres` feature".into());
+        }
     }
     let Some(dir) = &args.spool else {
         return Ok(None);
@@ -842,17 +852,13 @@ fn subscription_spool(
     #[cfg(feature = "sqlite")]
     {
         std::fs::create_dir_all(dir).map_err(|e| format!("--spool: {e}"))?;
-        let file: String = name
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        let spool = rokt_capi::spool::SqliteSpool::open(dir.join(format!("{file}.db")))
-            .map_err(|e| format!("--spool: subscription `{name}`: {e}"))?;
+        let spool = rokt_capi::spool::SqliteSpool::open(dir.join("spool.db"))
+            .map_err(|e| format!("--spool: {e}"))?;
         Ok(Some(Arc::new(spool)))
     }
     #[cfg(not(feature = "sqlite"))]
     {
-        let _ = (dir, name);
+        let _ = dir;
         Err("--spool needs the `sqlite` feature".into())
     }
 }

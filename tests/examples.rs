@@ -7,7 +7,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -724,4 +724,123 @@ fn the_preview_with_an_rtid_memory_maps_each_conversion_with_its_landing_pages_r
         conversions(&[])[0],
         ("3".to_owned(), json!("PAYLOAD_VALIDATION_FAILED"))
     );
+}
+
+/// The forwarder's durable flags, end to end: events are acknowledged (`202`) while Rokt does
+/// not answer, the forwarder is killed (SIGKILL: no shutdown, nothing sent), and the next
+/// start with the same spool sends them, once Rokt answers.
+#[cfg(unix)]
+async fn forwarder_crash_and_restart(spool_args: Vec<String>) {
+    let Some(exe) = example("forwarder") else {
+        return;
+    };
+    // Rokt that never answers, then Rokt that does.
+    let gate = support::Gate::closed();
+    let silent = MockServer::start({
+        let gate = gate.clone();
+        move |_| Reply::accepted().when_open(&gate)
+    })
+    .await;
+    let server = MockServer::script(vec![Reply::accepted()]).await;
+    let start = move |exe: PathBuf, url: String, spool_args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = command(&exe);
+            cmd.args(["--listen", "127.0.0.1:0"])
+                .args(&spool_args)
+                .env("ROKT_API_KEY", support::KEY)
+                .env("ROKT_API_SECRET", support::SECRET)
+                .env("ROKT_ENDPOINT", url);
+            let mut fw = Running::start(cmd);
+            let first = fw.line();
+            let addr = first
+                .strip_prefix("listening on http://")
+                .unwrap_or_else(|| panic!("first line: {first:?}"))
+                .to_owned();
+            (fw, addr)
+        })
+    };
+    let (mut first, addr) = start(exe.clone(), silent.url(), spool_args.clone())
+        .await
+        .unwrap();
+    let now = now();
+    let events: Vec<Value> = (0..5).map(|i| order(&format!("crash-{i}"), &now)).collect();
+    let body = Value::Array(events).to_string();
+    let answer = tokio::task::spawn_blocking(move || post(&addr, &body));
+    let (status, answer) = answer.await.unwrap();
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["accepted"], 5, "{answer}");
+    // Acknowledged: now crash, with Rokt still silent.
+    first.child.kill().unwrap();
+    let _ = first.child.wait();
+
+    let (second, addr) = start(exe, server.url(), spool_args).await.unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    let mut delivered = HashSet::new();
+    while delivered.len() < 5 {
+        assert!(Instant::now() < deadline, "only {delivered:?} delivered");
+        for r in server.received() {
+            for id in r.message_ids() {
+                delivered.insert(id);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let expected: HashSet<String> = (0..5).map(|i| format!("fw-crash-{i}")).collect();
+    assert_eq!(delivered, expected);
+    let stop = tokio::task::spawn_blocking(move || {
+        let killed = Command::new("kill")
+            .args(["-TERM", &second.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let _ = addr;
+        second.finish()
+    });
+    let (exit, lines, stderr) = stop.await.unwrap();
+    assert!(exit.success(), "{exit:?}\n{lines:#?}\n{stderr}");
+    assert_counts(
+        &report(&lines, "report: "),
+        &[("delivered", 5), ("failed", 0)],
+    );
+}
+
+#[cfg(all(unix, feature = "sqlite"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forwarder_with_a_spool_dir_sends_after_a_crash_what_it_acknowledged() {
+    let tmp = TempDir::new("forwarder-spool");
+    let dir = tmp.path("spool").to_string_lossy().into_owned();
+    forwarder_crash_and_restart(vec!["--spool".into(), dir]).await;
+    assert!(tmp.path("spool").join("spool.db").exists());
+}
+
+#[cfg(all(unix, feature = "postgres"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forwarder_with_a_database_url_sends_after_a_crash_what_it_acknowledged() {
+    let url = match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true and DATABASE_URL is not set: this test needs a database")
+        }
+        _ => return println!("skipped: DATABASE_URL is not set"),
+    };
+    // A database of its own: the outbox table is shared by whoever uses the database.
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let name = format!("rokt_forwarder_{}", std::process::id());
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+        .execute(&admin)
+        .await;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    // A short lease: the crashed instance's claims expire within the test.
+    let url = format!("{base}/{name}");
+    forwarder_crash_and_restart(vec![
+        "--database-url".into(),
+        url,
+        "--lease".into(),
+        "1".into(),
+    ])
+    .await;
 }
