@@ -122,6 +122,9 @@ fn a_restarted_dispatcher_resumes_pending_events_with_their_bytes_ids_and_ticket
             }
             let counts = dispatcher.spool_counts().await.unwrap().unwrap();
             assert_eq!(counts.pending, 150);
+            let stats = dispatcher.stats();
+            assert_eq!(stats.stored, 150, "each acknowledged once");
+            assert!(stats.enqueued <= 150 && stats.settled() == 0);
         });
         rt.shutdown_timeout(Duration::from_millis(100));
     }
@@ -155,6 +158,13 @@ fn a_restarted_dispatcher_resumes_pending_events_with_their_bytes_ids_and_ticket
         }
         dispatcher.shutdown().await;
         assert_eq!(spool.counts().await.unwrap().pending, 0);
+        // What this process took in is what another one stored: the counters still add up.
+        let stats = dispatcher.stats();
+        assert_eq!(
+            (stats.stored, stats.enqueued, stats.delivered),
+            (0, 150, 150)
+        );
+        assert_eq!((stats.pending(), stats.respooled), (0, 0));
     });
 }
 
@@ -199,6 +209,12 @@ async fn events_that_keep_failing_become_dead_letters_that_can_be_requeued() {
             .all(|o| matches!(o.verdict, Verdict::Failed(_)))
     );
     assert!(server.count() > 1, "sent again within the retry window");
+    let stats = dispatcher.stats();
+    assert!(
+        stats.respooled > 0,
+        "each attempt but the last went back to the spool"
+    );
+    assert_eq!((stats.failed, stats.pending()), (5, 0), "{stats:?}");
     let dead = dispatcher.dead_letters(100).await.unwrap().unwrap();
     let mut ids: Vec<u64> = dead.iter().map(|d| d.id).collect();
     ids.sort_unstable();

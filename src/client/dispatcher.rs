@@ -373,7 +373,9 @@ impl Reporter {
     fn emit(&self, outcome: Outcome) {
         if let Some(link) = &self.spool {
             if !link.settle(&outcome) {
-                return; // back in the spool, for another attempt or another process
+                // Back in the spool, for another attempt or another process.
+                Meter::add(&self.meter.respooled);
+                return;
             }
         }
         let counter = match &outcome.verdict {

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// [`Dispatcher::stats`](super::Dispatcher::stats).
 ///
 /// The counters only grow (export them as monotonic counters); `queue_depth` and `in_flight`
-/// are gauges. Every ticket (one per route an event takes) ends in exactly one of
-/// `delivered`, `rejected` or `failed`, so `enqueued - delivered - rejected - failed` ([`pending`](Stats::pending)) is
-/// what is still queued, grouped or in flight. The fields are read one by one while the
+/// are gauges. Every event taken in ends in exactly one of `delivered`, `rejected`, `failed`
+/// or (with a spool) `respooled`, so `enqueued - delivered - rejected - failed - respooled`
+/// ([`pending`](Stats::pending)) is what is still queued, grouped or in flight. The fields are read one by one while the
 /// dispatcher runs, so a snapshot taken mid-flight may be off by the events settling at that
 /// moment; after [`flush`](super::Dispatcher::flush) or
 /// [`shutdown`](super::Dispatcher::shutdown) it is exact.
@@ -22,9 +22,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Tickets given: one per route an enqueued event took (one per event without a
-    /// destination).
+    /// Events taken in to be sent: without a spool, the tickets `enqueue` gave (one per route
+    /// an event took); with a [spool](super::DispatcherBuilder::spool), the events taken from
+    /// it into memory (this process's, and those another process left), counted again each
+    /// time one is taken again.
     pub enqueued: u64,
+    /// With a spool: events stored durably by `enqueue` (each acknowledged once). What waits
+    /// in the spool is [`Dispatcher::spool_counts`](super::Dispatcher::spool_counts).
+    pub stored: u64,
+    /// With a spool: events that went back to it without an outcome here (to be sent again
+    /// after a back-off, or released at shutdown for the next process).
+    pub respooled: u64,
     /// Events refused at enqueue as bad input ([`EnqueueError::Invalid`](super::EnqueueError::Invalid)):
     /// no ticket, no outcome.
     pub invalid: u64,
@@ -47,12 +55,13 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Events enqueued that have no outcome yet.
+    /// Events taken in that have no outcome yet: held in memory by this process right now.
     pub fn pending(&self) -> u64 {
         self.enqueued
             .saturating_sub(self.delivered)
             .saturating_sub(self.rejected)
             .saturating_sub(self.failed)
+            .saturating_sub(self.respooled)
     }
 
     /// Events that have their outcome.
@@ -67,6 +76,8 @@ impl Stats {
 pub(crate) struct Meter {
     pub(crate) enqueued: AtomicU64,
     pub(crate) invalid: AtomicU64,
+    pub(crate) stored: AtomicU64,
+    pub(crate) respooled: AtomicU64,
     pub(crate) delivered: AtomicU64,
     pub(crate) rejected: AtomicU64,
     pub(crate) failed: AtomicU64,
@@ -85,6 +96,8 @@ impl Meter {
         Stats {
             enqueued: load(&self.enqueued),
             invalid: load(&self.invalid),
+            stored: load(&self.stored),
+            respooled: load(&self.respooled),
             delivered: load(&self.delivered),
             rejected: load(&self.rejected),
             failed: load(&self.failed),

@@ -269,6 +269,10 @@ impl Link {
                     Some(tx) => tx.send(Msg::Item(q)).await.is_ok(),
                     None => false,
                 };
+                if sent {
+                    // Taken into this process: it gets an outcome here, or goes back.
+                    Meter::add(&reporter.meter.enqueued);
+                }
                 if !sent {
                     // The dispatcher stopped: these stay pending for the next process.
                     let mut ops = vec![Settle::Release(st.id)];
@@ -332,7 +336,7 @@ impl Dispatcher {
                 .with_subscription(subscription.as_deref().map(str::to_owned));
             match link.spool.append(record).await {
                 Ok(id) => {
-                    Meter::add(&self.shared.meter.enqueued);
+                    Meter::add(&self.shared.meter.stored);
                     link.wake.notify_one();
                     tracing::trace!(ticket = id, "event stored");
                     tickets.push(Routed {
