@@ -15,11 +15,15 @@
 //!   mParticle's default account limit; `--rate 0` for no limit).
 //! - Events older than 30 days go to `/bulkevents/historical`, the others to `/bulkevents`:
 //!   the client routes by age.
-//! - `--dead-letter FILE` receives one line per event that was rejected or failed:
-//!   `{"dead_letter":{"record":N,"verdict":…,"status":…,"error_type":…,"reason":…},"event":"<the original line>"}`.
-//!   The reason names fields and rules, never values; the original line is kept as it was
-//!   so the file can be replayed as input (this example unwraps such lines; `jq -r .event`
-//!   gives the raw events back). The file is created with owner-only permissions on Unix.
+//! - `--dead-letter FILE` receives one line per event that was rejected or failed. Bad input
+//!   (refused before anything is sent) keeps its original line:
+//!   `{"dead_letter":{"record":N,"verdict":"rejected","status":…,"error_type":…,"reason":…},"event":"<the original line>"}`;
+//!   an event Rokt rejected or that failed after the retries keeps the batch that was sent, as
+//!   its outcome carries it: `{"dead_letter":{"message_id":…,"verdict":…,…},"batch":{…}}`.
+//!   The reason names fields and rules, never values. The file can be replayed as input: this
+//!   example sends an `event` line's event again, and a `batch` line's batch as it is
+//!   (`jq -r .event` gives the raw events back). The file is created with owner-only
+//!   permissions on Unix.
 //! - A progress bar on stderr shows events/s and outcomes (only when stderr is a terminal).
 //! - The last line on stdout is the report:
 //!   `report: records=R delivered=D rejected=J failed=F skipped=S bulk=B historical=H dead_letter=L …`
@@ -35,14 +39,14 @@
 mod receiver;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rokt_capi::client::{Client, Dispatcher, EnqueueError, Outcome, RetryPolicy, Ticket, Verdict};
+use rokt_capi::client::{Client, Dispatcher, EnqueueError, Outcome, RetryPolicy, Verdict};
 use rokt_capi::mapping::Preset;
 use rokt_capi::ndjson::Lines;
 use rokt_capi::request::RequestKind;
+use rokt_capi::rokt::Batch;
 use rokt_capi::trigger::Trigger;
 use rokt_capi::{Credentials, Error, EventError, Json};
 use serde_json::{Map, Value, json};
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -173,12 +177,11 @@ impl Tally {
     }
 }
 
-/// The replay in progress: owns the tally, the dead-letter file, and the original lines of
-/// the events still waiting for their outcome.
+/// The replay in progress: owns the tally and the dead-letter file. Nothing is kept per event
+/// in flight: an outcome that is not delivered carries the bytes that were sent.
 struct Replay {
     tally: Tally,
     dead_letter: Option<BufWriter<std::fs::File>>,
-    waiting: HashMap<Ticket, (u64, String)>,
     bar: ProgressBar,
     last_draw: Instant,
 }
@@ -248,7 +251,6 @@ async fn run() -> Result<ExitCode, String> {
     let mut replay = Replay {
         tally: Tally::default(),
         dead_letter,
-        waiting: HashMap::new(),
         bar,
         last_draw: Instant::now(),
     };
@@ -337,9 +339,12 @@ impl Replay {
             Ok(text) => text,
             Err(e) => return self.settle(record.number, None, reason("rejected", &e)),
         };
-        // A dead-letter line replays the event it kept.
+        // A dead-letter line replays the event or the batch it kept.
         let text = match unwrap_dead_letter(&text) {
             Some(Kept::Event(original)) => original,
+            Some(Kept::Batch(batch)) => {
+                return self.resend(record.number, *batch, dispatcher).await;
+            }
             // Nothing was kept (the line was unreadable): the same verdict again.
             Some(Kept::Nothing(why)) => return self.settle(record.number, None, why),
             None => text,
@@ -359,28 +364,41 @@ impl Replay {
             return Ok(());
         }
         // Bad input comes back at once, with why; anything taken gets one outcome later.
-        let ticket = match dispatcher.enqueue(&doc).await {
-            Ok(enqueued) => enqueued.ticket().ok_or("an event without a route")?,
+        match dispatcher.enqueue(&doc).await {
+            Ok(_) => Ok(()),
             Err(EnqueueError::Invalid(_, refusals)) => {
                 let error = refusals
                     .into_iter()
                     .next()
                     .map_or(Error::Closed, |r| r.error);
                 drop(doc);
-                return self.settle(record.number, Some(&text), reason("rejected", &error));
+                self.settle(record.number, Some(&text), reason("rejected", &error))
             }
-            Err(_) => return Err("the dispatcher stopped".to_owned()),
-        };
-        drop(doc);
-        self.waiting.insert(ticket, (record.number, text));
-        Ok(())
+            Err(_) => Err("the dispatcher stopped".to_owned()),
+        }
+    }
+
+    /// Sends a dead letter's batch again, as it was.
+    async fn resend(
+        &mut self,
+        number: u64,
+        batch: Batch,
+        dispatcher: &Dispatcher,
+    ) -> Result<(), String> {
+        match dispatcher.enqueue_batch(batch).await {
+            Ok(_) => Ok(()),
+            Err(EnqueueError::Invalid(_, refusals)) => {
+                let error = refusals
+                    .into_iter()
+                    .next()
+                    .map_or(Error::Closed, |r| r.error);
+                self.settle(number, None, reason("rejected", &error))
+            }
+            Err(_) => Err("the dispatcher stopped".to_owned()),
+        }
     }
 
     fn outcome(&mut self, outcome: Outcome) -> Result<(), String> {
-        let (number, text) = self
-            .waiting
-            .remove(&outcome.ticket)
-            .ok_or("an outcome for an unknown ticket")?;
         match &outcome.verdict {
             Verdict::Delivered(receipt) => {
                 self.tally.delivered += 1;
@@ -394,7 +412,16 @@ impl Replay {
             }
             verdict => {
                 let error = verdict.error().cloned().unwrap_or(Error::Closed);
-                self.settle(number, Some(&text), reason(outcome.label(), &error))
+                let mut why = reason(outcome.label(), &error);
+                if let Some(id) = &outcome.message_id {
+                    why.insert("message_id".into(), id.as_str().into());
+                }
+                let batch = outcome
+                    .body
+                    .as_deref()
+                    .and_then(|b| serde_json::from_slice::<Value>(b).ok());
+                self.count(&why);
+                self.write_dead_letter(json!({"dead_letter": why, "batch": batch}))
             }
         }
     }
@@ -407,14 +434,21 @@ impl Replay {
         text: Option<&str>,
         mut why: Map<String, Value>,
     ) -> Result<(), String> {
+        self.count(&why);
+        why.insert("record".into(), number.into());
+        self.write_dead_letter(json!({"dead_letter": why, "event": text}))
+    }
+
+    fn count(&mut self, why: &Map<String, Value>) {
         if why.get("verdict").and_then(Value::as_str) == Some("failed") {
             self.tally.failed += 1;
         } else {
             self.tally.rejected += 1;
         }
+    }
+
+    fn write_dead_letter(&mut self, line: Value) -> Result<(), String> {
         if let Some(file) = &mut self.dead_letter {
-            why.insert("record".into(), number.into());
-            let line = json!({"dead_letter": why, "event": text});
             writeln!(file, "{line}").map_err(|e| format!("dead-letter file: {e}"))?;
             self.tally.dead_letter += 1;
         }
@@ -451,6 +485,8 @@ fn reason(verdict: &str, error: &Error) -> Map<String, Value> {
 enum Kept {
     /// The original line.
     Event(String),
+    /// The batch that was sent.
+    Batch(Box<Batch>),
     /// No line (it was too long or not UTF-8), only why it was not delivered.
     Nothing(Map<String, Value>),
 }
@@ -466,6 +502,14 @@ fn unwrap_dead_letter(text: &str) -> Option<Kept> {
     };
     if record.len() != 2 {
         return None;
+    }
+    if !record.contains_key("dead_letter") {
+        return None;
+    }
+    if let Some(batch) = record.remove("batch") {
+        return serde_json::from_value(batch)
+            .ok()
+            .map(|b| Kept::Batch(Box::new(b)));
     }
     match (record.remove("dead_letter"), record.remove("event")) {
         (Some(_), Some(Value::String(original))) => Some(Kept::Event(original)),
