@@ -66,10 +66,10 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use rokt_capi::Credentials;
 use rokt_capi::client::{Client, Dispatcher, EnqueueError, Enqueued, Outcome, Refusal, Verdict};
 use rokt_capi::segment::intake::{Call, Intake, Message, MessageError, WriteKey};
 use rokt_capi::subscription::Destination;
+use rokt_capi::{Credentials, Json};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -457,21 +457,25 @@ async fn segment(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
     if !app.authorized(&headers) {
         return answer(StatusCode::UNAUTHORIZED, json!({"error": "unauthorized"}));
     }
-    let Ok(value) = serde_json::from_slice::<Value>(&body) else {
+    // The crate's parser keeps each event as sent: key order, repeated keys, every digit.
+    let Some(value) = std::str::from_utf8(&body)
+        .ok()
+        .and_then(|text| Json::parse(text).ok())
+    else {
         return answer(
             StatusCode::BAD_REQUEST,
             json!({"error": "the body is not JSON"}),
         );
     };
     let events = match value {
-        Value::Array(events) => events,
-        Value::Object(mut object) if object.get("batch").is_some_and(Value::is_array) => {
-            match object.remove("batch") {
-                Some(Value::Array(events)) => events,
+        Json::Array(events) => events,
+        Json::Object(_) if value.get("batch").is_some_and(|b| b.as_array().is_some()) => {
+            match value.get("batch") {
+                Some(Json::Array(events)) => events.clone(),
                 _ => Vec::new(),
             }
         }
-        event @ Value::Object(_) => vec![event],
+        event @ Json::Object(_) => vec![event],
         _ => {
             return answer(
                 StatusCode::BAD_REQUEST,
@@ -603,10 +607,10 @@ impl App {
 }
 
 /// The event's Segment `messageId`, when it is a reasonable id.
-fn message_id(event: &Value) -> Option<String> {
+fn message_id(event: &Json<'_>) -> Option<String> {
     event
         .get("messageId")
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .filter(|id| id.len() <= 200)
         .map(str::to_owned)
 }

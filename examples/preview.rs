@@ -295,9 +295,9 @@ fn run() -> Result<(), String> {
         .limits(Limits::default().with_max_items(args.batch));
     if let Some(path) = &args.mapping {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-        let json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
-        builder = builder.overrides(json);
+        // Read with the crate's parser: the mapping's order is the order attributes are sent in.
+        let json = rokt_capi::Json::parse(&text).map_err(|e| format!("{path}: {e}"))?;
+        builder = builder.overrides(json.into_owned());
     }
     let pipeline = builder.build().map_err(|e| e.to_string())?;
     let memory = match args.rtid_memory {

@@ -194,7 +194,9 @@ async fn run() -> Result<ExitCode, String> {
     let overrides = match &args.mapping {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-            Some(serde_json::from_str::<Value>(&text).map_err(|e| format!("{path}: {e}"))?)
+            // The crate's parser keeps the mapping's order (the order attributes are sent in).
+            let json = Json::parse(&text).map_err(|e| format!("{path}: {e}"))?;
+            Some(json.into_owned())
         }
         None => None,
     };
@@ -416,12 +418,15 @@ impl Replay {
                 if let Some(id) = &outcome.message_id {
                     why.insert("message_id".into(), id.as_str().into());
                 }
+                self.count(&why);
+                // The batch's bytes as they were sent, spliced in whole: no re-encoding.
                 let batch = outcome
                     .body
                     .as_deref()
-                    .and_then(|b| serde_json::from_slice::<Value>(b).ok());
-                self.count(&why);
-                self.write_dead_letter(json!({"dead_letter": why, "batch": batch}))
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                    .unwrap_or("null");
+                let why = Value::Object(why);
+                self.write_dead_letter(&format!(r#"{{"dead_letter":{why},"batch":{batch}}}"#))
             }
         }
     }
@@ -436,7 +441,7 @@ impl Replay {
     ) -> Result<(), String> {
         self.count(&why);
         why.insert("record".into(), number.into());
-        self.write_dead_letter(json!({"dead_letter": why, "event": text}))
+        self.write_dead_letter(&json!({"dead_letter": why, "event": text}).to_string())
     }
 
     fn count(&mut self, why: &Map<String, Value>) {
@@ -447,7 +452,7 @@ impl Replay {
         }
     }
 
-    fn write_dead_letter(&mut self, line: Value) -> Result<(), String> {
+    fn write_dead_letter(&mut self, line: &str) -> Result<(), String> {
         if let Some(file) = &mut self.dead_letter {
             writeln!(file, "{line}").map_err(|e| format!("dead-letter file: {e}"))?;
             self.tally.dead_letter += 1;
@@ -506,10 +511,15 @@ fn unwrap_dead_letter(text: &str) -> Option<Kept> {
     if !record.contains_key("dead_letter") {
         return None;
     }
-    if let Some(batch) = record.remove("batch") {
-        return serde_json::from_value(batch)
+    if record.contains_key("batch") {
+        // Read straight from the text, so the batch keeps its order (a `Value` may sort it).
+        #[derive(serde::Deserialize)]
+        struct BatchLine {
+            batch: Batch,
+        }
+        return serde_json::from_str::<BatchLine>(text)
             .ok()
-            .map(|b| Kept::Batch(Box::new(b)));
+            .map(|l| Kept::Batch(Box::new(l.batch)));
     }
     match (record.remove("dead_letter"), record.remove("event")) {
         (Some(_), Some(Value::String(original))) => Some(Kept::Event(original)),

@@ -57,7 +57,7 @@ struct Inner {
 #[must_use]
 pub struct PipelineBuilder {
     preset: Option<Preset>,
-    overrides: Option<serde_json::Value>,
+    overrides: Option<Json<'static>>,
     mapping: Option<SendMapping>,
     credentials: Option<Credentials>,
     endpoint: Option<Endpoint>,
@@ -74,9 +74,11 @@ impl PipelineBuilder {
     }
 
     /// Overrides in Segment's mapping JSON, applied over the preset: each top-level key replaces
-    /// that whole field. Compiled (and checked) by `build`.
-    pub fn overrides(mut self, overrides: serde_json::Value) -> Self {
-        self.overrides = Some(overrides);
+    /// that whole field. Compiled (and checked) by `build`. A [`Json`] document keeps its
+    /// members' order (the order attributes are sent in); a `serde_json::Value` has its map's
+    /// (see [`SendMapping::new`]).
+    pub fn overrides(mut self, overrides: impl Into<Json<'static>>) -> Self {
+        self.overrides = Some(overrides.into());
         self
     }
 

@@ -40,12 +40,22 @@ pub struct Subscription {
     /// The preset its mapping starts from.
     #[serde(default = "default_preset")]
     pub preset: Preset,
-    /// Overrides in Segment's mapping JSON, each top-level key replacing that field.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mapping: Option<serde_json::Value>,
+    /// Overrides in Segment's mapping JSON, each top-level key replacing that field, in the
+    /// order of the configuration's text.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "owned_json"
+    )]
+    pub mapping: Option<Json<'static>>,
     /// Disabled subscriptions are kept in the configuration but never fire.
     #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
     pub enabled: bool,
+}
+
+/// A document read from the configuration, owned so that it outlives the text.
+fn owned_json<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Json<'static>>, D::Error> {
+    Ok(Option::<Json<'de>>::deserialize(d)?.map(Json::into_owned))
 }
 
 fn default_preset() -> Preset {
@@ -77,7 +87,7 @@ impl Subscription {
         name: impl Into<String>,
         trigger: Trigger,
         preset: Preset,
-        mapping: Option<serde_json::Value>,
+        mapping: Option<Json<'static>>,
     ) -> Subscription {
         Subscription {
             name: name.into(),
@@ -145,8 +155,8 @@ impl Destination {
     ) -> Result<Destination, Error> {
         let mut compiled = Vec::with_capacity(config.subscriptions.len());
         for s in config.subscriptions.iter().filter(|s| s.enabled) {
-            let overrides = s.mapping.clone().unwrap_or_else(|| serde_json::json!({}));
-            let mapping = SendMapping::new(s.preset, &overrides).map_err(|mut e| {
+            let overrides = s.mapping.clone().unwrap_or(Json::Object(Vec::new()));
+            let mapping = SendMapping::new(s.preset, overrides).map_err(|mut e| {
                 e.location = format!("subscription `{}` {}", s.name, e.location);
                 Error::Mapping(e)
             })?;

@@ -75,16 +75,18 @@ fn run_send_case_with_bodies(case: &Value, text: &str) -> Result<(Value, Vec<Vec
     let preset =
         Preset::from_key(case["preset"].as_str().unwrap_or("send")).ok_or("unknown preset")?;
     let settings = &case["settings"];
+    let file = rokt_capi::Json::parse(text).map_err(|e| e.to_string())?;
+    // The mapping as written, in its order (the order attributes are sent in).
+    let mapping = file.get("mapping").cloned().unwrap_or_default();
     let pipeline = Pipeline::builder()
         .preset(preset)
-        .overrides(case["mapping"].clone())
+        .overrides(mapping.into_owned())
         .credentials(Credentials::new(
             settings["apiKey"].as_str().unwrap_or_default(),
             settings["apiSecret"].as_str().unwrap_or_default(),
         ))
         .build()
         .map_err(|e| e.to_string())?;
-    let file = rokt_capi::Json::parse(text).map_err(|e| e.to_string())?;
     let events = file
         .get("events")
         .and_then(rokt_capi::Json::as_array)

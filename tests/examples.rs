@@ -660,7 +660,9 @@ async fn replay_dead_letters_failures_after_retries() {
     );
     let first_bodies: Vec<Vec<u8>> = server.received().into_iter().map(|r| r.body).collect();
     for r in healthy.received() {
-        for batch in r.json().as_array().unwrap() {
+        // Read as typed batches, which keep their order, and written again.
+        let batches: Vec<rokt_capi::rokt::Batch> = serde_json::from_slice(&r.body).unwrap();
+        for batch in &batches {
             let bytes = serde_json::to_vec(batch).unwrap();
             let sent_before = first_bodies
                 .iter()

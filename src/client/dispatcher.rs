@@ -66,8 +66,9 @@ pub struct Outcome {
     /// The verdict.
     pub verdict: Verdict,
     /// Unless it was delivered: the encoded batch, byte for byte what was (or would have been)
-    /// sent, for a dead-letter store to keep and send again with
-    /// [`Client::send_encoded`](super::Client::send_encoded).
+    /// sent, for a dead-letter store to keep; read back as a typed
+    /// [`Batch`](crate::rokt::Batch) (`serde_json::from_slice`, which keeps its order), it
+    /// can be queued again with [`enqueue_batch`](Dispatcher::enqueue_batch).
     pub body: Option<Bytes>,
 }
 
@@ -212,6 +213,9 @@ pub struct Refusal {
     /// Why: bad input ([`Error::is_bad_input`]), or a batch over the size limit.
     pub error: Error,
 }
+
+/// Its `Display` already says the error's message, so it names no `source`.
+impl std::error::Error for Refusal {}
 
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -469,8 +469,9 @@ impl ClientBuilder {
         self
     }
 
-    /// Mapping overrides in Segment's JSON, applied over the preset.
-    pub fn overrides(mut self, overrides: serde_json::Value) -> Self {
+    /// Mapping overrides in Segment's JSON, applied over the preset (see
+    /// [`PipelineBuilder::overrides`](crate::PipelineBuilder::overrides)).
+    pub fn overrides(mut self, overrides: impl Into<crate::Json<'static>>) -> Self {
         self.pipeline_settings = self.pipeline_settings.overrides(overrides);
         self
     }

@@ -220,6 +220,20 @@ impl<'a> From<&'a serde_json::Value> for Json<'a> {
     }
 }
 
+impl From<serde_json::Value> for Json<'static> {
+    /// The value as a document, its objects in the value's own order (insertion order only
+    /// where serde_json's `preserve_order` feature is on; sorted otherwise).
+    fn from(value: serde_json::Value) -> Self {
+        Json::from(&value).into_owned()
+    }
+}
+
+impl<'a> From<&Json<'a>> for Json<'a> {
+    fn from(json: &Json<'a>) -> Self {
+        json.clone()
+    }
+}
+
 impl From<&str> for Json<'static> {
     fn from(s: &str) -> Self {
         Json::Str(Cow::Owned(s.to_owned()))

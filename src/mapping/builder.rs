@@ -7,7 +7,9 @@
 use super::MappingError;
 use super::presets::Preset;
 use super::send::SendMapping;
-use serde_json::{Map, Value, json};
+use crate::Json;
+use serde_json::{Value, json};
+use std::borrow::Cow;
 
 /// Where a field's value comes from: one of the mapping language's forms, as a value.
 ///
@@ -264,12 +266,29 @@ impl From<&str> for Source {
 /// assert!(via_json.batch(&event).unwrap() == via_builder.batch(&event).unwrap());
 ///
 /// // The builder's mapping is plain Segment mapping JSON.
-/// assert_eq!(built.overrides()["user_attributes"]["loyalty_tier"], json!({"@path": "$.properties.tier"}));
+/// assert_eq!(built.overrides().to_value()["user_attributes"]["loyalty_tier"], json!({"@path": "$.properties.tier"}));
 /// ```
 #[derive(Clone, Debug)]
 pub struct SendMappingBuilder {
     preset: Preset,
-    overrides: Map<String, Value>,
+    /// The overridden fields, each an object's members in the order they were set (the
+    /// order attributes are sent in).
+    overrides: Members,
+}
+
+/// An object's members in order; setting a member again keeps its place.
+type Members = Vec<(Cow<'static, str>, Json<'static>)>;
+
+fn set(members: &mut Members, key: &str, value: Json<'static>) {
+    match members.iter_mut().find(|(k, _)| k == key) {
+        Some((_, v)) => *v = value,
+        None => members.push((Cow::Owned(key.to_owned()), value)),
+    }
+}
+
+fn take(members: &mut Members, key: &str) -> Option<Json<'static>> {
+    let i = members.iter().position(|(k, _)| k == key)?;
+    Some(members.remove(i).1)
 }
 
 impl SendMappingBuilder {
@@ -277,45 +296,42 @@ impl SendMappingBuilder {
     pub fn new(preset: Preset) -> Self {
         SendMappingBuilder {
             preset,
-            overrides: Map::new(),
+            overrides: Vec::new(),
         }
     }
 
     /// Replaces a whole top-level field (`"ip"`, `"eventProperties"`, …) with a source.
     pub fn field(mut self, field: &str, source: Source) -> Self {
-        self.overrides.insert(field.to_owned(), source.to_mapping());
+        set(&mut self.overrides, field, Json::from(source.to_mapping()));
         self
     }
 
     /// Sets one member of an object field, keeping the field's other members (the preset's
-    /// defaults, or what was set before).
+    /// defaults, or what was set before) and their order; a new member comes last.
     pub fn member(self, field: &str, key: &str, source: Source) -> Self {
-        self.with_object(field, |m| {
-            m.insert(key.to_owned(), source.to_mapping());
-        })
+        self.with_object(field, |m| set(m, key, Json::from(source.to_mapping())))
     }
 
     /// Removes one member of an object field, default or not (the field is then sent without
     /// it).
     pub fn omit(self, field: &str, key: &str) -> Self {
         self.with_object(field, |m| {
-            m.remove(key);
+            take(m, key);
         })
     }
 
     /// Edits the override object of a field, started from the preset's default for it (a
     /// field given as a directive is replaced by an object).
-    fn with_object(mut self, field: &str, edit: impl FnOnce(&mut Map<String, Value>)) -> Self {
-        let plain = |v: Option<Value>| match v {
-            Some(Value::Object(m)) if !m.keys().any(|k| k.starts_with('@')) => Some(m),
+    fn with_object(mut self, field: &str, edit: impl FnOnce(&mut Members)) -> Self {
+        let plain = |v: Option<Json<'static>>| match v {
+            Some(Json::Object(m)) if !m.iter().any(|(k, _)| k.starts_with('@')) => Some(m),
             _ => None,
         };
-        let mut object = plain(self.overrides.remove(field))
+        let mut object = plain(take(&mut self.overrides, field))
             .or_else(|| plain(self.preset.default_mapping(field)))
             .unwrap_or_default();
         edit(&mut object);
-        self.overrides
-            .insert(field.to_owned(), Value::Object(object));
+        set(&mut self.overrides, field, Json::Object(object));
         self
     }
 
@@ -497,14 +513,14 @@ impl SendMappingBuilder {
         self.hash("hashBillingZipcode", on)
     }
 
-    /// The overrides built so far, as Segment mapping JSON.
-    pub fn overrides(&self) -> Value {
-        Value::Object(self.overrides.clone())
+    /// The overrides built so far, as Segment mapping JSON, in order.
+    pub fn overrides(&self) -> Json<'static> {
+        Json::Object(self.overrides.clone())
     }
 
     /// Compiles the mapping.
     pub fn build(self) -> Result<SendMapping, MappingError> {
-        SendMapping::new(self.preset, &Value::Object(self.overrides))
+        SendMapping::new(self.preset, Json::Object(self.overrides))
     }
 }
 
@@ -516,14 +532,14 @@ mod tests {
     fn a_key_chain_is_the_presets_trait_chain() {
         assert_eq!(
             Source::chain("email").to_mapping(),
-            super::super::trait_chain("email")
+            super::super::trait_chain("email").to_value()
         );
     }
 
     #[test]
     fn members_keep_the_other_defaults() {
         let b = SendMappingBuilder::new(Preset::Send).email(Source::path("$.properties.e"));
-        let o = b.overrides();
+        let o = b.overrides().to_value();
         assert_eq!(
             o["user_identities"]["email"],
             json!({"@path": "$.properties.e"})
@@ -534,11 +550,11 @@ mod tests {
         );
         let m = b.hash_email(true).build().unwrap();
         assert_eq!(
-            m.overrides()["hashingConfiguration"]["hashEmail"],
+            m.overrides().to_value()["hashingConfiguration"]["hashEmail"],
             json!(true)
         );
         assert_eq!(
-            m.overrides()["hashingConfiguration"]["hashMobile"],
+            m.overrides().to_value()["hashingConfiguration"]["hashMobile"],
             json!(false)
         );
     }
@@ -550,7 +566,7 @@ mod tests {
             .user_agent(Source::literal("agent"))
             .build()
             .unwrap();
-        assert!(m.overrides()["device_info"]["ios_idfv"]["@liquid"].is_string());
+        assert!(m.overrides().to_value()["device_info"]["ios_idfv"]["@liquid"].is_string());
     }
 
     #[test]

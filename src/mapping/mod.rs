@@ -256,8 +256,8 @@ pub(crate) struct Transform {
 impl Node {
     /// Compiles mapping JSON at `location` (a JSON pointer, for errors), checking it as the
     /// reference's validator does.
-    pub(crate) fn compile(value: &serde_json::Value, location: &str) -> Result<Node, MappingError> {
-        compile::compile(&Json::from(value), location)
+    pub(crate) fn compile(value: &Json<'_>, location: &str) -> Result<Node, MappingError> {
+        compile::compile(value, location)
     }
 
     /// Evaluates a node of a send mapping against the event, through the memo of its lookups

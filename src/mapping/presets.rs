@@ -3,7 +3,6 @@
 use super::value::Val;
 use super::{MappingError, Node};
 use crate::Json;
-use serde_json::{Value, json};
 use std::borrow::Cow;
 
 /// A preset: a trigger plus the default mapping of the send action.
@@ -56,15 +55,16 @@ impl Preset {
     /// (`None` for a field with no default, such as `eventProperties`).
     ///
     /// ```
+    /// use rokt_capi::Json;
     /// use rokt_capi::mapping::Preset;
     /// assert_eq!(
     ///     Preset::Send.default_mapping("ip"),
-    ///     Some(serde_json::json!({"@path": "$.context.ip"}))
+    ///     Some(Json::parse(r#"{"@path": "$.context.ip"}"#).unwrap())
     /// );
     /// ```
-    pub fn default_mapping(self, field: &str) -> Option<Value> {
+    pub fn default_mapping(self, field: &str) -> Option<Json<'static>> {
         match (self, field) {
-            (Preset::SyncEngageAudience, "rtid") => Some(json!({"@path": "$.traits.rtid"})),
+            (Preset::SyncEngageAudience, "rtid") => Some(path("$.traits.rtid")),
             _ => default_json(field),
         }
     }
@@ -80,64 +80,109 @@ const ANDROID_UUID: &str = "{% if context.device.id and context.device.type == '
 const RTID: &str = "{% assign rokt_rtid = integrations['Rokt Conversions API'].rtid %}{% if rokt_rtid %}{{ rokt_rtid }}{% else %}{% assign parts = context.page.search | split: 'rtid=' %}{% if parts[1] %}{{ parts[1] | split: '&' | first }}{% endif %}{% endif %}";
 
 /// `chain(k)`: the first of `context.traits.k`, `traits.k`, `properties.k` that exists (D1).
-pub fn trait_chain(key: &str) -> Value {
-    let link = |p: String, otherwise: Value| json!({"@if": {"exists": {"@path": p.clone()}, "then": {"@path": p}, "else": otherwise}});
+pub fn trait_chain(key: &str) -> Json<'static> {
+    let link = |p: String, otherwise| {
+        directive(
+            "@if",
+            object(vec![
+                ("exists", path(p.clone())),
+                ("then", path(p)),
+                ("else", otherwise),
+            ]),
+        )
+    };
     link(
         format!("$.context.traits.{key}"),
         link(
             format!("$.traits.{key}"),
-            json!({"@path": format!("$.properties.{key}")}),
+            path(format!("$.properties.{key}")),
         ),
     )
 }
 
+/// An object of mapping JSON, its members in the order given (the order attributes are sent
+/// in).
+fn object(members: Vec<(&'static str, Json<'static>)>) -> Json<'static> {
+    Json::Object(
+        members
+            .into_iter()
+            .map(|(k, v)| (Cow::Borrowed(k), v))
+            .collect(),
+    )
+}
+
+/// `{"<name>": arg}`.
+fn directive(name: &'static str, arg: Json<'static>) -> Json<'static> {
+    object(vec![(name, arg)])
+}
+
+/// `{"@path": path}`.
+fn path(p: impl Into<String>) -> Json<'static> {
+    directive("@path", Json::from(p.into()))
+}
+
+/// `{"@liquid": template}`.
+fn liquid(template: &'static str) -> Json<'static> {
+    directive("@liquid", Json::from(template))
+}
+
 /// The default mapping JSON of a top-level field, where it has a mapping-language form.
-fn default_json(field: &str) -> Option<Value> {
+fn default_json(field: &str) -> Option<Json<'static>> {
+    let off = || Json::Bool(false);
     Some(match field {
-        "eventDetails" => json!({
-            "conversiontype": {"@path": "$.event"},
-            "confirmationref": {"@path": "$.properties.order_id"},
-            "amount": {"@path": "$.properties.revenue"},
-            "currency": {"@path": "$.properties.currency"},
-            "source_message_id": {"@path": "$.messageId"},
-            "timestamp_unixtime_ms": {"@path": "$.timestamp"}
-        }),
-        "hashingConfiguration" => json!({
-            "hashEmail": false, "hashFirstName": false, "hashLastName": false,
-            "hashMobile": false, "hashBillingZipcode": false
-        }),
-        "user_identities" => json!({
-            "email": trait_chain("email"),
-            "customerid": {"@path": "$.userId"}
-        }),
-        "user_attributes" => json!({
-            "firstname": trait_chain("first_name"),
-            "lastname": trait_chain("last_name"),
-            "mobile": trait_chain("phone"),
-            "billingzipcode": trait_chain("address.postal_code"),
-            "dob": trait_chain("birthday"),
-            "gender": trait_chain("gender")
-        }),
-        "device_info" => json!({
-            "http_header_user_agent": {"@path": "$.context.userAgent"},
-            "ios_advertising_id": {"@liquid": IOS_ADVERTISING_ID},
-            "android_advertising_id": {"@liquid": ANDROID_ADVERTISING_ID},
-            "ios_idfv": {"@liquid": IOS_IDFV},
-            "android_uuid": {"@liquid": ANDROID_UUID}
-        }),
-        "ip" => json!({"@path": "$.context.ip"}),
-        "audienceDetails" => json!({
-            "customAudienceName": {"@path": "$.properties.audience_name"},
-            "customAudienceMembership": {"@path": "$.properties.audience_membership"}
-        }),
-        "engageAudienceName" => json!({"@path": "$.context.personas.computation_key"}),
-        "traitsOrProps" => json!({"@if": {
-            "exists": {"@path": "$.properties"},
-            "then": {"@path": "$.properties"},
-            "else": {"@path": "$.traits"}
-        }}),
-        "computationAction" => json!({"@path": "$.context.personas.computation_class"}),
-        "rtid" => json!({"@liquid": RTID}),
+        "eventDetails" => object(vec![
+            ("conversiontype", path("$.event")),
+            ("confirmationref", path("$.properties.order_id")),
+            ("amount", path("$.properties.revenue")),
+            ("currency", path("$.properties.currency")),
+            ("source_message_id", path("$.messageId")),
+            ("timestamp_unixtime_ms", path("$.timestamp")),
+        ]),
+        "hashingConfiguration" => object(vec![
+            ("hashEmail", off()),
+            ("hashFirstName", off()),
+            ("hashLastName", off()),
+            ("hashMobile", off()),
+            ("hashBillingZipcode", off()),
+        ]),
+        "user_identities" => object(vec![
+            ("email", trait_chain("email")),
+            ("customerid", path("$.userId")),
+        ]),
+        "user_attributes" => object(vec![
+            ("firstname", trait_chain("first_name")),
+            ("lastname", trait_chain("last_name")),
+            ("mobile", trait_chain("phone")),
+            ("billingzipcode", trait_chain("address.postal_code")),
+            ("dob", trait_chain("birthday")),
+            ("gender", trait_chain("gender")),
+        ]),
+        "device_info" => object(vec![
+            ("http_header_user_agent", path("$.context.userAgent")),
+            ("ios_advertising_id", liquid(IOS_ADVERTISING_ID)),
+            ("android_advertising_id", liquid(ANDROID_ADVERTISING_ID)),
+            ("ios_idfv", liquid(IOS_IDFV)),
+            ("android_uuid", liquid(ANDROID_UUID)),
+        ]),
+        "ip" => path("$.context.ip"),
+        "audienceDetails" => object(vec![
+            ("customAudienceName", path("$.properties.audience_name")),
+            (
+                "customAudienceMembership",
+                path("$.properties.audience_membership"),
+            ),
+        ]),
+        "engageAudienceName" => path("$.context.personas.computation_key"),
+        "traitsOrProps" => directive(
+            "@if",
+            object(vec![
+                ("exists", path("$.properties")),
+                ("then", path("$.properties")),
+                ("else", path("$.traits")),
+            ]),
+        ),
+        "computationAction" => path("$.context.personas.computation_class"),
+        "rtid" => liquid(RTID),
         _ => return None,
     })
 }

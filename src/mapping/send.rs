@@ -4,7 +4,6 @@
 use super::memo::{EventMemo, Interner, Prefixes};
 use super::{MappingError, Node, Preset};
 use crate::Json;
-use serde_json::Value;
 
 /// Declares the top-level fields once: the public names ([`FIELDS`]), the [`Field`] enum and
 /// `Field::ALL` all come from the one list, so a field's position is the same in each.
@@ -57,7 +56,7 @@ const IGNORED_FIELDS: [&str; 2] = ["batch_size", "enable_batching"];
 #[derive(Clone, Debug, PartialEq)]
 pub struct SendMapping {
     preset: Preset,
-    overrides: Value,
+    overrides: Json<'static>,
     nodes: Vec<Option<Node>>,
     /// The key prefixes of the paths the fast entry reads from the event.
     prefixes: Prefixes,
@@ -75,18 +74,27 @@ impl SendMapping {
     /// A preset's mapping with no overrides.
     pub fn preset_defaults(preset: Preset) -> SendMapping {
         // The presets are fixed data; compiling them cannot fail (a unit test holds this).
-        Self::new(preset, &Value::Object(Default::default()))
+        Self::new(preset, Json::Object(Vec::new()))
             .unwrap_or_else(|e| unreachable!("preset {preset:?} does not compile: {e}"))
     }
 
     /// A preset's mapping with `overrides`: an object whose keys are top-level fields, each
     /// replacing that whole field (an object field's defaults are not merged into it).
-    pub fn new(preset: Preset, overrides: &Value) -> Result<SendMapping, MappingError> {
+    ///
+    /// The members of an object field are sent in the order the overrides list them. A
+    /// [`Json`] document (from [`Json::parse`], or [`parse`](Self::parse)) keeps the order of
+    /// its text; a `serde_json::Value` has its map's order, which is sorted unless serde_json's
+    /// `preserve_order` feature is on in your build.
+    pub fn new<'a>(
+        preset: Preset,
+        overrides: impl Into<Json<'a>>,
+    ) -> Result<SendMapping, MappingError> {
+        let overrides = overrides.into().into_owned();
         let map = overrides
             .as_object()
             .ok_or_else(|| MappingError::new("/", "the mapping must be an object of fields"))?;
-        for key in map.keys() {
-            if !FIELDS.contains(&key.as_str()) && !IGNORED_FIELDS.contains(&key.as_str()) {
+        for key in map.iter().map(|(k, _)| k) {
+            if !FIELDS.contains(&key.as_ref()) && !IGNORED_FIELDS.contains(&key.as_ref()) {
                 return Err(MappingError::new(
                     &format!("/{key}"),
                     format!(
@@ -98,7 +106,7 @@ impl SendMapping {
         }
         let mut nodes = Vec::with_capacity(FIELDS.len());
         for field in FIELDS {
-            nodes.push(match map.get(field) {
+            nodes.push(match overrides.get(field) {
                 Some(v) => Some(Node::compile(v, &format!("/{field}"))?),
                 None => preset.default_node(field)?,
             });
@@ -140,7 +148,7 @@ impl SendMapping {
             .collect();
         Ok(SendMapping {
             preset,
-            overrides: overrides.clone(),
+            overrides,
             nodes,
             prefixes: interner.finish(),
             members,
@@ -153,9 +161,16 @@ impl SendMapping {
         self.preset
     }
 
-    /// The overrides, as given.
-    pub fn overrides(&self) -> &Value {
+    /// The overrides, as given, in their order.
+    pub fn overrides(&self) -> &Json<'static> {
         &self.overrides
+    }
+
+    /// [`new`](Self::new) with overrides written as mapping JSON text, in its order.
+    pub fn parse(preset: Preset, overrides: &str) -> Result<SendMapping, MappingError> {
+        let doc = Json::parse(overrides)
+            .map_err(|e| MappingError::new("/", format!("the mapping is not JSON: {e}")))?;
+        Self::new(preset, doc)
     }
 
     /// The compiled node of a top-level field, if the field is mapped.
@@ -327,7 +342,7 @@ mod tests {
     #[test]
     fn presets_compile() {
         for p in [Preset::Send, Preset::SyncEngageAudience] {
-            let m = SendMapping::new(p, &serde_json::json!({})).unwrap();
+            let m = SendMapping::new(p, serde_json::json!({})).unwrap();
             assert!(m.field(Field::EventDetails).is_some());
             assert!(m.field(Field::EventProperties).is_none());
         }
@@ -344,13 +359,13 @@ mod tests {
 
     #[test]
     fn open_members_are_the_literal_members_not_read_by_name() {
-        let m = SendMapping::new(
+        let m = SendMapping::parse(
             Preset::Send,
-            &serde_json::json!({
+            r#"{
                 "user_attributes": {"firstname": {"@path": "$.a"}, "tier": {"@path": "$.b"},
                     "gender": "f", "email": {"@path": "$.d"}},
                 "eventProperties": {"conversiontype": {"@path": "$.e"}}
-            }),
+            }"#,
         )
         .unwrap();
         let keys = |f| {
@@ -403,7 +418,7 @@ mod tests {
         }
         let mapping = SendMapping::new(
             Preset::Send,
-            &serde_json::json!({
+            serde_json::json!({
                 "eventDetails": {"currency": "EUR", "source_message_id": {"@path": "$.id"}},
                 "user_identities": {"@path": "$.ids"}
             }),
@@ -455,7 +470,7 @@ mod tests {
     #[test]
     fn unknown_field_is_named() {
         let err =
-            SendMapping::new(Preset::Send, &serde_json::json!({"user_atributes": {}})).unwrap_err();
+            SendMapping::new(Preset::Send, serde_json::json!({"user_atributes": {}})).unwrap_err();
         assert_eq!(err.location, "/user_atributes");
     }
 }

@@ -376,7 +376,7 @@ impl Dispatcher {
 impl Dispatcher {
     /// Maps and encodes `event` as a spool stores it, without storing it: for writing it
     /// inside a transaction of the service's own (see the `postgres` feature's
-    /// `PostgresSpool::append_in`). One record per route (see [`Enqueued`]), each with the
+    /// `PostgresSpool::append_in`). One record per route (see [`Enqueued`](super::Enqueued)), each with the
     /// refusal of a route that cannot map it. A synchronous rtid memory applies; an async one
     /// cannot, here: observe the event with it first.
     pub fn records(&self, event: impl crate::segment::AsEvent) -> Vec<Result<Record, Refusal>> {

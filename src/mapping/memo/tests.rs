@@ -384,7 +384,7 @@ fn mappings() -> Vec<SendMapping> {
         SendMapping::preset_defaults(Preset::SyncEngageAudience),
         SendMapping::new(
             Preset::Send,
-            &serde_json::json!({
+            serde_json::json!({
                 "eventProperties": {
                     "a": {"@path": "$.context.traits"},
                     "b": {"@path": "$.context.device.type.length"},
