@@ -443,6 +443,20 @@ impl EventError {
     }
 }
 
+/// A pod name that is none of `us1`, `us2`, `eu1`, `au1`, from
+/// [`Pod::from_str`](crate::request::Pod); the message lists the accepted names (and never
+/// repeats the text given).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown pod: expected one of us1, us2, eu1, au1")]
+#[non_exhaustive]
+pub struct ParsePodError {}
+
+impl ParsePodError {
+    pub(crate) fn new() -> Self {
+        ParsePodError {}
+    }
+}
+
 /// An invalid setting, named.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid setting `{setting}`: {message}")]

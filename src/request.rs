@@ -3,7 +3,7 @@
 //! sends what is built here.
 
 use crate::credentials::Credentials;
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ParsePodError};
 use crate::rokt::Batch;
 use bytes::Bytes;
 use url::Url;
@@ -15,7 +15,11 @@ pub const ROKT_INBOUND: &str = "https://inbound.mparticle.com/s2s/v2";
 pub const USER_AGENT: &str = concat!("rokt-capi-rust/", env!("CARGO_PKG_VERSION"));
 
 /// mParticle's limits (docs/behaviour.md §2) that shape bulk requests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// As data (serde), a missing field takes its default and an unknown one is refused; the
+/// limits are judged where they are used ([`PipelineBuilder::build`](crate::PipelineBuilder::build)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Limits {
     /// Batches per bulk request.
@@ -45,7 +49,20 @@ impl Limits {
 }
 
 /// An mParticle data pod, for accounts that are not on Rokt's inbound host.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// Written `us1`, `us2`, `eu1` or `au1` (serde, [`FromStr`](std::str::FromStr) and
+/// [`Display`](std::fmt::Display); parsing ignores case):
+///
+/// ```
+/// use rokt_capi::request::Pod;
+/// assert_eq!("eu1".parse::<Pod>(), Ok(Pod::Eu1));
+/// assert_eq!("EU1".parse::<Pod>(), Ok(Pod::Eu1));
+/// let err = "eu2".parse::<Pod>().unwrap_err();
+/// assert_eq!(err.to_string(), "unknown pod: expected one of us1, us2, eu1, au1");
+/// assert_eq!(Pod::Au1.to_string(), "au1");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Pod {
     /// `s2s.us1.mparticle.com`
@@ -58,11 +75,77 @@ pub enum Pod {
     Au1,
 }
 
+impl Pod {
+    /// Every pod, in the order the error for an unknown one lists them.
+    pub const ALL: [Pod; 4] = [Pod::Us1, Pod::Us2, Pod::Eu1, Pod::Au1];
+
+    /// Its name: `us1`, `us2`, `eu1` or `au1`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pod::Us1 => "us1",
+            Pod::Us2 => "us2",
+            Pod::Eu1 => "eu1",
+            Pod::Au1 => "au1",
+        }
+    }
+}
+
+impl std::fmt::Display for Pod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Pod {
+    type Err = ParsePodError;
+
+    fn from_str(s: &str) -> Result<Pod, ParsePodError> {
+        Pod::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(ParsePodError::new)
+    }
+}
+
 /// Where requests go: a base URL to which `/events`, `/bulkevents` and
 /// `/bulkevents/historical` are appended.
+///
+/// As text (serde, [`FromStr`](std::str::FromStr)) an endpoint is `rokt` (Rokt's inbound
+/// host), a pod name (`us1`, `us2`, `eu1`, `au1`) or a base URL judged as
+/// [`custom`](Self::custom) judges it; it is written back as its base URL.
+///
+/// ```
+/// use rokt_capi::request::{Endpoint, Pod};
+/// assert_eq!("eu1".parse::<Endpoint>(), Ok(Endpoint::pod(Pod::Eu1)));
+/// assert_eq!("rokt".parse::<Endpoint>(), Ok(Endpoint::rokt()));
+/// let e: Endpoint = serde_json::from_str(r#""https://example.com/v2""#).unwrap();
+/// assert_eq!(serde_json::to_string(&e).unwrap(), r#""https://example.com/v2""#);
+/// assert!("http://example.com".parse::<Endpoint>().is_err()); // plain http off loopback
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
     base: Url,
+}
+
+impl std::str::FromStr for Endpoint {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Endpoint, ConfigError> {
+        Endpoint::from_setting(s, &[])
+    }
+}
+
+impl serde::Serialize for Endpoint {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.base.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Endpoint {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Endpoint, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Endpoint::from_setting(&text, &[]).map_err(serde::de::Error::custom)
+    }
 }
 
 impl Default for Endpoint {
@@ -81,12 +164,7 @@ impl Endpoint {
 
     /// An mParticle pod, `https://s2s.<pod>.mparticle.com/v2`.
     pub fn pod(pod: Pod) -> Endpoint {
-        let host = match pod {
-            Pod::Us1 => "us1",
-            Pod::Us2 => "us2",
-            Pod::Eu1 => "eu1",
-            Pod::Au1 => "au1",
-        };
+        let host = pod.name();
         Endpoint {
             base: Url::parse(&format!("https://s2s.{host}.mparticle.com/v2"))
                 .unwrap_or_else(|_| unreachable!("constant URL")),
@@ -105,6 +183,22 @@ impl Endpoint {
     /// ```
     pub fn custom(url: &str) -> Result<Endpoint, ConfigError> {
         Endpoint::custom_with(url, &[])
+    }
+
+    /// An endpoint as a setting names it: `rokt`, a pod name, or a base URL for
+    /// [`custom_with`](Self::custom_with).
+    pub(crate) fn from_setting(
+        text: &str,
+        plain_http_hosts: &[String],
+    ) -> Result<Endpoint, ConfigError> {
+        let name = text.trim();
+        if name.eq_ignore_ascii_case("rokt") {
+            return Ok(Endpoint::rokt());
+        }
+        if let Ok(pod) = name.parse::<Pod>() {
+            return Ok(Endpoint::pod(pod));
+        }
+        Endpoint::custom_with(text, plain_http_hosts)
     }
 
     /// [`custom`](Self::custom), also accepting plain `http` to the hosts named in
@@ -196,7 +290,8 @@ pub(crate) fn check_transport(
 }
 
 /// Which of mParticle's ingestion routes a request uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RequestKind {
     /// One batch: `/events`.

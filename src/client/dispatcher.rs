@@ -30,8 +30,10 @@ pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(60 * 60);
 pub const MIN_RATE: f64 = 1.0;
 /// The highest [`rate_limit`](DispatcherBuilder::rate_limit), in batches per second.
 pub const MAX_RATE: f64 = 1e9;
+mod settings;
 mod spooled;
 use crate::spool::{Spool, SpoolError};
+pub use settings::DispatcherSettings;
 use spooled::Link;
 
 /// The id [`Dispatcher::enqueue`] gives an event; its [`Outcome`] carries the same id.
@@ -790,11 +792,17 @@ struct Queued {
     item: Encoded,
     /// Taken when the outcome is reported.
     reporter: Option<Reporter>,
+    /// When it was queued, for [`Stats::outcome_latency`].
+    queued_at: Instant,
 }
 
 impl Queued {
     fn settle(mut self, verdict: Verdict) {
         if let Some(reporter) = self.reporter.take() {
+            reporter
+                .meter
+                .outcome_latency
+                .record(self.queued_at.elapsed());
             reporter.emit(self.outcome(verdict));
         }
     }
@@ -821,6 +829,10 @@ impl Drop for Queued {
                 ticket = self.ticket.0,
                 "an event was dropped before its outcome: reported as failed (closed)"
             );
+            reporter
+                .meter
+                .outcome_latency
+                .record(self.queued_at.elapsed());
             reporter.emit(self.outcome(Verdict::Failed(Error::Closed)));
         }
     }
@@ -1031,6 +1043,7 @@ impl Dispatcher {
                 kind,
                 item,
                 reporter: Some(self.shared.reporter.clone()),
+                queued_at: Instant::now(),
             }));
             tracing::trace!(
                 ticket = ticket.0,

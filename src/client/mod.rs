@@ -57,14 +57,17 @@
 mod dispatcher;
 mod response;
 mod retry;
+mod settings;
 mod stats;
 
 pub use dispatcher::{
-    Dispatcher, DispatcherBuilder, EnqueueError, Enqueued, MAX_CONCURRENCY, MAX_FLUSH_INTERVAL,
-    MAX_QUEUE_CAPACITY, MAX_RATE, MIN_RATE, Outcome, OutcomeSink, Refusal, Routed, Ticket, Verdict,
+    Dispatcher, DispatcherBuilder, DispatcherSettings, EnqueueError, Enqueued, MAX_CONCURRENCY,
+    MAX_FLUSH_INTERVAL, MAX_QUEUE_CAPACITY, MAX_RATE, MIN_RATE, Outcome, OutcomeSink, Refusal,
+    Routed, Ticket, Verdict,
 };
 pub use retry::{AttemptOutcome, Decision, RetryPolicy, StopReason, parse_retry_after};
-pub use stats::Stats;
+pub use settings::{ClientSettings, ENV_API_KEY, ENV_API_SECRET, ENV_ENDPOINT};
+pub use stats::{LATENCY_BUCKETS, Latency, Stats};
 
 use crate::credentials::Credentials;
 use crate::error::{AttemptFailure, ConfigError, Error, TransportError, TransportErrorKind};
@@ -365,8 +368,8 @@ impl Default for ClientBuilder {
             endpoint: None,
             plain_http_hosts: Vec::new(),
             proxy: None,
-            connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             retry: RetryPolicy::default(),
             user_agent: None,
             pipeline: None,
@@ -404,7 +407,8 @@ impl ClientBuilder {
 
     /// A custom base URL, checked by `build` as [`Endpoint::custom`] checks it: `https`, or
     /// `http` to loopback (or to a host named by
-    /// [`allow_plain_http_to`](Self::allow_plain_http_to)), no user info.
+    /// [`allow_plain_http_to`](Self::allow_plain_http_to)), no user info. `rokt` and a pod
+    /// name (`us1`, `us2`, `eu1`, `au1`) name those endpoints, as in [`ClientSettings`].
     pub fn endpoint_url(mut self, url: &str) -> Self {
         self.endpoint = Some(EndpointSetting::Url(url.to_owned()));
         self
@@ -521,7 +525,9 @@ impl ClientBuilder {
         let endpoint = match self.endpoint {
             None => Endpoint::rokt(),
             Some(EndpointSetting::Endpoint(e)) => e,
-            Some(EndpointSetting::Url(url)) => Endpoint::custom_with(&url, &self.plain_http_hosts)?,
+            Some(EndpointSetting::Url(url)) => {
+                Endpoint::from_setting(&url, &self.plain_http_hosts)?
+            }
         };
         for (setting, timeout) in [
             ("connect_timeout", self.connect_timeout),
@@ -617,6 +623,11 @@ impl ClientBuilder {
     }
 }
 
+/// The default [`ClientBuilder::connect_timeout`].
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default [`ClientBuilder::request_timeout`].
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The longest `connect_timeout` or `request_timeout` (one day).
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -678,6 +689,19 @@ impl Client {
     /// A builder.
     pub fn builder() -> ClientBuilder {
         ClientBuilder::default()
+    }
+
+    /// A client with the default settings and the credentials and endpoint from the `ROKT_*`
+    /// environment variables: `ROKT_API_KEY`, `ROKT_API_SECRET` and, optionally,
+    /// `ROKT_ENDPOINT` (`rokt`, a pod name such as `eu1`, or a base URL). See
+    /// [`ClientSettings::from_env`]; [`ClientBuilder::from_env`] takes more settings.
+    ///
+    /// # Errors
+    ///
+    /// An [`Error::Config`] naming the variable (never its value) when one is missing or
+    /// invalid.
+    pub fn from_env() -> Result<Client, Error> {
+        ClientBuilder::from_env()?.build()
     }
 
     /// A handle on the same client that also counts its requests into `meter`.
@@ -1071,7 +1095,11 @@ impl Client {
             if let Some(meter) = &self.meter {
                 Meter::add(&meter.requests);
             }
+            let sent_at = Instant::now();
             let result = self.attempt(request).instrument(attempt_span.clone()).await;
+            if let Some(meter) = &self.meter {
+                meter.request_latency.record(sent_at.elapsed());
+            }
             let (outcome, response, cause) = match result {
                 Ok((status, retry_after, response)) => {
                     attempt_span.record("status", status);

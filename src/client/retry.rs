@@ -82,19 +82,36 @@ pub enum StopReason {
 /// let d = policy.decide(&AttemptOutcome::status(400), 1, Duration::ZERO, 0.5);
 /// assert_eq!(d, Decision::Stop(StopReason::Permanent));
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// As data (serde), durations are written `"250ms"`, `"10s"`, `"1m"`; a missing field takes
+/// its default and an unknown one is refused. [`validate`](Self::validate) (called by
+/// [`ClientBuilder::build`](super::ClientBuilder::build)) judges the values:
+///
+/// ```
+/// use rokt_capi::client::RetryPolicy;
+/// use std::time::Duration;
+/// let policy: RetryPolicy =
+///     serde_json::from_str(r#"{"max_attempts": 3, "base_delay": "100ms"}"#).unwrap();
+/// assert_eq!(policy, RetryPolicy::default().with_max_attempts(3).with_base_delay(Duration::from_millis(100)));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct RetryPolicy {
     /// Attempts in all, the first one included (at least 1). Default 5.
     pub max_attempts: u32,
     /// The back-off before the second attempt; it doubles with each attempt. Default 250 ms.
+    #[serde(with = "humantime_serde")]
     pub base_delay: Duration,
     /// The longest back-off between two attempts. Default 10 s.
+    #[serde(with = "humantime_serde")]
     pub max_delay: Duration,
     /// The longest time from the first attempt until the last one may start; no wait is
     /// started that would end past it. Default 60 s.
+    #[serde(with = "humantime_serde")]
     pub deadline: Duration,
     /// The longest `Retry-After` honoured: a longer one is cut to this. Default 30 s.
+    #[serde(with = "humantime_serde")]
     pub max_retry_after: Duration,
 }
 

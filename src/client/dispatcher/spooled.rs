@@ -264,6 +264,7 @@ impl Link {
                         message_id: st.record.message_id,
                     },
                     reporter: Some(reporter.clone()),
+                    queued_at: tokio::time::Instant::now(),
                 };
                 let sent = match queue.upgrade() {
                     Some(tx) => tx.send(Msg::Item(q)).await.is_ok(),
