@@ -251,3 +251,34 @@ async fn https_without_a_tls_backend_is_a_configuration_error() {
     assert!(matches!(err, rokt_capi::Error::Config(_)), "{err:?}");
     assert!(err.to_string().contains("TLS"), "{err}");
 }
+
+#[tokio::test]
+async fn stats_time_each_outcome_and_each_attempt_and_serialize_nothing_personal() {
+    // One 503, then accepted: two attempts for the group of three.
+    let server = scripted(vec![Reply::status(503), Reply::accepted()]).await;
+    let dispatcher = Dispatcher::builder(support::client(&server))
+        .flush_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    for i in 0..3 {
+        dispatcher.enqueue(support::event(i)).await.unwrap();
+    }
+    dispatcher.flush().await.unwrap();
+    let waited = started.elapsed();
+    let stats = dispatcher.stats();
+    assert_eq!(stats.outcome_latency.count, 3, "{stats:?}");
+    assert_eq!(stats.request_latency.count, 2, "{stats:?}");
+    assert_eq!(stats.outcome_latency.buckets.iter().sum::<u64>(), 3);
+    // The retry's back-off is inside every outcome's latency, and no latency is longer than
+    // the whole wait.
+    assert!(stats.outcome_latency.max() <= waited, "{stats:?}");
+    assert!(stats.outcome_latency.p50().unwrap() >= stats.request_latency.max() / 2);
+    assert!(stats.request_latency.mean().is_some());
+
+    let text = serde_json::to_string(&stats).unwrap();
+    for personal in ["u-0", "user0", "example.com", "203.0.113", "m-0", "o-0"] {
+        assert!(!text.contains(personal), "{personal} in {text}");
+    }
+    dispatcher.shutdown().await;
+}
