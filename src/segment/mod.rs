@@ -13,6 +13,9 @@
 //! assert_eq!(back, serde_json::from_str::<serde_json::Value>(text).unwrap());
 //! ```
 
+#[cfg(feature = "segment-crate")]
+#[cfg_attr(docsrs, doc(cfg(feature = "segment-crate")))]
+mod external;
 pub mod intake;
 
 use crate::Json;
@@ -619,8 +622,11 @@ pub(crate) mod sealed {
 }
 
 /// Anything the pipeline reads one event from: JSON text (`&str`, `String`), a parsed
-/// [`Json`], a `serde_json::Value`, a typed [`Event`], or an intake
-/// [`Message`](intake::Message). Sealed: only these.
+/// [`Json`], a `serde_json::Value`, a typed [`Event`], an intake
+/// [`Message`](intake::Message), and with the `segment-crate` feature the `segment` crate's
+/// `message::{Track, Identify, Page, Screen, Group, Alias, BatchMessage, Message}` (their
+/// `type` supplied from the Rust type; a `Message::Batch` is refused as many events). Sealed:
+/// only these.
 ///
 /// ```
 /// use rokt_capi::Pipeline;
