@@ -153,7 +153,7 @@ mod tests {
         let pipeline = Pipeline::builder().build().unwrap();
         let from_track = pipeline.encode(track()).unwrap();
         assert_eq!(from_track, pipeline.encode(TRACK_JSON).unwrap());
-        let batch = pipeline.batch(&track()).unwrap();
+        let batch = pipeline.batch(track()).unwrap();
         assert_eq!(batch.source_message_id(), Some("m-1"));
         // The same through the enums that wrap it.
         assert_eq!(
