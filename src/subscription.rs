@@ -100,12 +100,38 @@ impl Subscription {
 }
 
 /// The configuration as saved: the subscriptions, in order.
+///
+/// Loading is lenient by default, as Segment is: a trigger Segment accepts is accepted, even
+/// one cut short (`type = "track" and` matches every track call there). A loader that wants
+/// to hear of such triggers uses the strict forms, [`Destination::from_json_strict`] and
+/// [`Destination::new_strict`], or [`check_strict`](Self::check_strict).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct DestinationConfig {
     /// The subscriptions.
     pub subscriptions: Vec<Subscription>,
+}
+
+impl DestinationConfig {
+    /// Checks every subscription's trigger (disabled ones too) with
+    /// [`Trigger::check_strict`].
+    ///
+    /// # Errors
+    ///
+    /// The first trigger refused: an [`Error::Config`] for the setting `trigger` whose message
+    /// names the subscription and says what is wrong and where.
+    pub fn check_strict(&self) -> Result<(), Error> {
+        for s in &self.subscriptions {
+            s.trigger.check_strict().map_err(|e| {
+                crate::error::ConfigError::new(
+                    "trigger",
+                    format!("subscription `{}`: {e} (strict loading)", s.name),
+                )
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// One subscription's encoded batch for an event, or why it has none.
@@ -176,11 +202,42 @@ impl Destination {
             .unwrap_or_else(|e| unreachable!("the presets compile: {e}"))
     }
 
+    /// Like [`new`](Self::new), refusing first any trigger that
+    /// [`DestinationConfig::check_strict`] refuses.
+    pub fn new_strict(config: DestinationConfig) -> Result<Destination, Error> {
+        config.check_strict()?;
+        Destination::new(config)
+    }
+
+    /// Like [`from_json`](Self::from_json), refusing any trigger that Segment accepts but
+    /// that is cut short or suspicious ([`Trigger::check_strict`] lists what), with an
+    /// [`Error::Config`] naming the subscription.
+    ///
+    /// ```
+    /// use rokt_capi::subscription::Destination;
+    /// let config = r#"{"subscriptions": [
+    ///     {"name": "Orders", "trigger": "type = \"track\" and", "preset": "send"}
+    /// ]}"#;
+    /// assert!(Destination::from_json(config).is_ok()); // as Segment: every track call
+    /// let err = Destination::from_json_strict(config).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "invalid setting `trigger`: subscription `Orders`: the trigger ends after `and`: \
+    ///      a condition is missing at column 19 (strict loading)"
+    /// );
+    /// ```
+    pub fn from_json_strict(text: &str) -> Result<Destination, Error> {
+        Destination::new_strict(Destination::read_config(text)?)
+    }
+
     /// Reads and compiles a configuration from JSON.
     pub fn from_json(text: &str) -> Result<Destination, Error> {
-        let config: DestinationConfig = serde_json::from_str(text)
-            .map_err(|e| crate::error::ConfigError::new("subscriptions", e.to_string()))?;
-        Destination::new(config)
+        Destination::new(Destination::read_config(text)?)
+    }
+
+    fn read_config(text: &str) -> Result<DestinationConfig, Error> {
+        serde_json::from_str(text)
+            .map_err(|e| crate::error::ConfigError::new("subscriptions", e.to_string()).into())
     }
 
     /// The configuration as JSON, to save.
@@ -299,5 +356,31 @@ mod tests {
             err.to_string().contains("trigger") || err.to_string().contains("subscriptions"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn strict_loading_names_the_subscription_and_the_default_stays_lenient() {
+        let config = r#"{"subscriptions":[
+            {"name":"Orders","trigger":"type = \"track\" and event = \"Order Completed\""},
+            {"name":"Cut short","trigger":"type = \"track\" and"}
+        ]}"#;
+        // Lenient, as Segment: the cut-short trigger matches every track call.
+        let lenient = Destination::from_json(config).unwrap();
+        let event = serde_json::json!({"type":"track","event":"Signed Up","userId":"u",
+            "messageId":"m","timestamp":"2026-01-01T00:00:00Z"});
+        assert_eq!(lenient.matching(&event), ["Cut short"]);
+
+        let err = Destination::from_json_strict(config).unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("subscription `Cut short`"), "{text}");
+        assert!(text.contains("ends after `and`"), "{text}");
+        assert!(!text.contains("Orders"), "{text}");
+
+        // Disabled subscriptions are checked too; a clean configuration loads the same.
+        let disabled = config.replace(r#"and"}"#, r#"and","enabled":false}"#);
+        assert!(Destination::from_json_strict(&disabled).is_err());
+        let clean = Destination::from_json_strict(&Destination::presets().to_json()).unwrap();
+        assert_eq!(clean.config(), Destination::presets().config());
     }
 }

@@ -36,6 +36,7 @@
 mod eval;
 mod lexer;
 mod parser;
+mod strict;
 #[cfg(test)]
 mod tests;
 
@@ -235,6 +236,49 @@ impl Trigger {
                     .to_owned(),
             )),
         }
+    }
+
+    /// Parses a trigger as [`parse`](Self::parse) does, then refuses what Segment accepts
+    /// but a reader would not expect, as [`check_strict`](Self::check_strict) says.
+    ///
+    /// ```
+    /// use rokt_capi::trigger::Trigger;
+    /// // Segment accepts this and matches every track call; strictly, it is cut short.
+    /// assert!(Trigger::parse(r#"type = "track" and"#).is_ok());
+    /// let err = Trigger::parse_strict(r#"type = "track" and"#).unwrap_err();
+    /// assert_eq!(err.to_string(), "the trigger ends after `and`: a condition is missing at column 19");
+    /// assert!(Trigger::parse_strict(r#"type = "track" and (event = "A" or event = "B")"#).is_ok());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`TriggerError`] saying what is wrong and where (naming fields and operators, never
+    /// the values compared with).
+    pub fn parse_strict(source: &str) -> Result<Trigger, TriggerError> {
+        let trigger = Trigger::parse(source)?;
+        trigger.check_strict()?;
+        Ok(trigger)
+    }
+
+    /// Checks a parsed trigger against a strict grammar, refusing what the reference accepts
+    /// but gives a surprising meaning: a condition cut short (`type = "track" and`, `type =`),
+    /// an unknown field or operator (skipped by the reference), a capitalised `AND`, `and`
+    /// and `or` mixed at one level (the last one wins there), nested or unbalanced
+    /// parentheses, an empty `()`, `!` before anything but `contains()`/`match()`, a
+    /// single-quoted string (its quotes kept), a value that is not a double-quoted string,
+    /// number, `null`, `true` or `false`, `contains(type, …)`, and a `match()` pattern
+    /// without exactly one leading or trailing `*`.
+    ///
+    /// # Errors
+    ///
+    /// The first such thing, as a [`TriggerError`].
+    pub fn check_strict(&self) -> Result<(), TriggerError> {
+        let source = self.inner.source.as_str();
+        let units: Vec<u16> = source.encode_utf16().collect();
+        let tokens =
+            lexer::lex(&units).map_err(|e| TriggerError::at_unit(source, e.at, e.message))?;
+        strict::check(parser::normalize(tokens))
+            .map_err(|e| TriggerError::at_unit(source, e.at, e.message))
     }
 
     /// Whether the event matches.

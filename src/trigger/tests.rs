@@ -743,3 +743,114 @@ proptest! {
         }
     }
 }
+
+/// The strict error for `source`, which the reference accepts.
+fn strict_error(source: &str) -> String {
+    let lenient = parse(source);
+    match lenient.check_strict() {
+        Err(e) => e.to_string(),
+        Ok(()) => panic!("{source:?} should be refused strictly"),
+    }
+}
+
+#[test]
+fn strict_loading_refuses_what_segment_accepts_but_means_otherwise() {
+    let cases = [
+        (r#"type = "track" and"#, "ends after `and`"),
+        (r#"type = "track" or "#, "ends after `or`"),
+        (r#"(type = "track" and)"#, "group ends after `and`"),
+        ("type =", "`type =` has no value"),
+        (r#"type = "track" ) "#, "a `)` without its `(`"),
+        (r#"type = "track" and typ = "x""#, "`typ` is not a field"),
+        (
+            r#"type = "track" AND event = "A""#,
+            "`AND` is not a conjunction",
+        ),
+        (
+            r#"type = "a" and event = "b" or event = "c""#,
+            "mixed at one level",
+        ),
+        (r#"!(type = "page")"#, "`!` negates only"),
+        ("type = 'track'", "single-quoted"),
+        ("type = track", "must be followed by a double-quoted string"),
+        (
+            r#"event = "A" and contains(type, "tr")"#,
+            "cannot test `type`",
+        ),
+        (r#"match(event, "Order")"#, "must start or end with `*`"),
+        ("properties.123 = 1", "`properties` needs a path"),
+        (r#"event null "A""#, "unknown operator `null`"),
+        (r#"type = "track" ()"#, "expected `and`, `or` or the end"),
+        (r#"() or type = "track""#, "an empty `()` group"),
+    ];
+    for (source, expected) in cases {
+        let err = strict_error(source);
+        assert!(err.contains(expected), "{source:?}: {err}");
+    }
+}
+
+#[test]
+fn strict_loading_accepts_plain_triggers_unchanged() {
+    for source in [
+        r#"type = "track""#,
+        r#"type = "track" and event = "Order Completed""#,
+        r#"type = "track" and (event = "A" or event = "B")"#,
+        r#"event = "A" or event = "B" or event = "C""#,
+        "properties.total > 10 and properties.total <= 100.5",
+        "userId != null and traits.vip = true",
+        r#"contains(event, "Order") and !match(context.page.url, "*/checkout")"#,
+        r#"match(name, "Home*")"#,
+        "context.device.type = null",
+        Trigger::all().as_str(),
+    ] {
+        let strict = Trigger::parse_strict(source)
+            .unwrap_or_else(|e| panic!("{source:?} should pass strictly: {e}"));
+        assert_eq!(strict, parse(source), "the same trigger either way");
+    }
+}
+
+#[test]
+fn strict_errors_name_no_compared_value() {
+    for source in [
+        r#"type = "jane@example.com" and"#,
+        r#"traits.email = "jane@example.com" AND"#,
+        r#"userId = 'jane@example.com'"#,
+    ] {
+        let err = strict_error(source);
+        assert!(!err.contains("jane"), "{source:?}: {err}");
+    }
+}
+
+#[test]
+fn the_reference_corpus_holds_no_trigger_that_strict_loading_changes() {
+    // Every conformance condition either parses the same strictly or is refused with a
+    // message; none panics, and a trigger that passes strictly still matches as before.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/conformance/subscriptions/cases.json"
+    );
+    let text = std::fs::read_to_string(path).expect("conformance cases");
+    let cases: Vec<ConformanceCase> = serde_json::from_str(&text).expect("cases.json");
+    let mut passed = 0;
+    for case in &cases {
+        if let Ok(t) = Trigger::parse_strict(&case.condition) {
+            assert_eq!(
+                t.matches_value(&case.event),
+                case.expected,
+                "{}",
+                case.condition
+            );
+            passed += 1;
+        }
+    }
+    assert!(passed > 0);
+}
+
+proptest! {
+    #[test]
+    fn strict_checking_never_panics(source in "[ -~]{0,40}") {
+        if let Ok(t) = Trigger::parse(&source) {
+            let _ = t.check_strict();
+        }
+    }
+}
