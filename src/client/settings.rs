@@ -2,6 +2,7 @@
 //! environment variables, handed to [`ClientBuilder::settings`].
 
 use super::{ClientBuilder, HISTORICAL_AFTER, RetryPolicy};
+use crate::Json;
 use crate::error::{ConfigError, Error};
 use crate::mapping::Preset;
 use crate::request::{Endpoint, Limits};
@@ -70,7 +71,9 @@ pub const ENV_ENDPOINT: &str = "ROKT_ENDPOINT";
 /// # }
 /// ```
 ///
-/// The same in TOML (what the crate's tests read with the `toml` crate):
+/// The same in TOML (what the crate's tests read with the `toml` crate; turn on its
+/// `preserve_order` feature, or it reads the overrides' members, and so the attributes they
+/// send, in sorted order):
 ///
 /// ```toml
 /// [rokt]
@@ -126,9 +129,13 @@ pub struct ClientSettings {
     /// `send` or `sync_engage_audience`: see [`ClientBuilder::preset`] (default `send`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preset: Option<Preset>,
-    /// Mapping overrides in Segment's JSON: see [`ClientBuilder::overrides`].
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub overrides: Option<serde_json::Value>,
+    /// Mapping overrides in Segment's JSON, kept in the order they are written (the order
+    /// attributes are sent in): see [`ClientBuilder::overrides`].
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "owned_json"
+    )]
+    pub overrides: Option<Json<'static>>,
     /// Bulk size limits: see [`ClientBuilder::limits`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
@@ -200,6 +207,11 @@ fn redacted_url<S: serde::Serializer>(url: &Option<String>, s: S) -> Result<S::O
         Some(u) => s.serialize_str(&redact(u)),
         None => s.serialize_none(),
     }
+}
+
+/// A document read from the settings, owned so that it outlives the text.
+fn owned_json<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Json<'static>>, D::Error> {
+    Ok(Option::<Json<'de>>::deserialize(d)?.map(Json::into_owned))
 }
 
 impl ClientSettings {
@@ -448,5 +460,23 @@ mod tests {
             ..ClientSettings::default()
         };
         assert!(ClientBuilder::default().settings(plain).build().is_ok());
+    }
+
+    #[test]
+    fn overrides_keep_the_order_they_are_written_in() {
+        let text =
+            r#"{"overrides":{"zeta":{"@path":"$.context.ip"},"alpha":{"@path":"$.userId"}}}"#;
+        let settings: ClientSettings = serde_json::from_str(text).unwrap();
+        let written = serde_json::to_string(&settings).unwrap();
+        let zeta = written.find("zeta").unwrap();
+        assert!(zeta < written.find("alpha").unwrap(), "{written}");
+        let toml_text = toml::to_string(&settings).unwrap();
+        let toml_back: ClientSettings = toml::from_str(&toml_text).unwrap();
+        assert_eq!(
+            toml_back.overrides.as_ref().map(Json::to_value),
+            settings.overrides.as_ref().map(Json::to_value),
+            "{toml_text}"
+        );
+        assert_eq!(toml_back, settings, "{toml_text}");
     }
 }

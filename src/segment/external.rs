@@ -67,6 +67,7 @@ fn with_typed<T: Serialize + Clone, R>(
 macro_rules! typed_event {
     ($($ty:ident => $kind:literal),* $(,)?) => {$(
         impl Sealed for $ty {}
+        #[cfg_attr(docsrs, doc(cfg(feature = "segment-crate")))]
         impl AsEvent for $ty {
             fn with_json<R>(
                 &self,
@@ -88,6 +89,7 @@ typed_event! {
 }
 
 impl Sealed for BatchMessage {}
+#[cfg_attr(docsrs, doc(cfg(feature = "segment-crate")))]
 impl AsEvent for BatchMessage {
     fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> Result<R, Error>) -> Result<R, Error> {
         match self {
@@ -102,6 +104,7 @@ impl AsEvent for BatchMessage {
 }
 
 impl Sealed for Message {}
+#[cfg_attr(docsrs, doc(cfg(feature = "segment-crate")))]
 impl AsEvent for Message {
     fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> Result<R, Error>) -> Result<R, Error> {
         match self {

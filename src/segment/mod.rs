@@ -14,7 +14,6 @@
 //! ```
 
 #[cfg(feature = "segment-crate")]
-#[cfg_attr(docsrs, doc(cfg(feature = "segment-crate")))]
 mod external;
 pub mod intake;
 
