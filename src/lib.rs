@@ -65,7 +65,7 @@
 //! | `liquid` | no | the `@liquid` mapping directive for any template (about 27 more crates to build) |
 //! | `sqlite` | no | `rtid::memory::SqliteStore`: the rtid memory in an SQLite file |
 //! | `postgres` | no | `rtid::memory::PostgresStore`: the rtid memory in PostgreSQL, shared by instances |
-//! | `metrics` | no | the dispatcher's counters and latencies reported through the `metrics` facade (names in [`client`]'s `stats` docs: [`client::Stats`]) |
+//! | `metrics` | no | the dispatcher's counters and latencies reported through the `metrics` facade (the names are listed on [`client::Stats`]) |
 //! | `segment-crate` | no | the `segment` crate's message types (`Track`, `Identify`, …, `BatchMessage`, `Message`) as events wherever one is taken ([`segment::AsEvent`]) |
 //!
 //! Without a TLS feature the client speaks plain http to loopback only; sending to an https

@@ -51,8 +51,9 @@
 //! | enqueue, flush, shutdown | TRACE / DEBUG events | `ticket`, `queue_depth`, `pending` |
 //! | an event not delivered | DEBUG event | `ticket`, `message_id`, `verdict`, `status`, `error_type` |
 //!
-//! For metrics, [`Dispatcher::stats`] counts events and requests, and [`Verdict::label`]
-//! names an outcome in one word.
+//! For metrics, [`Dispatcher::stats`] counts events and requests and times outcomes and
+//! attempts ([`Stats`], `Serialize`), [`Verdict::label`] names an outcome in one word, and
+//! the `metrics` feature reports the same figures through the `metrics` facade.
 
 mod dispatcher;
 mod response;

@@ -1,26 +1,8 @@
 //! Counters a service can export as metrics: what a [`Dispatcher`](super::Dispatcher) took in,
 //! what became of it, how many HTTP requests that took, and how long both took.
 //!
-//! With the `metrics` feature the same figures are also reported through the
-//! [`metrics`](https://docs.rs/metrics) facade as they happen, to whatever recorder the
-//! service installed:
-//!
-//! | name | kind | what (the [`Stats`] field it mirrors) |
-//! |---|---|---|
-//! | `rokt_capi_events_enqueued_total` | counter | [`Stats::enqueued`] |
-//! | `rokt_capi_events_stored_total` | counter | [`Stats::stored`] |
-//! | `rokt_capi_events_respooled_total` | counter | [`Stats::respooled`] |
-//! | `rokt_capi_events_invalid_total` | counter | [`Stats::invalid`] |
-//! | `rokt_capi_events_delivered_total` | counter | [`Stats::delivered`] |
-//! | `rokt_capi_events_rejected_total` | counter | [`Stats::rejected`] |
-//! | `rokt_capi_events_failed_total` | counter | [`Stats::failed`] |
-//! | `rokt_capi_requests_total` | counter | [`Stats::requests`] |
-//! | `rokt_capi_retries_total` | counter | [`Stats::retries`] |
-//! | `rokt_capi_outcome_latency_seconds` | histogram | [`Stats::outcome_latency`] |
-//! | `rokt_capi_request_latency_seconds` | histogram | [`Stats::request_latency`] |
-//!
-//! Every dispatcher of the process reports under the same names; the gauges
-//! ([`Stats::queue_depth`], [`Stats::in_flight`]) are read from [`Dispatcher::stats`](super::Dispatcher::stats).
+//! With the `metrics` feature they are also reported through the `metrics` facade: the
+//! names are listed on [`Stats`].
 
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,6 +30,29 @@ use std::time::Duration;
 /// assert_eq!(json["enqueued"], 0);
 /// assert_eq!(json["outcome_latency"]["count"], 0);
 /// ```
+///
+/// # The `metrics` feature
+///
+/// With the `metrics` feature the same figures are also reported through the
+/// [`metrics`](https://docs.rs/metrics) facade as they happen, to whatever recorder the
+/// service installed:
+///
+/// | name | kind | what (the [`Stats`] field it mirrors) |
+/// |---|---|---|
+/// | `rokt_capi_events_enqueued_total` | counter | [`Stats::enqueued`] |
+/// | `rokt_capi_events_stored_total` | counter | [`Stats::stored`] |
+/// | `rokt_capi_events_respooled_total` | counter | [`Stats::respooled`] |
+/// | `rokt_capi_events_invalid_total` | counter | [`Stats::invalid`] |
+/// | `rokt_capi_events_delivered_total` | counter | [`Stats::delivered`] |
+/// | `rokt_capi_events_rejected_total` | counter | [`Stats::rejected`] |
+/// | `rokt_capi_events_failed_total` | counter | [`Stats::failed`] |
+/// | `rokt_capi_requests_total` | counter | [`Stats::requests`] |
+/// | `rokt_capi_retries_total` | counter | [`Stats::retries`] |
+/// | `rokt_capi_outcome_latency_seconds` | histogram | [`Stats::outcome_latency`] |
+/// | `rokt_capi_request_latency_seconds` | histogram | [`Stats::request_latency`] |
+///
+/// Every dispatcher of the process reports under the same names; the gauges
+/// ([`Stats::queue_depth`], [`Stats::in_flight`]) are read from [`Dispatcher::stats`](super::Dispatcher::stats).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 #[non_exhaustive]
 pub struct Stats {
