@@ -45,17 +45,12 @@ pub struct Subscription {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "owned_json"
+        deserialize_with = "crate::json::owned_option"
     )]
     pub mapping: Option<Json<'static>>,
     /// Disabled subscriptions are kept in the configuration but never fire.
     #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
     pub enabled: bool,
-}
-
-/// A document read from the configuration, owned so that it outlives the text.
-fn owned_json<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Json<'static>>, D::Error> {
-    Ok(Option::<Json<'de>>::deserialize(d)?.map(Json::into_owned))
 }
 
 fn default_preset() -> Preset {

@@ -133,7 +133,7 @@ pub struct ClientSettings {
     /// attributes are sent in): see [`ClientBuilder::overrides`].
     #[serde(
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "owned_json"
+        deserialize_with = "crate::json::owned_option"
     )]
     pub overrides: Option<Json<'static>>,
     /// Bulk size limits: see [`ClientBuilder::limits`].
@@ -207,11 +207,6 @@ fn redacted_url<S: serde::Serializer>(url: &Option<String>, s: S) -> Result<S::O
         Some(u) => s.serialize_str(&redact(u)),
         None => s.serialize_none(),
     }
-}
-
-/// A document read from the settings, owned so that it outlives the text.
-fn owned_json<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Json<'static>>, D::Error> {
-    Ok(Option::<Json<'de>>::deserialize(d)?.map(Json::into_owned))
 }
 
 impl ClientSettings {

@@ -220,6 +220,14 @@ impl<'a> From<&'a serde_json::Value> for Json<'a> {
     }
 }
 
+/// For `#[serde(deserialize_with)]`: an optional document read from configuration, owned so
+/// that it outlives the text it was read from.
+pub(crate) fn owned_option<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Json<'static>>, D::Error> {
+    Ok(Option::<Json<'de>>::deserialize(d)?.map(Json::into_owned))
+}
+
 impl From<serde_json::Value> for Json<'static> {
     /// The value as a document, its objects in the value's own order (insertion order only
     /// where serde_json's `preserve_order` feature is on; sorted otherwise).
