@@ -96,6 +96,7 @@ mod text;
 pub mod trigger;
 mod words;
 
+// The types a service names most, at the root; each keeps one home in its module.
 pub use client::{
     Client, ClientBuilder, Dispatcher, DispatcherBuilder, EnqueueError, Enqueued, Outcome,
     RetryPolicy, Stats, Ticket, Verdict,
@@ -103,7 +104,34 @@ pub use client::{
 pub use credentials::Credentials;
 pub use error::{ConfigError, Error, EventError};
 pub use json::Json;
+pub use mapping::{Preset, SendMapping};
 pub use pipeline::{BulkPlan, Pipeline, PipelineBuilder};
+pub use request::{Endpoint, Limits, Pod};
+pub use subscription::Destination;
+
+/// Types from other crates that appear in this crate's signatures (`Outcome::body`,
+/// `Request::body`, `Endpoint::base`), so a dependent need not add those crates to name them.
+pub use bytes::Bytes;
+pub use url::Url;
+
+/// `use rokt_capi::prelude::*;` brings what a service embedding the crate names: the client and
+/// its dispatcher, a destination's subscriptions, what `enqueue` answers, and the pipeline for
+/// offline use.
+///
+/// ```
+/// use rokt_capi::prelude::*;
+/// let pipeline = Pipeline::builder().preset(Preset::Send).build()?;
+/// let event = Json::parse(r#"{"type":"track","event":"Order Completed","userId":"u-1",
+///     "messageId":"m-1","timestamp":"2026-03-04T05:06:07Z","properties":{"order_id":"o-1"}}"#)?;
+/// assert!(pipeline.batch(&event).is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub mod prelude {
+    pub use crate::client::{
+        Client, Dispatcher, EnqueueError, Enqueued, Outcome, Stats, Ticket, Verdict,
+    };
+    pub use crate::{Credentials, Destination, Error, Json, Pipeline, Preset, SendMapping};
+}
 
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]

@@ -305,7 +305,7 @@ fn subscriptions_family(dir: &Path) -> Option<Vec<(String, Result<(), String>)>>
                 let outcome = match rokt_capi::trigger::Trigger::parse(condition) {
                     Err(e) => Err(format!("parse error: {e}")),
                     Ok(t) => {
-                        let got = t.matches_value(&case["event"]);
+                        let got = t.matches(&case["event"]);
                         let want = case["expected"].as_bool();
                         if Some(got) == want {
                             Ok(())

@@ -281,16 +281,14 @@ impl Trigger {
             .map_err(|e| TriggerError::at_unit(source, e.at, e.message))
     }
 
-    /// Whether the event matches.
+    /// Whether the event matches: any event the crate takes (a [`Json`](crate::Json)
+    /// document, a `serde_json::Value`, a typed [`Event`](crate::segment::Event), JSON text).
+    /// Text that is not JSON matches nothing.
     #[must_use]
-    pub fn matches(&self, event: &crate::Json<'_>) -> bool {
-        eval::eval(&self.inner.condition, event).unwrap_or(false)
-    }
-
-    /// Convenience for callers holding a [`serde_json::Value`].
-    #[must_use]
-    pub fn matches_value(&self, event: &serde_json::Value) -> bool {
-        self.matches(&crate::Json::from(event))
+    pub fn matches(&self, event: impl crate::segment::AsEvent) -> bool {
+        event
+            .with_json(|doc| Ok(eval::eval(&self.inner.condition, doc).unwrap_or(false)))
+            .unwrap_or(false)
     }
 
     /// The source text it was parsed from.

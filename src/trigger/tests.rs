@@ -7,7 +7,7 @@ fn parse(source: &str) -> Trigger {
 }
 
 fn matches(source: &str, event: Value) -> bool {
-    parse(source).matches_value(&event)
+    parse(source).matches(&event)
 }
 
 #[derive(serde::Deserialize)]
@@ -29,7 +29,7 @@ fn conformance_cases_all_pass() {
     let failures: Vec<String> = cases
         .iter()
         .filter_map(|case| {
-            let got = Trigger::parse(&case.condition).map(|t| t.matches_value(&case.event));
+            let got = Trigger::parse(&case.condition).map(|t| t.matches(&case.event));
             (got != Ok(case.expected))
                 .then(|| format!("{:?} on {}: {got:?}", case.condition, case.event))
         })
@@ -62,7 +62,7 @@ fn corpus_failures(corpus: &Corpus) -> Vec<String> {
             (Err(e), _) => failures.push(format!("{condition:?} failed to parse: {e}")),
             (Ok(t), letters) => {
                 for (event, letter) in corpus.events.iter().zip(letters.chars()) {
-                    if t.matches_value(event) != (letter == 't') {
+                    if t.matches(event) != (letter == 't') {
                         failures.push(format!(
                             "{condition:?} on {event}: expected {letter}, parsed as {:?}",
                             t.condition()
@@ -364,9 +364,7 @@ and event = "b""#,
     let mut failures = Vec::new();
     for &(condition, event, expected) in cases {
         let event: Value = serde_json::from_str(event).expect("event json");
-        let got = Trigger::parse(condition)
-            .ok()
-            .map(|t| t.matches_value(&event));
+        let got = Trigger::parse(condition).ok().map(|t| t.matches(&event));
         if got != expected {
             failures.push(format!(
                 "{condition:?} on {event}: expected {expected:?}, got {got:?}"
@@ -646,7 +644,7 @@ fn all_matches_everything_and_is_accepted_by_the_parser() {
         json!({"userId": null}),
         json!({"type": "track"}),
     ] {
-        assert!(all.matches_value(&event), "{event}");
+        assert!(all.matches(&event), "{event}");
     }
 }
 
@@ -683,13 +681,13 @@ fn serde_uses_the_source_text() {
     }
     let m: Mapping =
         serde_json::from_value(json!({"trigger": "event = \"x\""})).expect("owned string");
-    assert!(m.trigger.matches_value(&json!({"event": "x"})));
+    assert!(m.trigger.matches(json!({"event": "x"})));
 }
 
 #[test]
 fn conformance_runner_style_call() {
     fn run(cond: &str, event: &Value) -> Result<bool, TriggerError> {
-        Ok(Trigger::parse(cond)?.matches_value(event))
+        Ok(Trigger::parse(cond)?.matches(event))
     }
     assert_eq!(
         run(r#"type = "track""#, &json!({"type": "track"})),
@@ -717,7 +715,7 @@ proptest! {
     fn arbitrary_text_never_panics(source in any::<String>()) {
         if let Ok(t) = Trigger::parse(&source) {
             for event in sample_events() {
-                let _ = t.matches_value(&event);
+                let _ = t.matches(&event);
             }
         }
     }
@@ -732,7 +730,7 @@ proptest! {
                 let again = Trigger::parse(&t.to_string()).expect("reparses");
                 prop_assert_eq!(&again, &t);
                 for event in sample_events() {
-                    let _ = t.matches_value(&event);
+                    let _ = t.matches(&event);
                 }
             }
             Err(e) => {
@@ -834,12 +832,7 @@ fn the_reference_corpus_holds_no_trigger_that_strict_loading_changes() {
     let mut passed = 0;
     for case in &cases {
         if let Ok(t) = Trigger::parse_strict(&case.condition) {
-            assert_eq!(
-                t.matches_value(&case.event),
-                case.expected,
-                "{}",
-                case.condition
-            );
+            assert_eq!(t.matches(&case.event), case.expected, "{}", case.condition);
             passed += 1;
         }
     }
