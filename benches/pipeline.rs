@@ -14,6 +14,7 @@ use rokt_capi::hashing::sha256_hex;
 use rokt_capi::mapping::{Preset, SendMapping};
 use rokt_capi::payload::SendPayload;
 use rokt_capi::request::RequestKind;
+use rokt_capi::segment::Event;
 use rokt_capi::{Json, Pipeline};
 use std::hint::black_box;
 
@@ -108,6 +109,81 @@ fn stages(c: &mut Criterion) {
             }
         })
     });
+    // The same events as a service holds them: the typed inputs against the bytes above.
+    let values: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let events: Vec<Event> = lines
+        .iter()
+        .filter_map(|l| Event::from_json(l).ok())
+        .collect();
+    g.bench_function("encode, serde_json::Value", |b| {
+        b.iter(|| {
+            for v in &values {
+                black_box(pipeline.encode(v).ok());
+            }
+        })
+    });
+    g.bench_function("encode, segment::Event", |b| {
+        b.iter(|| {
+            for e in &events {
+                black_box(pipeline.encode(e).ok());
+            }
+        })
+    });
+    g.finish();
+
+    // The same events fresh, as a service hands them over just after reading them: 50 at a
+    // time, made anew (untimed) before each round, so they are in cache as a just-parsed event
+    // is. Held all at once, as above, typed events are scattered over the heap and every
+    // member is a cache miss, which text, read front to back, does not suffer.
+    const FRESH: usize = 50;
+    let mut g = c.benchmark_group("typed_fresh");
+    g.throughput(Throughput::Elements(FRESH as u64));
+    g.bench_function("bytes (&str)", |b| {
+        let mut at = 0;
+        b.iter_batched(
+            || fresh(&lines, &mut at, FRESH),
+            |part| {
+                for l in &part {
+                    black_box(pipeline.encode(l.as_str()).ok());
+                }
+                part
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("serde_json::Value", |b| {
+        let mut at = 0;
+        b.iter_batched(
+            || fresh(&values, &mut at, FRESH),
+            |part| {
+                for v in &part {
+                    black_box(pipeline.encode(v).ok());
+                }
+                part
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("segment::Event", |b| {
+        let mut at = 0;
+        b.iter_batched(
+            || fresh(&events, &mut at, FRESH),
+            |part| {
+                for e in &part {
+                    black_box(pipeline.encode(e).ok());
+                }
+                part
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("end_to_end");
+    g.throughput(Throughput::Elements(n));
     let general = hash_all_with(false);
     g.bench_function("encode, general path only (parse → bytes)", |b| {
         b.iter(|| {
@@ -137,9 +213,140 @@ fn stages(c: &mut Criterion) {
     g.finish();
 }
 
+/// The next `count` items of `all` (cycling), cloned: new allocations, just written.
+fn fresh<T: Clone>(all: &[T], at: &mut usize, count: usize) -> Vec<T> {
+    let part: Vec<T> = all.iter().cycle().skip(*at).take(count).cloned().collect();
+    *at = (*at + count) % all.len().max(1);
+    part
+}
+
+/// Each hand-written replacement of a library beside the library doing the same job, on the
+/// same inputs: whether it still pays for itself.
+fn handwritten(c: &mut Criterion) {
+    let lines = common::event_lines();
+    let pipeline = hash_all();
+    let n = lines.len() as u64;
+    let mut g = c.benchmark_group("handwritten");
+    g.throughput(Throughput::Elements(n));
+
+    g.bench_function("json: Json::parse", |b| {
+        b.iter(|| {
+            for l in &lines {
+                black_box(Json::parse(l).ok());
+            }
+        })
+    });
+    g.bench_function("json: serde_json::from_str::<Json>", |b| {
+        b.iter(|| {
+            for l in &lines {
+                black_box(serde_json::from_str::<Json<'_>>(l).ok());
+            }
+        })
+    });
+
+    let batches: Vec<_> = lines
+        .iter()
+        .filter_map(|l| pipeline.batch(l.as_str()).ok())
+        .collect();
+    g.bench_function("wire: Batch::to_json_bytes", |b| {
+        b.iter(|| {
+            for batch in &batches {
+                black_box(batch.to_json_bytes());
+            }
+        })
+    });
+    g.bench_function("wire: serde_json::to_vec", |b| {
+        b.iter(|| {
+            for batch in &batches {
+                let mut out = Vec::with_capacity(1024);
+                black_box(serde_json::to_writer(&mut out, batch).ok());
+                black_box(out);
+            }
+        })
+    });
+
+    // The five values an event hashes (cleaned), as the builder hands them over.
+    let mapping = pipeline.mapping();
+    let plain: Vec<String> = lines
+        .iter()
+        .filter_map(|l| Json::parse(l).ok())
+        .filter_map(|d| SendPayload::from_event(mapping, &d).ok())
+        .flat_map(|p| [p.email, p.firstname, p.lastname, p.mobile, p.billingzipcode])
+        .flatten()
+        .collect();
+    g.bench_function("sha256: hashing::sha256_hex", |b| {
+        b.iter(|| {
+            for v in &plain {
+                black_box(sha256_hex(v));
+            }
+        })
+    });
+    g.bench_function("sha256: Sha256::digest, same hex", |b| {
+        b.iter(|| {
+            for v in &plain {
+                black_box(library_sha256_hex(v));
+            }
+        })
+    });
+
+    let queries: Vec<String> = lines
+        .iter()
+        .filter_map(|l| Json::parse(l).ok())
+        .filter_map(|d| {
+            let page = d.get("context")?.get("page")?;
+            Some(page.get("search")?.as_str()?.to_owned())
+        })
+        .collect();
+    g.bench_function("url: rtid::from_query", |b| {
+        b.iter(|| {
+            for q in &queries {
+                black_box(rokt_capi::rtid::from_query(q));
+            }
+        })
+    });
+    g.bench_function("url: form_urlencoded::parse", |b| {
+        b.iter(|| {
+            for q in &queries {
+                black_box(library_rtid(q));
+            }
+        })
+    });
+    g.finish();
+}
+
+/// `sha256_hex` with the library's own padding and buffering (`Sha256::digest`), the digits
+/// spelled as the crate spells them, so that only the padding differs.
+fn library_sha256_hex(value: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest: [u8; 32] = Sha256::digest(value.as_bytes()).into();
+    let mut out = String::with_capacity(64);
+    for word in digest.chunks_exact(4) {
+        let word = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        let mut x = u64::from(word);
+        x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+        x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+        x = (x | (x << 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+        let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+        let ascii = x + 0x3030_3030_3030_3030 + letters * 39;
+        for byte in ascii.to_be_bytes() {
+            out.push(char::from(byte));
+        }
+    }
+    out
+}
+
+/// `rtid::from_query` done wholly by the `url` crate's form decoder.
+fn library_rtid(query: &str) -> Option<String> {
+    let query = query.strip_prefix('?').unwrap_or(query);
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "rtid")
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.trim().is_empty())
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3));
-    targets = stages
+    targets = stages, handwritten
 }
 criterion_main!(benches);
