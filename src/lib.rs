@@ -94,6 +94,11 @@ mod text;
 pub mod trigger;
 mod words;
 
+/// Segment-shaped events for the unit tests (the integration tests share the file).
+#[cfg(test)]
+#[path = "../tests/support/synthetic.rs"]
+mod synthetic;
+
 pub use client::{
     Client, ClientBuilder, Dispatcher, DispatcherBuilder, Outcome, RetryPolicy, Verdict,
 };

@@ -810,11 +810,6 @@ impl<T: AsEvent + ?Sized> AsEvent for &T {
     }
 }
 
-/// Segment-shaped events for the tests, shared with the integration tests.
-#[cfg(test)]
-#[path = "../../tests/support/synthetic.rs"]
-mod synthetic;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -863,7 +858,7 @@ mod tests {
     fn typed_events_read_as_their_value_does() {
         let pipelines = pipelines();
         for i in 0..200 {
-            let event = Event::from_value(synthetic::synthetic_event(i)).unwrap();
+            let event = Event::from_value(crate::synthetic::synthetic_event(i)).unwrap();
             typed_agrees(&event, &pipelines);
         }
         for text in [
@@ -888,8 +883,10 @@ mod tests {
         };
         track.common.extra.insert("userId".into(), json!("shadow"));
         track.common.extra.insert("type".into(), json!("identify"));
-        let mut context = Context::default();
-        context.ip = Some("1.2.3.4".into());
+        let mut context = Context {
+            ip: Some("1.2.3.4".into()),
+            ..Context::default()
+        };
         context.extra.insert("ip".into(), json!("5.6.7.8"));
         track.common.context = Some(context);
         typed_agrees(&event, &pipelines());
@@ -903,7 +900,7 @@ mod tests {
             seed in 0usize..64,
             edits in prop::collection::vec((0usize..6, "[a-zA-Z]{1,8}", "[ -~]{0,8}"), 0..4),
         ) {
-            let mut value = synthetic::synthetic_event(seed);
+            let mut value = crate::synthetic::synthetic_event(seed);
             let places = ["", "/context", "/context/device", "/context/page",
                 "/context/personas", "/properties"];
             for (at, key, text) in edits {
