@@ -321,7 +321,8 @@ fn run() -> Result<(), String> {
         // Pipelined: this thread reads lines into chunks and hands each to whichever worker is
         // free, and reports the encoded chunks in input order as they come back, so reading
         // and writing overlap the encoding and no worker waits for another to finish a chunk.
-        // At most `in_flight_limit` chunks are out at once, which bounds memory.
+        // At most `in_flight_limit` chunks are out at once (read and not yet reported), which
+        // bounds memory.
         let in_flight_limit = 4 * args.threads;
         let (jobs, queue) = std::sync::mpsc::sync_channel::<(u64, Chunk)>(in_flight_limit);
         let queue = std::sync::Mutex::new(queue);
@@ -372,9 +373,10 @@ fn run() -> Result<(), String> {
                     }
                 }
                 // Report what is back, in order; wait for a chunk only when enough are out (or
-                // all are read).
+                // all are read). Chunks encoded but waiting for an earlier one count as out:
+                // while one worker is held up, the other cannot run ahead without bound.
                 loop {
-                    let out = sent - reported - waiting.len() as u64;
+                    let out = sent - reported;
                     let must_wait = out > 0 && (eof || out >= in_flight_limit as u64);
                     let next = match must_wait {
                         true => finished.recv().ok(),
