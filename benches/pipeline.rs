@@ -14,6 +14,7 @@ use rokt_capi::hashing::sha256_hex;
 use rokt_capi::mapping::{Preset, SendMapping};
 use rokt_capi::payload::SendPayload;
 use rokt_capi::request::RequestKind;
+use rokt_capi::segment::Event;
 use rokt_capi::{Json, Pipeline};
 use std::hint::black_box;
 
@@ -108,6 +109,81 @@ fn stages(c: &mut Criterion) {
             }
         })
     });
+    // The same events as a service holds them: the typed inputs against the bytes above.
+    let values: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let events: Vec<Event> = lines
+        .iter()
+        .filter_map(|l| Event::from_json(l).ok())
+        .collect();
+    g.bench_function("encode, serde_json::Value", |b| {
+        b.iter(|| {
+            for v in &values {
+                black_box(pipeline.encode(v).ok());
+            }
+        })
+    });
+    g.bench_function("encode, segment::Event", |b| {
+        b.iter(|| {
+            for e in &events {
+                black_box(pipeline.encode(e).ok());
+            }
+        })
+    });
+    g.finish();
+
+    // The same events fresh, as a service hands them over just after reading them: 50 at a
+    // time, made anew (untimed) before each round, so they are in cache as a just-parsed event
+    // is. Held all at once, as above, typed events are scattered over the heap and every
+    // member is a cache miss, which text, read front to back, does not suffer.
+    const FRESH: usize = 50;
+    let mut g = c.benchmark_group("typed_fresh");
+    g.throughput(Throughput::Elements(FRESH as u64));
+    g.bench_function("bytes (&str)", |b| {
+        let mut at = 0;
+        b.iter_batched(
+            || fresh(&lines, &mut at, FRESH),
+            |part| {
+                for l in &part {
+                    black_box(pipeline.encode(l.as_str()).ok());
+                }
+                part
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("serde_json::Value", |b| {
+        let mut at = 0;
+        b.iter_batched(
+            || fresh(&values, &mut at, FRESH),
+            |part| {
+                for v in &part {
+                    black_box(pipeline.encode(v).ok());
+                }
+                part
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("segment::Event", |b| {
+        let mut at = 0;
+        b.iter_batched(
+            || fresh(&events, &mut at, FRESH),
+            |part| {
+                for e in &part {
+                    black_box(pipeline.encode(e).ok());
+                }
+                part
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("end_to_end");
+    g.throughput(Throughput::Elements(n));
     let general = hash_all_with(false);
     g.bench_function("encode, general path only (parse → bytes)", |b| {
         b.iter(|| {
@@ -135,6 +211,13 @@ fn stages(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+/// The next `count` items of `all` (cycling), cloned: new allocations, just written.
+fn fresh<T: Clone>(all: &[T], at: &mut usize, count: usize) -> Vec<T> {
+    let part: Vec<T> = all.iter().cycle().skip(*at).take(count).cloned().collect();
+    *at = (*at + count) % all.len().max(1);
+    part
 }
 
 criterion_group! {

@@ -37,8 +37,10 @@ struct Args {
 
 const USAGE: &str = "usage: preview [--preset send|sync_engage_audience] [--mapping FILE] [--trigger CONDITION] [--batch N] [--threads N] [--rtid-memory] [--quiet] [FILE]";
 
-/// Lines handed to the worker threads at a time when `--threads` is above 1.
-const CHUNK: usize = 8192;
+/// Lines handed to a worker thread at a time when `--threads` is above 1: small enough that
+/// the workers finish together and the chunks in flight stay in cache, large enough that
+/// handing one over costs nothing beside encoding it.
+const CHUNK: usize = 512;
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -119,32 +121,15 @@ impl Encoder {
         self.pipeline.encode(&doc).map(Some)
     }
 
-    /// Encodes a chunk on `threads` scoped threads, in contiguous parts so the outcomes keep
-    /// the input order.
-    fn encode_chunk(&self, chunk: &Chunk, threads: usize) -> Vec<Encoded> {
-        let lines: Vec<Result<&str, &Error>> = chunk.lines().collect();
-        let part = lines.len().div_ceil(threads).max(1);
-        let encode = |part: &[Result<&str, &Error>]| -> Vec<Encoded> {
-            part.iter()
-                .map(|line| match line {
-                    Ok(text) => self.encode(text),
-                    Err(e) => Err((*e).clone()),
-                })
-                .collect()
-        };
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = lines
-                .chunks(part)
-                .map(|p| scope.spawn(move || encode(p)))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| {
-                    h.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
-        })
+    /// Encodes a chunk's lines in order.
+    fn encode_chunk(&self, chunk: &Chunk) -> Vec<Encoded> {
+        chunk
+            .lines()
+            .map(|line| match line {
+                Ok(text) => self.encode(text),
+                Err(e) => Err(e.clone()),
+            })
+            .collect()
     }
 }
 
@@ -333,54 +318,87 @@ fn run() -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
         }
     } else {
-        // Pipelined: while the workers encode one chunk, this thread reads the next one and
-        // reports the one before, so reading and writing overlap the encoding.
-        let (mut reading, mut spare) = (Chunk::default(), Chunk::default());
+        // Pipelined: this thread reads lines into chunks and hands each to whichever worker is
+        // free, and reports the encoded chunks in input order as they come back, so reading
+        // and writing overlap the encoding and no worker waits for another to finish a chunk.
+        // At most `in_flight_limit` chunks are out at once (read and not yet reported), which
+        // bounds memory.
+        let in_flight_limit = 4 * args.threads;
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<(u64, Chunk)>(in_flight_limit);
+        let queue = std::sync::Mutex::new(queue);
+        let (done, finished) = std::sync::mpsc::channel::<(u64, Chunk, Vec<Encoded>)>();
         std::thread::scope(|scope| -> Result<(), String> {
-            let mut working = None;
-            loop {
-                let mut done = false;
-                while reading.spans.len() < CHUNK {
-                    match lines.next_line().map_err(|e| format!("read error: {e}"))? {
-                        Some(line) => {
-                            // In input order, on this thread: what a line teaches the memory
-                            // must be known before the next line is read.
-                            let text = line.text.map(|t| remembered(memory, t));
-                            reading.push(line.index, text.as_deref().map_err(Clone::clone));
-                        }
-                        None => {
-                            done = true;
-                            break;
+            for _ in 0..args.threads {
+                let (queue, done, encoder) = (&queue, done.clone(), &encoder);
+                scope.spawn(move || {
+                    loop {
+                        // The lock is held only to take the next chunk.
+                        let job = queue.lock().map(|q| q.recv());
+                        let Ok(Ok((seq, chunk))) = job else { return };
+                        let encoded = encoder.encode_chunk(&chunk);
+                        if done.send((seq, chunk, encoded)).is_err() {
+                            return;
                         }
                     }
+                });
+            }
+            // Dropped on every way out of this closure, which ends the workers.
+            let (jobs, done) = (jobs, done);
+            drop(done);
+            let mut spare: Vec<Chunk> = Vec::new();
+            let mut waiting = std::collections::BTreeMap::new();
+            let (mut sent, mut reported) = (0u64, 0u64);
+            let mut eof = false;
+            while !eof || reported < sent {
+                if !eof {
+                    let mut chunk = spare.pop().unwrap_or_default();
+                    while chunk.spans.len() < CHUNK {
+                        match lines.next_line().map_err(|e| format!("read error: {e}"))? {
+                            Some(line) => {
+                                // In input order, on this thread: what a line teaches the
+                                // memory must be known before the next line is read.
+                                let text = line.text.map(|t| remembered(memory, t));
+                                chunk.push(line.index, text.as_deref().map_err(Clone::clone));
+                            }
+                            None => {
+                                eof = true;
+                                break;
+                            }
+                        }
+                    }
+                    if !chunk.spans.is_empty() {
+                        jobs.send((sent, chunk))
+                            .map_err(|_| "a worker thread stopped".to_owned())?;
+                        sent += 1;
+                    }
                 }
-                let finished =
-                    working
-                        .take()
-                        .map(|worker: std::thread::ScopedJoinHandle<'_, _>| {
-                            worker
-                                .join()
-                                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                        });
-                if !reading.spans.is_empty() {
-                    let chunk = std::mem::replace(&mut reading, std::mem::take(&mut spare));
-                    let encoder = &encoder;
-                    let threads = args.threads;
-                    working = Some(scope.spawn(move || {
-                        let encoded = encoder.encode_chunk(&chunk, threads);
-                        (chunk, encoded)
-                    }));
-                }
-                if let Some((mut chunk, encoded)) = finished {
-                    sink.report(&encoder.pipeline, &chunk, encoded)
-                        .map_err(|e| e.to_string())?;
-                    chunk.clear();
-                    spare = chunk;
-                }
-                if done && working.is_none() {
-                    return Ok(());
+                // Report what is back, in order; wait for a chunk only when enough are out (or
+                // all are read). Chunks encoded but waiting for an earlier one count as out:
+                // while one worker is held up, the other cannot run ahead without bound.
+                loop {
+                    let out = sent - reported;
+                    let must_wait = out > 0 && (eof || out >= in_flight_limit as u64);
+                    let next = match must_wait {
+                        true => finished.recv().ok(),
+                        false => finished.try_recv().ok(),
+                    };
+                    let Some((seq, chunk, encoded)) = next else {
+                        if must_wait {
+                            return Err("a worker thread stopped".to_owned());
+                        }
+                        break;
+                    };
+                    waiting.insert(seq, (chunk, encoded));
+                    while let Some((mut chunk, encoded)) = waiting.remove(&reported) {
+                        sink.report(&encoder.pipeline, &chunk, encoded)
+                            .map_err(|e| e.to_string())?;
+                        chunk.clear();
+                        spare.push(chunk);
+                        reported += 1;
+                    }
                 }
             }
+            Ok(())
         })?;
     }
     sink.flush_batch(&encoder.pipeline)

@@ -96,6 +96,11 @@ mod text;
 pub mod trigger;
 mod words;
 
+/// Segment-shaped events for the unit tests (the integration tests share the file).
+#[cfg(test)]
+#[path = "../tests/support/synthetic.rs"]
+mod synthetic;
+
 // The types a service names most, at the root; each keeps one home in its module.
 pub use client::{
     Client, ClientBuilder, Dispatcher, DispatcherBuilder, EnqueueError, Enqueued, Outcome,

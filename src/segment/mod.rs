@@ -21,6 +21,7 @@ use crate::Json;
 use crate::error::{Error, EventError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// Any JSON object, for open members such as `properties` and `traits`.
 pub type Object = Map<String, Value>;
@@ -659,9 +660,137 @@ impl AsEvent for Value {
 impl sealed::Sealed for Event {}
 impl AsEvent for Event {
     fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> Result<R, Error>) -> Result<R, Error> {
-        let value = self.to_value();
-        f(&Json::from(&value))
+        f(&document(self))
     }
+}
+
+/// The event as the document [`Event::to_value`] gives, its strings borrowed from the event.
+///
+/// Building a `Value` allocates a string and a map entry for every member; this allocates
+/// only the objects' pair vectors. It follows the types' serde derives: the `type` tag first,
+/// then the fields in declaration order (absent ones skipped), a flattened `extra` in the
+/// place of its struct, and where a key comes twice (an `extra` member named like a field)
+/// the last value in the first one's place, as a `Map` keeps it.
+/// `typed_events_read_as_their_value_does` holds the two together.
+fn document(event: &Event) -> Json<'_> {
+    let mut top = Members::default();
+    let common = event.common();
+    top.put("type", Json::Str(Cow::Borrowed(event.kind().name())));
+    match event {
+        Event::Track(t) => {
+            top.put("event", str_json(&t.event));
+            top.object("properties", &t.properties);
+        }
+        Event::Identify(i) => top.object("traits", &i.traits),
+        Event::Page(Page {
+            name, properties, ..
+        })
+        | Event::Screen(Screen {
+            name, properties, ..
+        }) => {
+            top.string("name", name);
+            top.object("properties", properties);
+        }
+        Event::Group(g) => {
+            top.id("groupId", &g.group_id);
+            top.object("traits", &g.traits);
+        }
+        Event::Alias(a) => top.id("previousId", &a.previous_id),
+    }
+    top.id("userId", &common.user_id);
+    top.id("anonymousId", &common.anonymous_id);
+    top.string("messageId", &common.message_id);
+    if let Some(timestamp) = &common.timestamp {
+        top.put("timestamp", Json::from(timestamp));
+    }
+    if let Some(context) = &common.context {
+        top.put("context", context_document(context));
+    }
+    top.object("integrations", &common.integrations);
+    top.extra(&common.extra)
+}
+
+/// `context` as [`document`] reads it.
+fn context_document(context: &Context) -> Json<'_> {
+    let mut members = Members::default();
+    members.string("ip", &context.ip);
+    members.string("userAgent", &context.user_agent);
+    members.object("traits", &context.traits);
+    if let Some(device) = &context.device {
+        let mut d = Members::default();
+        d.string("id", &device.id);
+        d.string("advertisingId", &device.advertising_id);
+        d.string("type", &device.device_type);
+        members.put("device", d.extra(&device.extra));
+    }
+    if let Some(page) = &context.page {
+        let mut p = Members::default();
+        p.string("url", &page.url);
+        p.string("search", &page.search);
+        members.put("page", p.extra(&page.extra));
+    }
+    if let Some(personas) = &context.personas {
+        let mut p = Members::default();
+        p.string("computation_key", &personas.computation_key);
+        p.string("computation_class", &personas.computation_class);
+        members.put("personas", p.extra(&personas.extra));
+    }
+    members.extra(&context.extra)
+}
+
+fn str_json(s: &str) -> Json<'_> {
+    Json::Str(Cow::Borrowed(s))
+}
+
+/// An object's members as a `Map` collects them.
+#[derive(Default)]
+struct Members<'a>(Vec<(Cow<'a, str>, Json<'a>)>);
+
+impl<'a> Members<'a> {
+    /// A member, in the place of an earlier one with the same key if there is one.
+    fn put(&mut self, key: &'a str, value: Json<'a>) {
+        match self.0.iter_mut().find(|(k, _)| crate::json::key_eq(k, key)) {
+            Some((_, slot)) => *slot = value,
+            None => self.0.push((Cow::Borrowed(key), value)),
+        }
+    }
+
+    fn string(&mut self, key: &'a str, value: &'a Option<String>) {
+        if let Some(s) = value {
+            self.put(key, str_json(s));
+        }
+    }
+
+    fn id(&mut self, key: &'a str, value: &'a Option<Id>) {
+        match value {
+            Some(Id::String(s)) => self.put(key, str_json(s)),
+            Some(Id::Number(n)) => self.put(key, Json::Number(n.clone())),
+            None => {}
+        }
+    }
+
+    fn object(&mut self, key: &'a str, value: &'a Option<Object>) {
+        if let Some(map) = value {
+            self.put(key, object_json(map));
+        }
+    }
+
+    /// The members of a flattened `extra`, then the whole object.
+    fn extra(mut self, extra: &'a Object) -> Json<'a> {
+        self.0.reserve(extra.len());
+        for (key, value) in extra {
+            self.put(key, Json::from(value));
+        }
+        Json::Object(self.0)
+    }
+}
+
+fn object_json(map: &Object) -> Json<'_> {
+    Json::Object(
+        map.iter()
+            .map(|(k, v)| (Cow::Borrowed(k.as_str()), Json::from(v)))
+            .collect(),
+    )
 }
 
 impl sealed::Sealed for str {}
@@ -689,6 +818,110 @@ impl<T: AsEvent + ?Sized> AsEvent for &T {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// The borrowed document of `event` is the one its `Value` gives, and the pipeline makes
+    /// the same bytes from the event, its `Value` and its text.
+    fn typed_agrees(event: &Event, pipelines: &[crate::Pipeline]) {
+        let value = event.to_value();
+        assert_eq!(document(event).to_value(), value, "{}", value);
+        let text = value.to_string();
+        for pipeline in pipelines {
+            let from_text = pipeline.encode(text.as_str()).ok();
+            assert_eq!(pipeline.encode(event).ok(), from_text, "{text}");
+            assert_eq!(pipeline.encode(&value).ok(), from_text, "{text}");
+        }
+    }
+
+    fn pipelines() -> Vec<crate::Pipeline> {
+        let hash_all = json!({"hashingConfiguration": {"hashEmail": true,
+            "hashFirstName": true, "hashLastName": true, "hashMobile": true,
+            "hashBillingZipcode": true}});
+        let mut all = Vec::new();
+        for preset in [
+            crate::mapping::Preset::Send,
+            crate::mapping::Preset::SyncEngageAudience,
+        ] {
+            for direct in [true, false] {
+                for overrides in [json!({}), hash_all.clone()] {
+                    all.push(
+                        crate::Pipeline::builder()
+                            .preset(preset)
+                            .overrides(overrides)
+                            .direct_encoding(direct)
+                            .build()
+                            .unwrap(),
+                    );
+                }
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn typed_events_read_as_their_value_does() {
+        let pipelines = pipelines();
+        for i in 0..200 {
+            let event = Event::from_value(crate::synthetic::synthetic_event(i)).unwrap();
+            typed_agrees(&event, &pipelines);
+        }
+        for text in [
+            r#"{"type":"page","name":"Home","properties":{"a":1},"userId":7,"context":{"x":1}}"#,
+            r#"{"type":"screen","anonymousId":"a","timestamp":1700000000000,"integrations":{}}"#,
+            r#"{"type":"group","groupId":3.5,"traits":{"n":"g"},"messageId":"m","extra":[1]}"#,
+            r#"{"type":"alias","previousId":"p","userId":"u","context":{"device":{"type":"ios",
+                "id":"d","advertisingId":"ad","model":"m"},"personas":{"computation_key":"k",
+                "computation_class":"audience","space":"s"},"page":{"search":"?rtid=r","t":1}}}"#,
+        ] {
+            typed_agrees(&Event::from_json(text).unwrap(), &pipelines);
+        }
+    }
+
+    #[test]
+    fn an_extra_member_named_like_a_field_reads_as_in_the_value() {
+        let mut event =
+            Event::from_json(r#"{"type":"track","event":"E","userId":"u","messageId":"m"}"#)
+                .unwrap();
+        let Event::Track(track) = &mut event else {
+            panic!("a track call")
+        };
+        track.common.extra.insert("userId".into(), json!("shadow"));
+        track.common.extra.insert("type".into(), json!("identify"));
+        let mut context = Context {
+            ip: Some("1.2.3.4".into()),
+            ..Context::default()
+        };
+        context.extra.insert("ip".into(), json!("5.6.7.8"));
+        track.common.context = Some(context);
+        typed_agrees(&event, &pipelines());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn edited_typed_events_read_as_their_value_does(
+            seed in 0usize..64,
+            edits in prop::collection::vec((0usize..6, "[a-zA-Z]{1,8}", "[ -~]{0,8}"), 0..4),
+        ) {
+            let mut value = crate::synthetic::synthetic_event(seed);
+            let places = ["", "/context", "/context/device", "/context/page",
+                "/context/personas", "/properties"];
+            for (at, key, text) in edits {
+                if let Some(Value::Object(map)) = value.pointer_mut(places[at]) {
+                    map.insert(key, Value::String(text));
+                } else if let Some(Value::Object(map)) = value.pointer_mut("/context") {
+                    map.insert(places[at].rsplit('/').next().unwrap_or("x").into(),
+                        json!({ key: text }));
+                }
+            }
+            if let Ok(event) = Event::from_value(value) {
+                let value = event.to_value();
+                prop_assert_eq!(document(&event).to_value(), value.clone());
+            }
+        }
+    }
 
     #[test]
     fn unknown_fields_survive_a_round_trip() {

@@ -1,7 +1,7 @@
 //! Events shaped like `../shared/bench/make-events.py`'s (Order Completed tracks with identity
 //! in `context.traits`, identifies with top-level traits, Engage audience identifies, mobile
 //! tracks with device ids and the Rokt plugin's rtid), varied by `i`. Shared by the robustness
-//! tests and the direct plan's unit tests (which include this file by path).
+//! tests and the unit tests (`src/lib.rs` includes this file by path).
 
 use serde_json::{Value, json};
 

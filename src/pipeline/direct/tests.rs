@@ -3,13 +3,10 @@
 
 use super::DirectPlan;
 use crate::mapping::Preset;
+use crate::synthetic::synthetic_event;
 use crate::{Json, Pipeline};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use synthetic::synthetic_event;
-
-#[path = "../../../tests/support/synthetic.rs"]
-mod synthetic;
 
 /// What the general path makes of `doc` (the direct plan bypassed): the batch's bytes, its
 /// events' newest timestamp and its message id; `None` when it rejects the event.
