@@ -2,13 +2,15 @@
 //!
 //! ```text
 //! cargo run --release --example preview -- [--preset send|sync_engage_audience]
-//!     [--mapping FILE] [--trigger CONDITION] [--batch N] [--rtid-memory] [--quiet] [FILE]
+//!     [--mapping FILE] [--trigger CONDITION] [--batch N] [--threads N] [--rtid-memory]
+//!     [--quiet] [FILE]
 //! ```
 //!
 //! Reads NDJSON (one Segment event per line) from FILE or stdin and writes NDJSON to stdout:
 //! one line per request (`{"method":"POST","path":…,"body":…}`) and one line per event that is
-//! not sent (`{"index":I,"status":400,"error":…}`). Every input line ends in exactly one
-//! outcome. No credentials, no network.
+//! not sent (`{"index":I,"status":400,"error":…}`, or `"status":"skipped"` for an event
+//! `--trigger` does not match), `I` counting input lines from 0. Every input line ends in
+//! exactly one outcome, in input order, whatever `--threads` says. No credentials, no network.
 //!
 //! `--rtid-memory` replays the file as Rokt's browser plugin would have seen it: every line,
 //! in order and whether or not the trigger matches it, passes through an in-memory
