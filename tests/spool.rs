@@ -60,9 +60,6 @@ impl Spool for Recording {
             Ok(id)
         })
     }
-    fn next_id(&self) -> BoxFuture<'_, Result<u64, SpoolError>> {
-        self.inner.next_id()
-    }
     fn claim(&self, max: usize) -> BoxFuture<'_, Result<Vec<Stored>, SpoolError>> {
         self.inner.claim(max)
     }

@@ -885,8 +885,7 @@ impl Dispatcher {
             Err(refusals) => return Err(self.invalid(event, refusals)),
         };
         if let Some(link) = &self.shared.spool {
-            let message_id = || message_id_of(&event);
-            return match self.admit_durable(link, ok, message_id).await {
+            return match self.admit_durable(link, ok).await {
                 Ok(tickets) => Ok(Enqueued { tickets, refused }),
                 Err(e) => Err(e.with(event)),
             };
@@ -932,11 +931,7 @@ impl Dispatcher {
             Err(refusal) => return Err(self.invalid(batch, vec![refusal])),
         };
         if let Some(link) = &self.shared.spool {
-            let message_id = || batch.source_message_id().map(str::to_owned);
-            return match self
-                .admit_durable(link, vec![(None, encoded)], message_id)
-                .await
-            {
+            return match self.admit_durable(link, vec![(None, encoded)]).await {
                 Ok(tickets) => Ok(tickets[0].ticket),
                 Err(e) => Err(e.with(batch)),
             };
@@ -1155,16 +1150,6 @@ impl Dispatcher {
     pub fn is_closed(&self) -> bool {
         *self.shared.done.borrow()
     }
-}
-
-fn message_id_of(event: &impl AsEvent) -> Option<String> {
-    let id = event.with_json(|doc| {
-        Ok(doc
-            .get("messageId")
-            .and_then(|m| m.as_str())
-            .map(str::to_owned))
-    });
-    id.ok().flatten()
 }
 
 /// One route of an event: the subscription (`None` for the client's own pipeline) and its

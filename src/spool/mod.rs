@@ -201,10 +201,6 @@ pub trait Spool: Send + Sync + 'static {
     /// reached.
     fn append(&self, record: Record) -> BoxFuture<'_, Result<u64, SpoolError>>;
 
-    /// A fresh id for an event that is not stored (bad input, reported at once), so that it
-    /// cannot be confused with a stored one.
-    fn next_id(&self) -> BoxFuture<'_, Result<u64, SpoolError>>;
-
     /// Takes up to `max` pending events that no live dispatcher holds, in id order (events due
     /// for another attempt too). A claimed event is not handed out again until it is settled
     /// or, for a shared spool, until its holder's lease expires.

@@ -362,17 +362,6 @@ impl Spool for PostgresSpool {
         })
     }
 
-    fn next_id(&self) -> BoxFuture<'_, Result<u64, SpoolError>> {
-        Box::pin(async move {
-            let id: i64 =
-                sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('rokt_outbox', 'id'))")
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(error)?;
-            Ok(id_of(id))
-        })
-    }
-
     fn claim(&self, max: usize) -> BoxFuture<'_, Result<Vec<Stored>, SpoolError>> {
         Box::pin(async move {
             let rows = sqlx::query(&format!(

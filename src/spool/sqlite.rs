@@ -86,12 +86,11 @@ impl SqliteSpoolBuilder {
                 u64::try_from(mark.max(max_id + 1)).unwrap_or(1),
             )
         };
-        let next_id = Arc::new(AtomicU64::new(next));
         let commits = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             conn,
-            next_id: next_id.clone(),
+            next_id: next,
             commits: commits.clone(),
             live_bytes,
             max_bytes: self.max_bytes,
@@ -105,7 +104,6 @@ impl SqliteSpoolBuilder {
             })?;
         Ok(SqliteSpool {
             tx,
-            next_id,
             commits,
             thread: Some(thread),
             path: self.path,
@@ -139,7 +137,6 @@ impl SqliteSpoolBuilder {
 /// ```
 pub struct SqliteSpool {
     tx: mpsc::Sender<Cmd>,
-    next_id: Arc<AtomicU64>,
     commits: Arc<AtomicU64>,
     thread: Option<std::thread::JoinHandle<()>>,
     path: PathBuf,
@@ -202,11 +199,6 @@ impl SqliteSpool {
 impl Spool for SqliteSpool {
     fn append(&self, record: Record) -> BoxFuture<'_, Result<u64, SpoolError>> {
         Box::pin(self.call(|reply| Cmd::Append(record, reply)))
-    }
-
-    fn next_id(&self) -> BoxFuture<'_, Result<u64, SpoolError>> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        Box::pin(async move { Ok(id) })
     }
 
     fn claim(&self, max: usize) -> BoxFuture<'_, Result<Vec<Stored>, SpoolError>> {
@@ -324,7 +316,8 @@ fn reason(e: &rusqlite::Error) -> String {
 /// Owns the connection; runs on its own thread.
 struct Writer {
     conn: Connection,
-    next_id: Arc<AtomicU64>,
+    /// The id the next append gets (stored in `spool_meta` with each commit).
+    next_id: u64,
     commits: Arc<AtomicU64>,
     /// Bytes of bodies held.
     live_bytes: u64,
@@ -420,7 +413,8 @@ impl Writer {
                             limit: self.max_bytes,
                         })
                     } else {
-                        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                        let id = self.next_id;
+                        self.next_id += 1;
                         tx.prepare_cached(
                             "INSERT INTO spool (id, body, message_id, newest_ms, created_ms, subscription) \
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -471,7 +465,7 @@ impl Writer {
             let _ = tx.rollback();
             return Err(e);
         }
-        let next = self.next_id.load(Ordering::Relaxed) as i64;
+        let next = self.next_id as i64;
         tx.execute(
             "INSERT INTO spool_meta (key, value) VALUES ('next_id', ?1) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -326,7 +326,6 @@ impl Dispatcher {
         &self,
         link: &Link,
         routes: Vec<(Option<Arc<str>>, Encoded)>,
-        _message_id: impl FnOnce() -> Option<String>,
     ) -> Result<Vec<Routed>, Refused> {
         if self.shared.tx.is_closed() {
             return Err(Refused::Closed);
