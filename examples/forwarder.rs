@@ -467,14 +467,19 @@ async fn segment(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
             json!({"error": "the body is not JSON"}),
         );
     };
+    // `{"batch": [...]}`: the events are taken out of it, not copied (the last `batch` key
+    // counts, as on lookup).
+    let batch = matches!(value.get("batch"), Some(Json::Array(_)));
     let events = match value {
         Json::Array(events) => events,
-        Json::Object(_) if value.get("batch").is_some_and(|b| b.as_array().is_some()) => {
-            match value.get("batch") {
-                Some(Json::Array(events)) => events.clone(),
-                _ => Vec::new(),
-            }
-        }
+        Json::Object(members) if batch => members
+            .into_iter()
+            .rev()
+            .find_map(|(k, v)| match v {
+                Json::Array(events) if k == "batch" => Some(events),
+                _ => None,
+            })
+            .unwrap_or_default(),
         event @ Json::Object(_) => vec![event],
         _ => {
             return answer(

@@ -366,17 +366,11 @@ impl Replay {
             return Ok(());
         }
         // Bad input comes back at once, with why; anything taken gets one outcome later.
-        match dispatcher.enqueue(&doc).await {
-            Ok(_) => Ok(()),
-            Err(EnqueueError::Invalid(_, refusals)) => {
-                let error = refusals
-                    .into_iter()
-                    .next()
-                    .map_or(Error::Closed, |r| r.error);
-                drop(doc);
-                self.settle(record.number, Some(&text), reason("rejected", &error))
-            }
-            Err(_) => Err("the dispatcher stopped".to_owned()),
+        let refused = refusal(dispatcher.enqueue(&doc).await)?;
+        drop(doc);
+        match refused {
+            Some(error) => self.settle(record.number, Some(&text), reason("rejected", &error)),
+            None => Ok(()),
         }
     }
 
@@ -387,16 +381,9 @@ impl Replay {
         batch: Batch,
         dispatcher: &Dispatcher,
     ) -> Result<(), String> {
-        match dispatcher.enqueue_batch(batch).await {
-            Ok(_) => Ok(()),
-            Err(EnqueueError::Invalid(_, refusals)) => {
-                let error = refusals
-                    .into_iter()
-                    .next()
-                    .map_or(Error::Closed, |r| r.error);
-                self.settle(number, None, reason("rejected", &error))
-            }
-            Err(_) => Err("the dispatcher stopped".to_owned()),
+        match refusal(dispatcher.enqueue_batch(batch).await)? {
+            Some(error) => self.settle(number, None, reason("rejected", &error)),
+            None => Ok(()),
         }
     }
 
@@ -472,6 +459,21 @@ impl Replay {
             self.bar
                 .set_message(format!("{rate:.0} events/s · {}", self.tally.progress()));
         }
+    }
+}
+
+/// What `enqueue` answered: taken (`None`), bad input (the first route's error), or an error
+/// when the dispatcher stopped.
+fn refusal<T, E>(answer: Result<T, EnqueueError<E>>) -> Result<Option<Error>, String> {
+    match answer {
+        Ok(_) => Ok(None),
+        Err(EnqueueError::Invalid(_, refusals)) => Ok(Some(
+            refusals
+                .into_iter()
+                .next()
+                .map_or(Error::Closed, |r| r.error),
+        )),
+        Err(_) => Err("the dispatcher stopped".to_owned()),
     }
 }
 
