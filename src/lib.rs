@@ -77,6 +77,7 @@
 #![deny(missing_docs)]
 
 pub mod client;
+mod clock;
 pub mod credentials;
 pub mod error;
 pub mod hashing;

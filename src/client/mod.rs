@@ -125,37 +125,7 @@ pub fn route(
     }
 }
 
-/// The current time, as the client reads it (injectable for tests).
-#[derive(Clone)]
-pub struct Clock(Arc<dyn Fn() -> SystemTime + Send + Sync>);
-
-impl Clock {
-    /// The system clock.
-    pub fn system() -> Clock {
-        Clock(Arc::new(SystemTime::now))
-    }
-
-    /// A clock that reads `f`.
-    pub fn from_fn(f: impl Fn() -> SystemTime + Send + Sync + 'static) -> Clock {
-        Clock(Arc::new(f))
-    }
-
-    /// A clock stopped at `at`.
-    pub fn fixed(at: SystemTime) -> Clock {
-        Clock(Arc::new(move || at))
-    }
-
-    /// The time now.
-    pub fn now(&self) -> SystemTime {
-        (self.0)()
-    }
-}
-
-impl std::fmt::Debug for Clock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Clock")
-    }
-}
+pub use crate::clock::Clock;
 
 /// Rokt's acceptance of a request (or of the item it carried).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

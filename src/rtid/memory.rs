@@ -74,7 +74,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -99,46 +99,7 @@ const PURGE_EVERY_MS: i64 = 60_000;
 /// The calls Rokt's browser plugin enriches (its default subscription).
 const ENRICHED_TYPES: [&str; 5] = ["track", "identify", "page", "group", "alias"];
 
-/// Where an [`RtidMemory`] reads the time: the system clock, or one a test controls.
-#[derive(Clone)]
-pub struct Clock(Arc<dyn Fn() -> SystemTime + Send + Sync>);
-
-impl Clock {
-    /// The system clock.
-    pub fn system() -> Clock {
-        Clock(Arc::new(SystemTime::now))
-    }
-
-    /// A clock that calls `f`.
-    ///
-    /// ```
-    /// use rokt_capi::rtid::memory::Clock;
-    /// use std::sync::{Arc, atomic::{AtomicU64, Ordering}};
-    /// use std::time::{Duration, UNIX_EPOCH};
-    ///
-    /// let elapsed = Arc::new(AtomicU64::new(0));
-    /// let read = elapsed.clone();
-    /// let clock = Clock::from_fn(move || UNIX_EPOCH + Duration::from_secs(read.load(Ordering::Relaxed)));
-    /// elapsed.store(60, Ordering::Relaxed); // a minute passes, without sleeping
-    /// ```
-    pub fn from_fn(f: impl Fn() -> SystemTime + Send + Sync + 'static) -> Clock {
-        Clock(Arc::new(f))
-    }
-
-    /// Milliseconds since the Unix epoch (negative before it).
-    fn now_ms(&self) -> i64 {
-        match (self.0)().duration_since(UNIX_EPOCH) {
-            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-            Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
-        }
-    }
-}
-
-impl fmt::Debug for Clock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Clock")
-    }
-}
+pub use crate::clock::Clock;
 
 /// One identity of a visitor, as stores key it: `a:` + an `anonymousId`, or `u:` + a
 /// `userId`. Its `Debug` hides the id.
