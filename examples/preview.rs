@@ -17,12 +17,17 @@
 //! `RtidMemory`, so a conversion without an rtid is mapped with the one its visitor's
 //! landing page carried (`examples/data/sessions.ndjson` has such sessions).
 
+// A parsed event is a handful of small allocations, freed a moment later (on another thread
+// with `--threads`); glibc's malloc and free took 5-7% of the one-core time (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use rokt_capi::mapping::Preset;
 use rokt_capi::ndjson::Lines;
 use rokt_capi::request::{Limits, Request, RequestKind};
 use rokt_capi::rtid::memory::RtidMemory;
 use rokt_capi::trigger::Trigger;
-use rokt_capi::{Error, EventError, Json, Pipeline};
+use rokt_capi::{BulkWriter, Error, EventError, Json, Pipeline};
 use std::io::{BufReader, Read, Write};
 use std::time::Instant;
 
@@ -111,6 +116,10 @@ struct Encoder {
 /// was rejected.
 type Encoded = Result<Option<bytes::Bytes>, Error>;
 
+/// What became of one line written into a bulk body: written (with the request it finished,
+/// if it opened the next body), `None` when the trigger skips it, or why it was rejected.
+type Written = Result<Option<Option<Request>>, Error>;
+
 impl Encoder {
     fn encode(&self, text: &str) -> Encoded {
         let doc = Json::parse(text).map_err(|e| Error::from(EventError::from_json(&e)))?;
@@ -121,6 +130,19 @@ impl Encoder {
             }
         }
         self.pipeline.encode(&doc).map(Some)
+    }
+
+    /// Writes the line's batch into `writer`'s open body.
+    fn write(&self, writer: &mut BulkWriter<'_>, text: &str) -> Written {
+        let Some(trigger) = &self.trigger else {
+            return writer.push(text).map(Some);
+        };
+        let doc = Json::parse(text).map_err(|e| Error::from(EventError::from_json(&e)))?;
+        rokt_capi::segment::check_mappable(&doc)?;
+        if !trigger.matches(&doc) {
+            return Ok(None);
+        }
+        writer.push(&doc).map(Some)
     }
 
     /// Encodes a chunk's lines in order.
@@ -214,32 +236,57 @@ impl<W: Write> Sink<W> {
         self.tally.events += 1;
         match outcome {
             Ok(Some(item)) => {
+                // A request closes when the next batch would not fit in it, as a
+                // `BulkWriter`'s does.
+                let bytes = 2 + self.pending.iter().map(|b| b.len() + 1).sum::<usize>();
+                if !self.pending.is_empty()
+                    && bytes + item.len() > pipeline.limits().max_request_bytes
+                {
+                    self.flush_batch(pipeline)?;
+                }
                 self.pending.push(item);
                 if self.pending.len() >= self.batch {
                     self.flush_batch(pipeline)?;
                 }
             }
-            Ok(None) => {
-                self.tally.skipped += 1;
-                if !self.quiet {
-                    writeln!(
-                        self.out,
-                        r#"{{"index":{index},"status":"skipped","reason":"the event does not match the trigger"}}"#
-                    )?;
-                }
-            }
-            Err(e) => {
-                self.tally.rejected += 1;
-                if !self.quiet {
-                    let error = serde_json::to_string(&e.to_string()).unwrap_or_default();
-                    writeln!(
-                        self.out,
-                        r#"{{"index":{index},"status":{},"errortype":"{}","error":{error}}}"#,
-                        e.status(),
-                        e.error_type()
-                    )?;
-                }
-            }
+            Ok(None) => self.skipped(index)?,
+            Err(e) => self.rejected(index, &e)?,
+        }
+        Ok(())
+    }
+
+    /// The outcome of a line written by a [`BulkWriter`]: in the open body (and, when it did
+    /// not fit there, the request it finished), skipped, or rejected.
+    fn written(&mut self, index: u64, outcome: Written) -> std::io::Result<()> {
+        self.tally.events += 1;
+        match outcome {
+            Ok(Some(full)) => full.map_or(Ok(()), |r| self.request(r)),
+            Ok(None) => self.skipped(index),
+            Err(e) => self.rejected(index, &e),
+        }
+    }
+
+    fn skipped(&mut self, index: u64) -> std::io::Result<()> {
+        self.tally.skipped += 1;
+        if !self.quiet {
+            writeln!(
+                self.out,
+                r#"{{"index":{index},"status":"skipped","reason":"the event does not match the trigger"}}"#
+            )?;
+        }
+        Ok(())
+    }
+
+    fn rejected(&mut self, index: u64, e: &Error) -> std::io::Result<()> {
+        self.tally.rejected += 1;
+        if !self.quiet {
+            let error = serde_json::to_string(&e.to_string()).unwrap_or_default();
+            writeln!(
+                self.out,
+                r#"{{"index":{index},"status":{},"errortype":"{}","error":{error}}}"#,
+                e.status(),
+                e.error_type()
+            )?;
         }
         Ok(())
     }
@@ -259,17 +306,22 @@ impl<W: Write> Sink<W> {
             pipeline.bulk_encoded(RequestKind::Bulk, items).requests
         };
         for r in requests {
-            self.tally.requests += 1;
-            self.tally.sent += r.items as u64;
-            if !self.quiet {
-                write!(
-                    self.out,
-                    r#"{{"method":"{}","path":"{}","body":"#,
-                    r.method, r.path
-                )?;
-                self.out.write_all(&r.body)?;
-                self.out.write_all(b"}\n")?;
-            }
+            self.request(r)?;
+        }
+        Ok(())
+    }
+
+    fn request(&mut self, r: Request) -> std::io::Result<()> {
+        self.tally.requests += 1;
+        self.tally.sent += r.items as u64;
+        if !self.quiet {
+            write!(
+                self.out,
+                r#"{{"method":"{}","path":"{}","body":"#,
+                r.method, r.path
+            )?;
+            self.out.write_all(&r.body)?;
+            self.out.write_all(b"}\n")?;
         }
         Ok(())
     }
@@ -311,7 +363,23 @@ fn run() -> Result<(), String> {
         pending: Vec::with_capacity(args.batch),
     };
     let started = Instant::now();
-    if args.threads == 1 {
+    if args.threads == 1 && args.batch > 1 {
+        // Each batch is written straight into the bulk body that carries it.
+        let mut writer = encoder.pipeline.bulk_writer(RequestKind::Bulk);
+        while let Some(line) = lines.next_line().map_err(|e| format!("read error: {e}"))? {
+            let outcome = line
+                .text
+                .and_then(|text| encoder.write(&mut writer, &remembered(memory, text)));
+            sink.written(line.index, outcome)
+                .map_err(|e| e.to_string())?;
+            if let Some(full) = writer.take_full() {
+                sink.request(full).map_err(|e| e.to_string())?;
+            }
+        }
+        if let Some(last) = writer.finish() {
+            sink.request(last).map_err(|e| e.to_string())?;
+        }
+    } else if args.threads == 1 {
         while let Some(line) = lines.next_line().map_err(|e| format!("read error: {e}"))? {
             let outcome = line
                 .text

@@ -111,7 +111,7 @@ pub use credentials::Credentials;
 pub use error::{ConfigError, Error, EventError};
 pub use json::Json;
 pub use mapping::{Preset, SendMapping};
-pub use pipeline::{BulkPlan, Pipeline, PipelineBuilder};
+pub use pipeline::{BulkPlan, BulkWriter, Pipeline, PipelineBuilder};
 pub use request::{Endpoint, Limits, Pod};
 pub use subscription::Destination;
 

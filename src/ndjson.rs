@@ -8,6 +8,15 @@ use std::io::BufRead;
 /// The longest line accepted by default: 1 MiB (a Rokt batch may not exceed 128 KB anyway).
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 
+/// The line as text, or where it stops being UTF-8. Checked with SIMD (`simdutf8`): every
+/// byte of the input passes through here, and it is several times faster than the standard
+/// check on ASCII; the standard one finds the position of an error.
+fn utf8(line: &[u8]) -> Result<&str, Error> {
+    simdutf8::basic::from_utf8(line).or_else(|_| {
+        std::str::from_utf8(line).map_err(|e| Error::from(EventError::new_utf8(e.valid_up_to())))
+    })
+}
+
 /// One non-blank input line: its index among the non-blank lines and its bytes, or why it
 /// cannot be an event (too long, not UTF-8).
 pub struct Line<'b> {
@@ -88,8 +97,7 @@ impl<R: BufRead> Lines<R> {
             self.lent = newline + 1;
             let index = self.index;
             self.index += 1;
-            let text = std::str::from_utf8(&available[range])
-                .map_err(|e| Error::from(EventError::new_utf8(e.valid_up_to())));
+            let text = utf8(&available[range]);
             return Ok(Some(Line { index, text }));
         }
         let range = loop {
@@ -113,8 +121,7 @@ impl<R: BufRead> Lines<R> {
         };
         let index = self.index;
         self.index += 1;
-        let text = std::str::from_utf8(&self.buf[range])
-            .map_err(|e| Error::from(EventError::new_utf8(e.valid_up_to())));
+        let text = utf8(&self.buf[range]);
         Ok(Some(Line { index, text }))
     }
 

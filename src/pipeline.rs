@@ -237,6 +237,88 @@ impl Encoded {
     }
 }
 
+/// Bulk request bodies written in place: each event's batch is written straight into the body
+/// that carries it, rather than encoded on its own and copied in when the bodies are joined.
+/// Bodies are split by the pipeline's [`Limits`] exactly as [`Pipeline::bulk_encoded`] splits
+/// the same events' encodings. Made by [`Pipeline::bulk_writer`].
+pub struct BulkWriter<'p> {
+    pipeline: &'p Pipeline,
+    kind: RequestKind,
+    /// The open body: `[` and the batches so far, comma-separated.
+    body: Vec<u8>,
+    items: usize,
+}
+
+impl std::fmt::Debug for BulkWriter<'_> {
+    /// Shows the open body's size, never its bytes: they carry personal data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BulkWriter")
+            .field("kind", &self.kind)
+            .field("items", &self.items)
+            .field("body_bytes", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BulkWriter<'_> {
+    /// Writes the event's batch into the open body. `Ok(Some(request))` when the event did
+    /// not fit there: that body is finished and returned, and the event opens the next one
+    /// (so the returned request never holds this event). A rejected event leaves the body as
+    /// it was.
+    pub fn push(&mut self, event: impl AsEvent) -> Result<Option<Request>, Error> {
+        let mark = self.body.len();
+        if self.items > 0 {
+            self.body.push(b',');
+        }
+        let start = self.body.len();
+        if let Err(e) = self.pipeline.write_event(event, &mut self.body) {
+            self.body.truncate(mark);
+            return Err(e);
+        }
+        let limits = self.pipeline.limits();
+        // With its closing bracket, as `plan_bulk` counts.
+        let bytes = self.body.len() + 1;
+        if self.items > 0 && (self.items >= limits.max_items || bytes > limits.max_request_bytes) {
+            let mut next = Pipeline::open_body(mark + mark / 8);
+            next.extend_from_slice(&self.body[start..]);
+            self.body.truncate(mark);
+            let full = std::mem::replace(&mut self.body, next);
+            let items = std::mem::replace(&mut self.items, 1);
+            return Ok(Some(self.close(full, items)));
+        }
+        self.items += 1;
+        Ok(None)
+    }
+
+    /// The open body, finished, when it holds as many batches as a request may: no event can
+    /// join it any more, so it can go now rather than when the next event opens another.
+    pub fn take_full(&mut self) -> Option<Request> {
+        if self.items < self.pipeline.limits().max_items {
+            return None;
+        }
+        let next = Pipeline::open_body(self.body.len() + self.body.len() / 8);
+        let full = std::mem::replace(&mut self.body, next);
+        let items = std::mem::take(&mut self.items);
+        Some(self.close(full, items))
+    }
+
+    /// The batches written since the last request was returned.
+    pub fn pending(&self) -> usize {
+        self.items
+    }
+
+    /// The last request, if any event is waiting in the open body.
+    pub fn finish(mut self) -> Option<Request> {
+        let body = std::mem::take(&mut self.body);
+        (self.items > 0).then(|| self.close(body, self.items))
+    }
+
+    fn close(&self, mut body: Vec<u8>, items: usize) -> Request {
+        body.push(b']');
+        self.pipeline.request_for(self.kind, body.into(), items)
+    }
+}
+
 /// The requests for a list of events, and what became of each event.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -357,6 +439,75 @@ impl Pipeline {
         })
     }
 
+    /// Appends the event's batch to `out`: the bytes [`encode`](Self::encode) gives, written
+    /// in place. On error `out` is as it was.
+    fn write_event(&self, event: impl AsEvent, out: &mut Vec<u8>) -> Result<(), Error> {
+        let start = out.len();
+        let written = event.with_json(|doc| {
+            let direct = self
+                .inner
+                .direct
+                .as_ref()
+                .and_then(|plan| plan.write(doc, out));
+            if direct.is_some() {
+                return Ok(());
+            }
+            out.truncate(start);
+            self.with_batch(doc, |batch| {
+                batch.write_json(out);
+                Ok(())
+            })
+        });
+        let size = out.len() - start;
+        let limit = self.limits().max_item_bytes;
+        let written = written.and_then(|()| match size > limit {
+            true => Err(Error::TooLarge { bytes: size, limit }),
+            false => Ok(()),
+        });
+        if written.is_err() {
+            out.truncate(start);
+        }
+        written
+    }
+
+    /// A [`BulkWriter`] for requests of `kind` (bulk or historical).
+    ///
+    /// ```
+    /// use rokt_capi::{Pipeline, mapping::Preset, request::RequestKind};
+    /// let pipeline = Pipeline::new(Preset::Send);
+    /// let mut writer = pipeline.bulk_writer(RequestKind::Bulk);
+    /// let mut requests = Vec::new();
+    /// for line in [
+    ///     r#"{"type":"track","event":"A","userId":"u","messageId":"m1","timestamp":"2026-01-01T00:00:00Z"}"#,
+    ///     "not json",
+    ///     r#"{"type":"track","event":"B","userId":"u","messageId":"m2","timestamp":"2026-01-01T00:00:01Z"}"#,
+    /// ] {
+    ///     match writer.push(line) {
+    ///         Ok(full) => requests.extend(full),
+    ///         Err(e) => eprintln!("rejected: {e}"),
+    ///     }
+    ///     requests.extend(writer.take_full());
+    /// }
+    /// requests.extend(writer.finish());
+    /// assert_eq!((requests.len(), requests[0].items), (1, 2));
+    /// assert_eq!(requests[0].path, "/bulkevents");
+    /// ```
+    pub fn bulk_writer(&self, kind: RequestKind) -> BulkWriter<'_> {
+        BulkWriter {
+            pipeline: self,
+            kind,
+            body: Self::open_body(0),
+            items: 0,
+        }
+    }
+
+    /// An empty bulk body, sized for `expected` bytes.
+    fn open_body(expected: usize) -> Vec<u8> {
+        let mut body = Vec::with_capacity(expected.max(4096));
+        body.push(b'[');
+        body
+    }
+
     /// Runs `f` on the batch of one event. The batch borrows its strings from the event (and
     /// its digests from this call's stack), so it only lives for `f`: what outlives it, such
     /// as its bytes, is made there.
@@ -437,11 +588,22 @@ impl Pipeline {
 
     /// Bulk requests for many events, as the reference's batch mode: rejected events get their
     /// error and are not sent, the rest go in order to `/bulkevents` (even a single one),
-    /// split by the limits. When every event is rejected there is no request.
+    /// split by the limits. When every event is rejected there is no request. The same
+    /// requests as [`bulk_encoded`](Self::bulk_encoded) makes of the events' encodings,
+    /// written in place by a [`BulkWriter`].
     pub fn bulk<E: AsEvent>(&self, events: impl IntoIterator<Item = E>) -> BulkPlan {
-        let encoded: Vec<Result<Bytes, Error>> =
-            events.into_iter().map(|e| self.encode(e)).collect();
-        self.bulk_encoded(RequestKind::Bulk, encoded)
+        let mut writer = self.bulk_writer(RequestKind::Bulk);
+        let mut requests = Vec::new();
+        let mut items = Vec::new();
+        for event in events {
+            items.push(writer.push(event).map(|full| {
+                requests.extend(full);
+                requests.len()
+            }));
+            requests.extend(writer.take_full());
+        }
+        requests.extend(writer.finish());
+        BulkPlan { requests, items }
     }
 
     /// Bulk requests from already-encoded items (see [`encode`](Self::encode)).
@@ -476,3 +638,6 @@ impl Pipeline {
         BulkPlan { requests, items }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -418,6 +418,15 @@ impl DirectPlan {
         Some((bytes, routing))
     }
 
+    /// Appends the event's batch to `out`, as [`encode`](Self::encode) would encode it;
+    /// `None` (with whatever it appended) when the general path must write it.
+    pub(crate) fn write(&self, doc: &Json<'_>, out: &mut Vec<u8>) -> Option<()> {
+        crate::segment::check_mappable(doc).ok()?;
+        let mut slots = [[0u8; 64]; 5];
+        let batch = self.batch(doc, &mut slots).ok()?;
+        batch.write(out)
+    }
+
     fn source(&self, member: Member) -> &Source {
         &self.members[member as usize]
     }

@@ -111,7 +111,7 @@ impl<S: Text> Batch<S> {
         .unwrap_or_else(|| bytes::Bytes::from(self.to_json_bytes()))
     }
 
-    fn write_json(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
         // The wire serializer writes serde_json's bytes, only faster (see `wire`). It refuses
         // what it cannot spell exactly, which these types never hold; should that change,
         // serde_json writes the batch instead, so the bytes are the same either way.
