@@ -17,18 +17,19 @@
 //! `RtidMemory`, so a conversion without an rtid is mapped with the one its visitor's
 //! landing page carried (`examples/data/sessions.ndjson` has such sessions).
 
-// A parsed event is a handful of small allocations, freed a moment later (on another thread
-// with `--threads`); glibc's malloc and free took 5-7% of the one-core time (BENCHMARKS.md).
+// A parsed event is a handful of small allocations, freed a moment later; glibc's malloc and
+// free took 5-7% of the one-core time (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use rokt_capi::mapping::Preset;
-use rokt_capi::ndjson::Lines;
+use rokt_capi::ndjson::{DEFAULT_MAX_LINE, Lines};
 use rokt_capi::request::{Limits, Request, RequestKind};
 use rokt_capi::rtid::memory::RtidMemory;
 use rokt_capi::trigger::Trigger;
 use rokt_capi::{BulkWriter, Error, EventError, Json, Pipeline};
 use std::io::{BufReader, Read, Write};
+use std::ops::Range;
 use std::time::Instant;
 
 struct Args {
@@ -112,48 +113,75 @@ struct Encoder {
     trigger: Option<Trigger>,
 }
 
-/// What became of one line: its encoded batch, `None` when the trigger skips it, or why it
-/// was rejected.
-type Encoded = Result<Option<bytes::Bytes>, Error>;
+/// What became of one line: its batch (written into a buffer, at this span), `None` when the
+/// trigger skips it, or why it was rejected.
+type Encoded = Result<Option<Range<usize>>, Error>;
 
-/// What became of one line written into a bulk body: written (with the request it finished,
-/// if it opened the next body), `None` when the trigger skips it, or why it was rejected.
+/// What became of one line once reported: sent (with the request it completed, if any),
+/// `None` when the trigger skips it, or why it was rejected.
 type Written = Result<Option<Option<Request>>, Error>;
 
 impl Encoder {
-    fn encode(&self, text: &str) -> Encoded {
+    /// The document of a line the trigger matches; `None` when it does not.
+    fn matched<'t>(&self, trigger: &Trigger, text: &'t str) -> Result<Option<Json<'t>>, Error> {
         let doc = Json::parse(text).map_err(|e| Error::from(EventError::from_json(&e)))?;
-        if let Some(t) = &self.trigger {
-            rokt_capi::segment::check_mappable(&doc)?;
-            if !t.matches(&doc) {
-                return Ok(None);
-            }
+        rokt_capi::segment::check_mappable(&doc)?;
+        Ok(trigger.matches(&doc).then_some(doc))
+    }
+
+    /// Appends the line's batch to `out`.
+    fn encode_into(&self, text: &str, out: &mut Vec<u8>) -> Encoded {
+        let start = out.len();
+        match &self.trigger {
+            None => self.pipeline.encode_into(text, out)?,
+            Some(trigger) => match self.matched(trigger, text)? {
+                Some(doc) => self.pipeline.encode_into(&doc, out)?,
+                None => return Ok(None),
+            },
         }
-        self.pipeline.encode(&doc).map(Some)
+        Ok(Some(start..out.len()))
     }
 
     /// Writes the line's batch into `writer`'s open body.
     fn write(&self, writer: &mut BulkWriter<'_>, text: &str) -> Written {
-        let Some(trigger) = &self.trigger else {
-            return writer.push(text).map(Some);
-        };
-        let doc = Json::parse(text).map_err(|e| Error::from(EventError::from_json(&e)))?;
-        rokt_capi::segment::check_mappable(&doc)?;
-        if !trigger.matches(&doc) {
-            return Ok(None);
+        match &self.trigger {
+            None => writer.push(text).map(Some),
+            Some(trigger) => match self.matched(trigger, text)? {
+                Some(doc) => writer.push(&doc).map(Some),
+                None => Ok(None),
+            },
         }
-        writer.push(&doc).map(Some)
     }
 
-    /// Encodes a chunk's lines in order.
-    fn encode_chunk(&self, chunk: &Chunk) -> Vec<Encoded> {
-        chunk
-            .lines()
-            .map(|line| match line {
-                Ok(text) => self.encode(text),
-                Err(e) => Err(e.clone()),
-            })
-            .collect()
+    /// Encodes a job's lines in order into `out`.
+    fn encode_job(&self, job: &Job, out: &mut Outcomes) {
+        out.batches.clear();
+        out.lines.clear();
+        match job {
+            Job::Lines(chunk) => {
+                for line in chunk.lines() {
+                    let outcome = line
+                        .map_err(Clone::clone)
+                        .and_then(|text| self.encode_into(text, &mut out.batches));
+                    out.lines.push(outcome);
+                }
+            }
+            Job::Block(block) => {
+                // Split as the reading thread would have split them: `Lines` over the block.
+                let mut lines = Lines::new(&block[..]);
+                // Reading from memory cannot fail.
+                while let Ok(Some(line)) = lines.next_line() {
+                    let outcome = line
+                        .text
+                        .and_then(|text| self.encode_into(text, &mut out.batches));
+                    out.lines.push(outcome);
+                }
+            }
+            Job::Overlong(bytes) => out.lines.push(Err(Error::TooLarge {
+                bytes: *bytes,
+                limit: DEFAULT_MAX_LINE,
+            })),
+        }
     }
 }
 
@@ -173,26 +201,46 @@ fn remembered<'t>(memory: Option<&RtidMemory>, text: &'t str) -> std::borrow::Co
     enriched.map_or(std::borrow::Cow::Borrowed(text), std::borrow::Cow::Owned)
 }
 
+/// Work for a worker thread.
+enum Job {
+    /// Lines read (and passed through the rtid memory) by the reading thread.
+    Lines(Chunk),
+    /// Whole lines as read, split and checked by the worker.
+    Block(Vec<u8>),
+    /// A line over the size limit, passed over by the reading thread: its length (with its
+    /// newline, as `Lines` counts it).
+    Overlong(usize),
+}
+
+/// What became of a job's lines: their batches, one after another in one buffer, and each
+/// line's outcome. Handed back and forth between the threads with its job, so its buffers
+/// are reused rather than freed on the thread that did not allocate them.
+#[derive(Default)]
+struct Outcomes {
+    batches: Vec<u8>,
+    lines: Vec<Encoded>,
+}
+
 /// Lines read ahead for the worker threads, their text in one arena so the workers can borrow
 /// them all at once.
 #[derive(Default)]
 struct Chunk {
     arena: String,
-    /// Each line's index and its span in the arena, or why it could not be read.
-    spans: Vec<(u64, Result<std::ops::Range<usize>, Error>)>,
+    /// Each line's span in the arena, or why it could not be read.
+    spans: Vec<Result<Range<usize>, Error>>,
 }
 
 impl Chunk {
-    fn push(&mut self, index: u64, text: Result<&str, Error>) {
+    fn push(&mut self, text: Result<&str, Error>) {
         let span = text.map(|t| {
             self.arena.push_str(t);
             self.arena.len() - t.len()..self.arena.len()
         });
-        self.spans.push((index, span));
+        self.spans.push(span);
     }
 
     fn lines(&self) -> impl Iterator<Item = Result<&str, &Error>> {
-        self.spans.iter().map(|(_, span)| match span {
+        self.spans.iter().map(|span| match span {
             Ok(r) => Ok(&self.arena[r.clone()]),
             Err(e) => Err(e),
         })
@@ -204,114 +252,113 @@ impl Chunk {
     }
 }
 
-/// Groups encoded batches into requests and writes every outcome.
+/// Cuts the input into blocks of whole lines for the workers without looking into the lines
+/// (a block ends at its last newline; the rest begins the next one), so that splitting, the
+/// UTF-8 check and everything after happen on the workers. A line over the size limit is
+/// passed over here, never held whole.
+struct Blocks<R> {
+    input: R,
+    /// The start of the next block's first line.
+    carry: Vec<u8>,
+    eof: bool,
+}
+
+/// How much input a block is read with (plus the line carried over from the last one).
+const BLOCK: usize = 256 << 10;
+
+impl<R: Read> Blocks<R> {
+    /// The next job, read into `buf` (a spare block); `None` at the end of input.
+    fn next(&mut self, mut buf: Vec<u8>) -> std::io::Result<Option<Job>> {
+        loop {
+            buf.clear();
+            buf.append(&mut self.carry);
+            if !self.eof {
+                let read = (&mut self.input).take(BLOCK as u64).read_to_end(&mut buf)?;
+                self.eof = read < BLOCK;
+            }
+            match memchr::memrchr(b'\n', &buf) {
+                Some(last) => {
+                    self.carry.extend_from_slice(&buf[last + 1..]);
+                    buf.truncate(last + 1);
+                    return Ok(Some(Job::Block(buf)));
+                }
+                None if self.eof => return Ok((!buf.is_empty()).then_some(Job::Block(buf))),
+                None if buf.len() > DEFAULT_MAX_LINE => {
+                    let rest = self.skip_line()?;
+                    return Ok(Some(Job::Overlong(buf.len() + rest)));
+                }
+                // A line longer than a block: read on.
+                None => std::mem::swap(&mut self.carry, &mut buf),
+            }
+        }
+    }
+
+    /// Reads past the end of the current line; returns how many bytes that was (with the
+    /// newline) and keeps what follows it.
+    fn skip_line(&mut self) -> std::io::Result<usize> {
+        let mut scratch = vec![0u8; 64 << 10];
+        let mut skipped = 0;
+        loop {
+            let n = match self.input.read(&mut scratch) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(skipped);
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if let Some(newline) = memchr::memchr(b'\n', &scratch[..n]) {
+                self.carry.extend_from_slice(&scratch[newline + 1..n]);
+                return Ok(skipped + newline + 1);
+            }
+            skipped += n;
+        }
+    }
+}
+
+/// Writes every outcome, in input order, and the requests.
 struct Sink<W: Write> {
-    batch: usize,
     quiet: bool,
     out: W,
     tally: Tally,
-    pending: Vec<bytes::Bytes>,
 }
 
 impl<W: Write> Sink<W> {
-    /// Reports an encoded chunk, in input order.
-    fn report(
-        &mut self,
-        pipeline: &Pipeline,
-        chunk: &Chunk,
-        encoded: Vec<Encoded>,
-    ) -> std::io::Result<()> {
-        for ((index, _), outcome) in chunk.spans.iter().zip(encoded) {
-            self.outcome(pipeline, *index, outcome)?;
-        }
-        Ok(())
-    }
-
-    fn outcome(
-        &mut self,
-        pipeline: &Pipeline,
-        index: u64,
-        outcome: Encoded,
-    ) -> std::io::Result<()> {
+    /// Reports the outcome of the next line: sent (`true`; its request is reported when it
+    /// is complete), skipped (`false`) or rejected.
+    fn line(&mut self, outcome: Result<bool, Error>) -> std::io::Result<()> {
+        let index = self.tally.events;
         self.tally.events += 1;
         match outcome {
-            Ok(Some(item)) => {
-                // A request closes when the next batch would not fit in it, as a
-                // `BulkWriter`'s does.
-                let bytes = 2 + self.pending.iter().map(|b| b.len() + 1).sum::<usize>();
-                if !self.pending.is_empty()
-                    && bytes + item.len() > pipeline.limits().max_request_bytes
-                {
-                    self.flush_batch(pipeline)?;
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                self.tally.skipped += 1;
+                if !self.quiet {
+                    writeln!(
+                        self.out,
+                        r#"{{"index":{index},"status":"skipped","reason":"the event does not match the trigger"}}"#
+                    )?;
                 }
-                self.pending.push(item);
-                if self.pending.len() >= self.batch {
-                    self.flush_batch(pipeline)?;
-                }
+                Ok(())
             }
-            Ok(None) => self.skipped(index)?,
-            Err(e) => self.rejected(index, &e)?,
+            Err(e) => {
+                self.tally.rejected += 1;
+                if !self.quiet {
+                    let error = serde_json::to_string(&e.to_string()).unwrap_or_default();
+                    writeln!(
+                        self.out,
+                        r#"{{"index":{index},"status":{},"errortype":"{}","error":{error}}}"#,
+                        e.status(),
+                        e.error_type()
+                    )?;
+                }
+                Ok(())
+            }
         }
-        Ok(())
     }
 
-    /// The outcome of a line written by a [`BulkWriter`]: in the open body (and, when it did
-    /// not fit there, the request it finished), skipped, or rejected.
-    fn written(&mut self, index: u64, outcome: Written) -> std::io::Result<()> {
-        self.tally.events += 1;
-        match outcome {
-            Ok(Some(full)) => full.map_or(Ok(()), |r| self.request(r)),
-            Ok(None) => self.skipped(index),
-            Err(e) => self.rejected(index, &e),
-        }
-    }
-
-    fn skipped(&mut self, index: u64) -> std::io::Result<()> {
-        self.tally.skipped += 1;
-        if !self.quiet {
-            writeln!(
-                self.out,
-                r#"{{"index":{index},"status":"skipped","reason":"the event does not match the trigger"}}"#
-            )?;
-        }
-        Ok(())
-    }
-
-    fn rejected(&mut self, index: u64, e: &Error) -> std::io::Result<()> {
-        self.tally.rejected += 1;
-        if !self.quiet {
-            let error = serde_json::to_string(&e.to_string()).unwrap_or_default();
-            writeln!(
-                self.out,
-                r#"{{"index":{index},"status":{},"errortype":"{}","error":{error}}}"#,
-                e.status(),
-                e.error_type()
-            )?;
-        }
-        Ok(())
-    }
-
-    fn flush_batch(&mut self, pipeline: &Pipeline) -> std::io::Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let items: Vec<Result<bytes::Bytes, Error>> = self.pending.drain(..).map(Ok).collect();
-        let requests: Vec<Request> = if self.batch == 1 {
-            items
-                .into_iter()
-                .flatten()
-                .map(|b| pipeline.request_for(RequestKind::Single, b, 1))
-                .collect()
-        } else {
-            pipeline.bulk_encoded(RequestKind::Bulk, items).requests
-        };
-        for r in requests {
-            self.request(r)?;
-        }
-        Ok(())
-    }
-
-    fn request(&mut self, r: Request) -> std::io::Result<()> {
+    fn request(&mut self, r: &Request) -> std::io::Result<()> {
         self.tally.requests += 1;
         self.tally.sent += r.items as u64;
         if !self.quiet {
@@ -324,6 +371,99 @@ impl<W: Write> Sink<W> {
             self.out.write_all(b"}\n")?;
         }
         Ok(())
+    }
+}
+
+/// Where the batches go: one request each (`--batch 1`, as the reference sends an event
+/// alone), or bulk bodies.
+enum Requests<'p> {
+    Single(&'p Pipeline),
+    Bulk(BulkWriter<'p>),
+}
+
+impl<'p> Requests<'p> {
+    fn new(pipeline: &'p Pipeline, batch: usize) -> Self {
+        match batch {
+            1 => Requests::Single(pipeline),
+            _ => Requests::Bulk(pipeline.bulk_writer(RequestKind::Bulk)),
+        }
+    }
+
+    /// Writes one line's batch (encoded here from its text) and reports it.
+    fn line<W: Write>(
+        &mut self,
+        encoder: &Encoder,
+        text: Result<&str, Error>,
+        sink: &mut Sink<W>,
+    ) -> std::io::Result<()> {
+        let outcome = text.and_then(|text| match self {
+            Requests::Single(pipeline) => Ok(match &encoder.trigger {
+                None => Some(pipeline.request(text)?),
+                Some(trigger) => match encoder.matched(trigger, text)? {
+                    Some(doc) => Some(pipeline.request(&doc)?),
+                    None => None,
+                },
+            }
+            .map(Some)),
+            Requests::Bulk(writer) => encoder.write(writer, text),
+        });
+        self.report(outcome, sink)
+    }
+
+    /// Writes and reports the outcomes of a job a worker encoded.
+    fn encoded<W: Write>(
+        &mut self,
+        outcomes: &Outcomes,
+        sink: &mut Sink<W>,
+    ) -> std::io::Result<()> {
+        for outcome in &outcomes.lines {
+            let written = match outcome {
+                Ok(Some(span)) => {
+                    let batch = &outcomes.batches[span.clone()];
+                    match self {
+                        Requests::Single(pipeline) => {
+                            let body = bytes::Bytes::copy_from_slice(batch);
+                            Ok(Some(pipeline.request_for(RequestKind::Single, body, 1)))
+                        }
+                        Requests::Bulk(writer) => writer.push_encoded(batch),
+                    }
+                    .map(Some)
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err(e.clone()),
+            };
+            self.report(written, sink)?;
+        }
+        Ok(())
+    }
+
+    /// Reports one line, then the request it completed and any body that is full.
+    fn report<W: Write>(&mut self, outcome: Written, sink: &mut Sink<W>) -> std::io::Result<()> {
+        let (line, completed) = match outcome {
+            Ok(Some(completed)) => (Ok(true), completed),
+            Ok(None) => (Ok(false), None),
+            Err(e) => (Err(e), None),
+        };
+        sink.line(line)?;
+        let full = match self {
+            Requests::Bulk(writer) => writer.take_full(),
+            Requests::Single(_) => None,
+        };
+        for request in completed.into_iter().chain(full) {
+            sink.request(&request)?;
+            if let Requests::Bulk(writer) = self {
+                writer.recycle(request);
+            }
+        }
+        Ok(())
+    }
+
+    /// The last request, if any.
+    fn finish<W: Write>(self, sink: &mut Sink<W>) -> std::io::Result<()> {
+        match self {
+            Requests::Bulk(writer) => writer.finish().map_or(Ok(()), |r| sink.request(&r)),
+            Requests::Single(_) => Ok(()),
+        }
     }
 }
 
@@ -352,61 +492,66 @@ fn run() -> Result<(), String> {
         Some(f) => Box::new(std::fs::File::open(f).map_err(|e| format!("cannot open {f}: {e}"))?),
         None => Box::new(std::io::stdin()),
     };
-    let mut lines = Lines::new(BufReader::with_capacity(1 << 20, input));
     let stdout = std::io::stdout();
     let encoder = Encoder { pipeline, trigger };
     let mut sink = Sink {
-        batch: args.batch,
         quiet: args.quiet,
         out: std::io::BufWriter::with_capacity(1 << 20, stdout.lock()),
         tally: Tally::default(),
-        pending: Vec::with_capacity(args.batch),
     };
+    let mut requests = Requests::new(&encoder.pipeline, args.batch);
     let started = Instant::now();
-    if args.threads == 1 && args.batch > 1 {
-        // Each batch is written straight into the bulk body that carries it.
-        let mut writer = encoder.pipeline.bulk_writer(RequestKind::Bulk);
+    if args.threads == 1 {
+        // Each batch is written straight into the body that carries it.
+        let mut lines = Lines::new(BufReader::with_capacity(1 << 20, input));
         while let Some(line) = lines.next_line().map_err(|e| format!("read error: {e}"))? {
-            let outcome = line
-                .text
-                .and_then(|text| encoder.write(&mut writer, &remembered(memory, text)));
-            sink.written(line.index, outcome)
-                .map_err(|e| e.to_string())?;
-            if let Some(full) = writer.take_full() {
-                sink.request(full).map_err(|e| e.to_string())?;
-            }
-        }
-        if let Some(last) = writer.finish() {
-            sink.request(last).map_err(|e| e.to_string())?;
-        }
-    } else if args.threads == 1 {
-        while let Some(line) = lines.next_line().map_err(|e| format!("read error: {e}"))? {
-            let outcome = line
-                .text
-                .and_then(|text| encoder.encode(&remembered(memory, text)));
-            sink.outcome(&encoder.pipeline, line.index, outcome)
+            let text = line.text.map(|t| remembered(memory, t));
+            requests
+                .line(&encoder, text.as_deref().map_err(Clone::clone), &mut sink)
                 .map_err(|e| e.to_string())?;
         }
     } else {
-        // Pipelined: this thread reads lines into chunks and hands each to whichever worker is
-        // free, and reports the encoded chunks in input order as they come back, so reading
-        // and writing overlap the encoding and no worker waits for another to finish a chunk.
-        // At most `in_flight_limit` chunks are out at once (read and not yet reported), which
-        // bounds memory.
+        // Pipelined: this thread reads the input into jobs and hands each to whichever worker
+        // is free, and reports the encoded jobs in input order as they come back, so reading
+        // and writing overlap the encoding and no worker waits for another to finish a job.
+        // A job is a block of raw lines, which the worker splits and checks; with the rtid
+        // memory, lines this thread has read and enriched (in input order: what a line
+        // teaches the memory must be known before the next line is read). At most
+        // `in_flight_limit` jobs are out at once (read and not yet reported), which bounds
+        // memory.
         let in_flight_limit = 4 * args.threads;
-        let (jobs, queue) = std::sync::mpsc::sync_channel::<(u64, Chunk)>(in_flight_limit);
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<(u64, Job, Outcomes)>(in_flight_limit);
         let queue = std::sync::Mutex::new(queue);
-        let (done, finished) = std::sync::mpsc::channel::<(u64, Chunk, Vec<Encoded>)>();
+        let (done, finished) = std::sync::mpsc::channel::<(u64, Job, Outcomes)>();
+        let (mut lines, mut blocks) = match memory {
+            Some(_) => (
+                Some(Lines::new(BufReader::with_capacity(1 << 20, input))),
+                None,
+            ),
+            None => {
+                let carry = Vec::new();
+                (
+                    None,
+                    Some(Blocks {
+                        input,
+                        carry,
+                        eof: false,
+                    }),
+                )
+            }
+        };
         std::thread::scope(|scope| -> Result<(), String> {
             for _ in 0..args.threads {
                 let (queue, done, encoder) = (&queue, done.clone(), &encoder);
                 scope.spawn(move || {
                     loop {
-                        // The lock is held only to take the next chunk.
+                        // The lock is held only to take the next job.
                         let job = queue.lock().map(|q| q.recv());
-                        let Ok(Ok((seq, chunk))) = job else { return };
-                        let encoded = encoder.encode_chunk(&chunk);
-                        if done.send((seq, chunk, encoded)).is_err() {
+                        let Ok(Ok((seq, job, mut outcomes))) = job else {
+                            return;
+                        };
+                        encoder.encode_job(&job, &mut outcomes);
+                        if done.send((seq, job, outcomes)).is_err() {
                             return;
                         }
                     }
@@ -415,35 +560,45 @@ fn run() -> Result<(), String> {
             // Dropped on every way out of this closure, which ends the workers.
             let (jobs, done) = (jobs, done);
             drop(done);
-            let mut spare: Vec<Chunk> = Vec::new();
+            let mut spare_chunks: Vec<Chunk> = Vec::new();
+            let mut spare_blocks: Vec<Vec<u8>> = Vec::new();
+            let mut spare_outcomes: Vec<Outcomes> = Vec::new();
             let mut waiting = std::collections::BTreeMap::new();
             let (mut sent, mut reported) = (0u64, 0u64);
             let mut eof = false;
             while !eof || reported < sent {
                 if !eof {
-                    let mut chunk = spare.pop().unwrap_or_default();
-                    while chunk.spans.len() < CHUNK {
-                        match lines.next_line().map_err(|e| format!("read error: {e}"))? {
-                            Some(line) => {
-                                // In input order, on this thread: what a line teaches the
-                                // memory must be known before the next line is read.
+                    let job = match (&mut blocks, &mut lines) {
+                        (Some(blocks), _) => blocks
+                            .next(spare_blocks.pop().unwrap_or_default())
+                            .map_err(|e| format!("read error: {e}"))?,
+                        (None, Some(lines)) => {
+                            let mut chunk = spare_chunks.pop().unwrap_or_default();
+                            while chunk.spans.len() < CHUNK {
+                                let Some(line) =
+                                    lines.next_line().map_err(|e| format!("read error: {e}"))?
+                                else {
+                                    break;
+                                };
                                 let text = line.text.map(|t| remembered(memory, t));
-                                chunk.push(line.index, text.as_deref().map_err(Clone::clone));
+                                chunk.push(text.as_deref().map_err(Clone::clone));
                             }
-                            None => {
-                                eof = true;
-                                break;
-                            }
+                            (!chunk.spans.is_empty()).then_some(Job::Lines(chunk))
                         }
-                    }
-                    if !chunk.spans.is_empty() {
-                        jobs.send((sent, chunk))
-                            .map_err(|_| "a worker thread stopped".to_owned())?;
-                        sent += 1;
+                        (None, None) => None,
+                    };
+                    match job {
+                        Some(job) => {
+                            let outcomes = spare_outcomes.pop().unwrap_or_default();
+                            jobs.send((sent, job, outcomes))
+                                .map_err(|_| "a worker thread stopped".to_owned())?;
+                            sent += 1;
+                        }
+                        None => eof = true,
                     }
                 }
-                // Report what is back, in order; wait for a chunk only when enough are out (or
-                // all are read). Chunks encoded but waiting for an earlier one count as out:
+                // Report what is back, in order; wait for a job only when enough are out (or
+                // all are read). Jobs encoded but waiting for an earlier one count as out:
                 // while one worker is held up, the other cannot run ahead without bound.
                 loop {
                     let out = sent - reported;
@@ -452,18 +607,26 @@ fn run() -> Result<(), String> {
                         true => finished.recv().ok(),
                         false => finished.try_recv().ok(),
                     };
-                    let Some((seq, chunk, encoded)) = next else {
+                    let Some((seq, job, outcomes)) = next else {
                         if must_wait {
                             return Err("a worker thread stopped".to_owned());
                         }
                         break;
                     };
-                    waiting.insert(seq, (chunk, encoded));
-                    while let Some((mut chunk, encoded)) = waiting.remove(&reported) {
-                        sink.report(&encoder.pipeline, &chunk, encoded)
+                    waiting.insert(seq, (job, outcomes));
+                    while let Some((job, outcomes)) = waiting.remove(&reported) {
+                        requests
+                            .encoded(&outcomes, &mut sink)
                             .map_err(|e| e.to_string())?;
-                        chunk.clear();
-                        spare.push(chunk);
+                        match job {
+                            Job::Lines(mut chunk) => {
+                                chunk.clear();
+                                spare_chunks.push(chunk);
+                            }
+                            Job::Block(block) => spare_blocks.push(block),
+                            Job::Overlong(_) => {}
+                        }
+                        spare_outcomes.push(outcomes);
                         reported += 1;
                     }
                 }
@@ -471,8 +634,7 @@ fn run() -> Result<(), String> {
             Ok(())
         })?;
     }
-    sink.flush_batch(&encoder.pipeline)
-        .map_err(|e| e.to_string())?;
+    requests.finish(&mut sink).map_err(|e| e.to_string())?;
     sink.out.flush().map_err(|e| e.to_string())?;
     let secs = started.elapsed().as_secs_f64();
     let t = &sink.tally;

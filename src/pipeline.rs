@@ -247,6 +247,8 @@ pub struct BulkWriter<'p> {
     /// The open body: `[` and the batches so far, comma-separated.
     body: Vec<u8>,
     items: usize,
+    /// A sent request's body, for the next one (see [`recycle`](Self::recycle)).
+    spare: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for BulkWriter<'_> {
@@ -266,12 +268,37 @@ impl BulkWriter<'_> {
     /// (so the returned request never holds this event). A rejected event leaves the body as
     /// it was.
     pub fn push(&mut self, event: impl AsEvent) -> Result<Option<Request>, Error> {
+        self.append(|pipeline, body| pipeline.encode_into(event, body))
+    }
+
+    /// [`push`](Self::push) for a batch already encoded (by [`Pipeline::encode`] or
+    /// [`Pipeline::encode_into`], perhaps on another thread): its bytes are copied in. Bytes
+    /// over the per-batch limit are refused as `encode` refuses them.
+    pub fn push_encoded(&mut self, batch: &[u8]) -> Result<Option<Request>, Error> {
+        let limit = self.pipeline.limits().max_item_bytes;
+        if batch.len() > limit {
+            return Err(Error::TooLarge {
+                bytes: batch.len(),
+                limit,
+            });
+        }
+        self.append(|_, body| {
+            body.extend_from_slice(batch);
+            Ok(())
+        })
+    }
+
+    /// Appends one batch with `write`, then closes the body before it if it does not fit.
+    fn append(
+        &mut self,
+        write: impl FnOnce(&Pipeline, &mut Vec<u8>) -> Result<(), Error>,
+    ) -> Result<Option<Request>, Error> {
         let mark = self.body.len();
         if self.items > 0 {
             self.body.push(b',');
         }
         let start = self.body.len();
-        if let Err(e) = self.pipeline.write_event(event, &mut self.body) {
+        if let Err(e) = write(self.pipeline, &mut self.body) {
             self.body.truncate(mark);
             return Err(e);
         }
@@ -279,7 +306,7 @@ impl BulkWriter<'_> {
         // With its closing bracket, as `plan_bulk` counts.
         let bytes = self.body.len() + 1;
         if self.items > 0 && (self.items >= limits.max_items || bytes > limits.max_request_bytes) {
-            let mut next = Pipeline::open_body(mark + mark / 8);
+            let mut next = self.open_body(mark);
             next.extend_from_slice(&self.body[start..]);
             self.body.truncate(mark);
             let full = std::mem::replace(&mut self.body, next);
@@ -296,7 +323,7 @@ impl BulkWriter<'_> {
         if self.items < self.pipeline.limits().max_items {
             return None;
         }
-        let next = Pipeline::open_body(self.body.len() + self.body.len() / 8);
+        let next = self.open_body(self.body.len());
         let full = std::mem::replace(&mut self.body, next);
         let items = std::mem::take(&mut self.items);
         Some(self.close(full, items))
@@ -305,6 +332,24 @@ impl BulkWriter<'_> {
     /// The batches written since the last request was returned.
     pub fn pending(&self) -> usize {
         self.items
+    }
+
+    /// Takes back a request once it has been sent: its body's buffer is reused for a later
+    /// body when nothing else holds it, so a long stream of requests does not allocate (and
+    /// have the system clear) a fresh buffer of a hundred kilobytes or so for each.
+    pub fn recycle(&mut self, sent: Request) {
+        if let Ok(body) = sent.body.try_into_mut() {
+            self.spare = Some(body.into());
+        }
+    }
+
+    /// A new body, `[` alone, with room for about as much as the last one held.
+    fn open_body(&mut self, last: usize) -> Vec<u8> {
+        let mut body = self.spare.take().unwrap_or_default();
+        body.clear();
+        body.reserve(last + last / 8);
+        body.push(b'[');
+        body
     }
 
     /// The last request, if any event is waiting in the open body.
@@ -440,8 +485,19 @@ impl Pipeline {
     }
 
     /// Appends the event's batch to `out`: the bytes [`encode`](Self::encode) gives, written
-    /// in place. On error `out` is as it was.
-    fn write_event(&self, event: impl AsEvent, out: &mut Vec<u8>) -> Result<(), Error> {
+    /// in place (no allocation of its own). On error `out` is as it was.
+    ///
+    /// ```
+    /// use rokt_capi::{Pipeline, mapping::Preset};
+    /// let pipeline = Pipeline::new(Preset::Send);
+    /// let event = r#"{"type":"track","event":"A","userId":"u","messageId":"m","timestamp":"2026-01-01T00:00:00Z"}"#;
+    /// let mut out = b"batches: ".to_vec();
+    /// pipeline.encode_into(event, &mut out).unwrap();
+    /// assert_eq!(&out[9..], &pipeline.encode(event).unwrap()[..]);
+    /// assert!(pipeline.encode_into("not json", &mut out).is_err());
+    /// assert_eq!(&out[9..], &pipeline.encode(event).unwrap()[..]);
+    /// ```
+    pub fn encode_into(&self, event: impl AsEvent, out: &mut Vec<u8>) -> Result<(), Error> {
         let start = out.len();
         let written = event.with_json(|doc| {
             let direct = self
@@ -490,22 +546,16 @@ impl Pipeline {
     /// }
     /// requests.extend(writer.finish());
     /// assert_eq!((requests.len(), requests[0].items), (1, 2));
-    /// assert_eq!(requests[0].path, "/bulkevents");
+    /// assert_eq!(requests[0].path, "/s2s/v2/bulkevents");
     /// ```
     pub fn bulk_writer(&self, kind: RequestKind) -> BulkWriter<'_> {
         BulkWriter {
             pipeline: self,
             kind,
-            body: Self::open_body(0),
+            body: vec![b'['],
             items: 0,
+            spare: None,
         }
-    }
-
-    /// An empty bulk body, sized for `expected` bytes.
-    fn open_body(expected: usize) -> Vec<u8> {
-        let mut body = Vec::with_capacity(expected.max(4096));
-        body.push(b'[');
-        body
     }
 
     /// Runs `f` on the batch of one event. The batch borrows its strings from the event (and

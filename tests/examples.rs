@@ -683,7 +683,7 @@ async fn replay_dead_letters_failures_after_retries() {
 }
 
 /// Runs the preview over `input` with `args`, returning its stdout.
-fn preview(exe: &Path, args: &[&str], input: &str) -> String {
+fn preview(exe: &Path, args: &[&str], input: impl AsRef<[u8]>) -> String {
     let mut child = command(exe)
         .args(args)
         .stdin(Stdio::piped())
@@ -692,8 +692,8 @@ fn preview(exe: &Path, args: &[&str], input: &str) -> String {
         .spawn()
         .expect("start the preview");
     let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_owned();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let input = input.as_ref().to_owned();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
     let mut out = String::new();
     child
         .stdout
@@ -711,18 +711,41 @@ fn the_preview_reports_the_same_outcomes_in_the_same_order_on_any_number_of_thre
     let Some(exe) = example("preview") else {
         return;
     };
-    // Over two read-ahead chunks of lines, with rejected and unreadable lines among them.
+    // Over many read-ahead chunks and blocks of lines, with rejected and unreadable lines
+    // among them: not JSON, blank, CRLF, not UTF-8, a line longer than a block and one over
+    // the size limit (each straddling block ends), and a last line without its newline.
     let bundled = std::fs::read_to_string(bundled()).unwrap();
-    let mut input = String::new();
+    let mut input: Vec<u8> = Vec::new();
     for i in 0..1_900 {
-        input.push_str(&bundled);
-        if i % 300 == 0 {
-            input.push_str("{\"type\":\"track\"\n\n");
+        input.extend_from_slice(bundled.as_bytes());
+        match i % 300 {
+            0 => input.extend_from_slice(b"{\"type\":\"track\"\n\n  \t\n"),
+            100 => input.extend_from_slice(b"{\"type\":\"track\",\"event\":\"\xff\"}\r\n"),
+            150 => input.extend_from_slice(b"{\"type\":\"identify\",\"userId\":\"u\"}\r\n"),
+            _ => {}
+        }
+        match i {
+            700 => {
+                input.extend_from_slice(b"{\"type\":\"track\",\"event\":\"");
+                input.extend(std::iter::repeat_n(b'x', 600 << 10));
+                input.extend_from_slice(b"\"}\n");
+            }
+            1200 => {
+                input.extend(std::iter::repeat_n(b' ', (5 << 19) + 3000));
+                input.extend_from_slice(b"{}\n");
+            }
+            _ => {}
         }
     }
-    let lines = input.lines().filter(|l| !l.trim().is_empty()).count();
+    input.extend_from_slice(bundled.trim_end().as_bytes());
+    let lines = input
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.trim_ascii().is_empty())
+        .count();
     for args in [
         &["--batch", "7"][..],
+        &["--batch", "1"][..],
+        &[][..],
         &["--trigger", "type = \"track\""][..],
     ] {
         let one = preview(&exe, args, &input);

@@ -60,13 +60,35 @@ proptest! {
             .collect();
 
         let written = pipeline.bulk(&events);
-        let encoded = events.iter().map(|e| pipeline.encode(e)).collect();
+        let encoded: Vec<_> = events.iter().map(|e| pipeline.encode(e)).collect();
+        // Already-encoded batches pushed into a writer, as the preview's workers hand them
+        // over, each request recycled into the next once "sent" (its shape taken), as the
+        // preview does.
+        let mut writer = pipeline.bulk_writer(RequestKind::Bulk);
+        let (mut pushed_requests, mut pushed_items) = (Vec::new(), Vec::new());
+        for e in &encoded {
+            let (item, completed) = match e {
+                Ok(bytes) => match writer.push_encoded(bytes) {
+                    Ok(full) => (Ok(pushed_requests.len() + usize::from(full.is_some())), full),
+                    Err(e) => (Err(e.to_string()), None),
+                },
+                Err(e) => (Err(e.to_string()), None),
+            };
+            pushed_items.push(item);
+            for request in completed.into_iter().chain(writer.take_full()) {
+                pushed_requests.push(shape(&request));
+                writer.recycle(request);
+            }
+        }
+        pushed_requests.extend(writer.finish().as_ref().map(shape));
         let joined = pipeline.bulk_encoded(RequestKind::Bulk, encoded);
 
         let shapes = |rs: &[Request]| rs.iter().map(shape).collect::<Vec<_>>();
         prop_assert_eq!(shapes(&written.requests), shapes(&joined.requests));
         let outcomes = |items: &[Result<usize, Error>]| items.iter().map(outcome).collect::<Vec<_>>();
         prop_assert_eq!(outcomes(&written.items), outcomes(&joined.items));
+        prop_assert_eq!(&pushed_requests, &shapes(&joined.requests));
+        prop_assert_eq!(&pushed_items, &outcomes(&joined.items));
     }
 }
 
