@@ -30,6 +30,7 @@ use rokt_capi::trigger::Trigger;
 use rokt_capi::{BulkWriter, Error, EventError, Json, Pipeline};
 use std::io::{BufReader, Read, Write};
 use std::ops::Range;
+use std::sync::mpsc::TrySendError;
 use std::time::Instant;
 
 struct Args {
@@ -520,7 +521,11 @@ fn run() -> Result<(), String> {
         // `in_flight_limit` jobs are out at once (read and not yet reported), which bounds
         // memory.
         let in_flight_limit = 4 * args.threads;
-        let (jobs, queue) = std::sync::mpsc::sync_channel::<(u64, Job, Outcomes)>(in_flight_limit);
+        // This thread is one of the N: N - 1 workers take jobs from a short queue, and when
+        // it is full this thread encodes the job it has just read itself. So N threads run on
+        // N cores, none waiting for a core while another holds it.
+        let workers = args.threads - 1;
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<(u64, Job, Outcomes)>(2 * workers);
         let queue = std::sync::Mutex::new(queue);
         let (done, finished) = std::sync::mpsc::channel::<(u64, Job, Outcomes)>();
         let (mut lines, mut blocks) = match memory {
@@ -541,7 +546,7 @@ fn run() -> Result<(), String> {
             }
         };
         std::thread::scope(|scope| -> Result<(), String> {
-            for _ in 0..args.threads {
+            for _ in 0..workers {
                 let (queue, done, encoder) = (&queue, done.clone(), &encoder);
                 scope.spawn(move || {
                     loop {
@@ -590,30 +595,25 @@ fn run() -> Result<(), String> {
                     match job {
                         Some(job) => {
                             let outcomes = spare_outcomes.pop().unwrap_or_default();
-                            jobs.send((sent, job, outcomes))
-                                .map_err(|_| "a worker thread stopped".to_owned())?;
+                            match jobs.try_send((sent, job, outcomes)) {
+                                Ok(()) => {}
+                                Err(TrySendError::Full((seq, job, mut outcomes))) => {
+                                    encoder.encode_job(&job, &mut outcomes);
+                                    waiting.insert(seq, (job, outcomes));
+                                }
+                                Err(TrySendError::Disconnected(_)) => {
+                                    return Err("a worker thread stopped".to_owned());
+                                }
+                            }
                             sent += 1;
                         }
                         None => eof = true,
                     }
                 }
-                // Report what is back, in order; wait for a job only when enough are out (or
+                // Report what is done, in order; wait for a job only when enough are out (or
                 // all are read). Jobs encoded but waiting for an earlier one count as out:
-                // while one worker is held up, the other cannot run ahead without bound.
+                // while one thread is held up, the others cannot run ahead without bound.
                 loop {
-                    let out = sent - reported;
-                    let must_wait = out > 0 && (eof || out >= in_flight_limit as u64);
-                    let next = match must_wait {
-                        true => finished.recv().ok(),
-                        false => finished.try_recv().ok(),
-                    };
-                    let Some((seq, job, outcomes)) = next else {
-                        if must_wait {
-                            return Err("a worker thread stopped".to_owned());
-                        }
-                        break;
-                    };
-                    waiting.insert(seq, (job, outcomes));
                     while let Some((job, outcomes)) = waiting.remove(&reported) {
                         requests
                             .encoded(&outcomes, &mut sink)
@@ -629,6 +629,19 @@ fn run() -> Result<(), String> {
                         spare_outcomes.push(outcomes);
                         reported += 1;
                     }
+                    let out = sent - reported;
+                    let must_wait = out > 0 && (eof || out >= in_flight_limit as u64);
+                    let next = match must_wait {
+                        true => finished.recv().ok(),
+                        false => finished.try_recv().ok(),
+                    };
+                    let Some((seq, job, outcomes)) = next else {
+                        if must_wait {
+                            return Err("a worker thread stopped".to_owned());
+                        }
+                        break;
+                    };
+                    waiting.insert(seq, (job, outcomes));
                 }
             }
             Ok(())
