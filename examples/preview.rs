@@ -17,11 +17,6 @@
 //! `RtidMemory`, so a conversion without an rtid is mapped with the one its visitor's
 //! landing page carried (`examples/data/sessions.ndjson` has such sessions).
 
-// A parsed event is a handful of small allocations, freed a moment later; glibc's malloc and
-// free took 5-7% of the one-core time (BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use rokt_capi::mapping::Preset;
 use rokt_capi::ndjson::{DEFAULT_MAX_LINE, Lines};
 use rokt_capi::request::{Limits, Request, RequestKind};
