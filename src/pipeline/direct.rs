@@ -479,10 +479,16 @@ impl DirectPlan {
         let source_message_id = text(Member::SourceMessageId)?.ok_or(Defer)?;
         let timestamp = timestamp(ev.find(self.source(Member::TimestampUnixtimeMs))?)?;
 
-        let mut device_info: [Option<Cow<'r, str>>; 5] = Default::default();
-        for (value, member) in device_info.iter_mut().zip(DEVICE_MEMBERS) {
-            *value = text(member)?;
-        }
+        // Arrays built from their elements, not filled in a loop: each value is then made in
+        // its place, where a loop stored it and copied it into the array with wider loads
+        // than it was stored with, which stalled.
+        let device_info: [Option<Cow<'r, str>>; 5] = [
+            text(DEVICE_MEMBERS[0])?,
+            text(DEVICE_MEMBERS[1])?,
+            text(DEVICE_MEMBERS[2])?,
+            text(DEVICE_MEMBERS[3])?,
+            text(DEVICE_MEMBERS[4])?,
+        ];
 
         let email = text(Member::Email)?;
         let customerid = text(Member::Customerid)?;
@@ -517,14 +523,13 @@ impl DirectPlan {
         let mut digest = |v: &str| digests.digest(v);
         let (plain_email, hashed_email) =
             plain_or_digest(email, hash_email, Cleaning::Email, &mut digest);
-        let mut user: [PlainOrDigest<'r>; 4] = Default::default();
-        for ((slot, value), on) in
-            user.iter_mut()
-                .zip(names)
-                .zip([hash_first, hash_last, hash_mobile, hash_zip])
-        {
-            *slot = plain_or_digest(value, on, Cleaning::Trim, &mut digest);
-        }
+        let [first, last, mobile, zip] = names;
+        let user: [PlainOrDigest<'r>; 4] = [
+            plain_or_digest(first, hash_first, Cleaning::Trim, &mut digest),
+            plain_or_digest(last, hash_last, Cleaning::Trim, &mut digest),
+            plain_or_digest(mobile, hash_mobile, Cleaning::Trim, &mut digest),
+            plain_or_digest(zip, hash_zip, Cleaning::Trim, &mut digest),
+        ];
         Ok(DirectBatch {
             device_info,
             user,
