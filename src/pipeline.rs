@@ -597,25 +597,24 @@ impl Pipeline {
                 .map(|e| e.with_json(|doc| self.encode(doc)))
                 .collect();
         }
-        let chunk = events.len().div_ceil(threads);
+        let encode = |e: &E| e.with_json(|doc| self.encode(doc));
+        let mut parts = events.chunks(events.len().div_ceil(threads));
+        // The calling thread is one of the `threads`: it encodes the first part, straight into
+        // the result, while the others encode theirs.
+        let own = parts.next().unwrap_or_default();
         std::thread::scope(|scope| {
-            let handles: Vec<_> = events
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|e| e.with_json(|doc| self.encode(doc)))
-                            .collect::<Vec<_>>()
-                    })
-                })
+            let handles: Vec<_> = parts
+                .map(|part| scope.spawn(move || part.iter().map(encode).collect::<Vec<_>>()))
                 .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| {
+            let mut encoded = Vec::with_capacity(events.len());
+            encoded.extend(own.iter().map(encode));
+            for h in handles {
+                encoded.extend(
                     h.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                );
+            }
+            encoded
         })
     }
 

@@ -122,3 +122,27 @@ fn a_body_holding_the_item_limit_can_be_taken_at_once() {
     assert!(format!("{writer:?}").contains("body_bytes"));
     assert_eq!(writer.finish().map(|r| r.items), Some(1));
 }
+
+#[test]
+fn encode_all_gives_each_events_encoding_in_order_on_any_number_of_threads() {
+    let pipeline = Pipeline::new(Preset::Send);
+    let events: Vec<String> = (0..23)
+        .map(|i| match i % 5 {
+            3 => "not json".to_owned(),
+            _ => synthetic_event(i).to_string(),
+        })
+        .collect();
+    let one_by_one: Vec<_> = events
+        .iter()
+        .map(|e| pipeline.encode(e).map_err(|e| e.to_string()))
+        .collect();
+    for threads in [1, 2, 3, 4, 23, 40] {
+        let all: Vec<_> = pipeline
+            .encode_all(&events, threads)
+            .into_iter()
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect();
+        assert_eq!(all, one_by_one, "{threads} threads");
+    }
+    assert!(pipeline.encode_all::<String>(&[], 2).is_empty());
+}
