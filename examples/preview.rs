@@ -25,7 +25,8 @@ use rokt_capi::trigger::Trigger;
 use rokt_capi::{BulkWriter, Error, EventError, Json, Pipeline};
 use std::io::{BufReader, Read, Write};
 use std::ops::Range;
-use std::sync::mpsc::TrySendError;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 struct Args {
@@ -41,8 +42,8 @@ struct Args {
 
 const USAGE: &str = "usage: preview [--preset send|sync_engage_audience] [--mapping FILE] [--trigger CONDITION] [--batch N] [--threads N] [--rtid-memory] [--quiet] [FILE]";
 
-/// Lines handed to a worker thread at a time when `--threads` is above 1: small enough that
-/// the workers finish together and the chunks in flight stay in cache, large enough that
+/// Lines in a job with the rtid memory when `--threads` is above 1: small enough that the
+/// threads finish together and the chunks in flight stay in cache, large enough that
 /// handing one over costs nothing beside encoding it.
 const CHUNK: usize = 512;
 
@@ -163,7 +164,7 @@ impl Encoder {
                 }
             }
             Job::Block(block) => {
-                // Split as the reading thread would have split them: `Lines` over the block.
+                // Split as one thread splits the input: `Lines` over the block.
                 let mut lines = Lines::new(&block[..]);
                 // Reading from memory cannot fail.
                 while let Ok(Some(line)) = lines.next_line() {
@@ -197,13 +198,13 @@ fn remembered<'t>(memory: Option<&RtidMemory>, text: &'t str) -> std::borrow::Co
     enriched.map_or(std::borrow::Cow::Borrowed(text), std::borrow::Cow::Owned)
 }
 
-/// Work for a worker thread.
+/// Work for one of the threads (`--threads` above 1).
 enum Job {
-    /// Lines read (and passed through the rtid memory) by the reading thread.
+    /// Lines read (and passed through the rtid memory) while the input was held.
     Lines(Chunk),
-    /// Whole lines as read, split and checked by the worker.
+    /// Whole lines as read, split and checked by the thread that encodes them.
     Block(Vec<u8>),
-    /// A line over the size limit, passed over by the reading thread: its length (with its
+    /// A line over the size limit, passed over while reading: its length (with its
     /// newline, as `Lines` counts it).
     Overlong(usize),
 }
@@ -217,7 +218,7 @@ struct Outcomes {
     lines: Vec<Encoded>,
 }
 
-/// Lines read ahead for the worker threads, their text in one arena so the workers can borrow
+/// Lines read ahead for encoding, their text in one arena so the encoding thread can borrow
 /// them all at once.
 #[derive(Default)]
 struct Chunk {
@@ -248,34 +249,60 @@ impl Chunk {
     }
 }
 
-/// Cuts the input into blocks of whole lines for the workers without looking into the lines
-/// (a block ends at its last newline; the rest begins the next one), so that splitting, the
-/// UTF-8 check and everything after happen on the workers. A line over the size limit is
-/// passed over here, never held whole.
+/// Cuts the input into blocks of whole lines without looking into the lines (a block ends at
+/// its last newline; the rest begins the next one), so that splitting, the UTF-8 check and
+/// everything after happen outside the input's lock, in parallel. A line over the size limit
+/// is passed over here, never held whole.
 struct Blocks<R> {
     input: R,
     /// The start of the next block's first line.
     carry: Vec<u8>,
     eof: bool,
+    /// How much input a block is read with.
+    size: usize,
 }
 
 /// How much input a block is read with (plus the line carried over from the last one).
 const BLOCK: usize = 256 << 10;
 
+/// The block size: [`BLOCK`], or `PREVIEW_BLOCK_BYTES` (a test sets a few bytes, so that
+/// lines straddle many block ends).
+fn block_size() -> usize {
+    std::env::var("PREVIEW_BLOCK_BYTES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(BLOCK)
+}
+
 impl<R: Read> Blocks<R> {
+    fn new(input: R, size: usize) -> Self {
+        Blocks {
+            input,
+            carry: Vec::new(),
+            eof: false,
+            size,
+        }
+    }
+
     /// The next job, read into `buf` (a spare block); `None` at the end of input.
     fn next(&mut self, mut buf: Vec<u8>) -> std::io::Result<Option<Job>> {
+        buf.clear();
+        buf.append(&mut self.carry);
+        // Where to look for a newline (what a line too long for one read left unsearched).
+        let mut searched = 0;
         loop {
-            buf.clear();
-            buf.append(&mut self.carry);
             if !self.eof {
-                let read = (&mut self.input).take(BLOCK as u64).read_to_end(&mut buf)?;
-                self.eof = read < BLOCK;
+                let read = (&mut self.input)
+                    .take(self.size as u64)
+                    .read_to_end(&mut buf)?;
+                self.eof = read < self.size;
             }
-            match memchr::memrchr(b'\n', &buf) {
+            match memchr::memrchr(b'\n', &buf[searched..]) {
                 Some(last) => {
-                    self.carry.extend_from_slice(&buf[last + 1..]);
-                    buf.truncate(last + 1);
+                    let end = searched + last + 1;
+                    self.carry.extend_from_slice(&buf[end..]);
+                    buf.truncate(end);
                     return Ok(Some(Job::Block(buf)));
                 }
                 None if self.eof => return Ok((!buf.is_empty()).then_some(Job::Block(buf))),
@@ -283,8 +310,8 @@ impl<R: Read> Blocks<R> {
                     let rest = self.skip_line()?;
                     return Ok(Some(Job::Overlong(buf.len() + rest)));
                 }
-                // A line longer than a block: read on.
-                None => std::mem::swap(&mut self.carry, &mut buf),
+                // A line longer than a block: read on into the same block.
+                None => searched = buf.len(),
             }
         }
     }
@@ -406,7 +433,7 @@ impl<'p> Requests<'p> {
         self.report(outcome, sink)
     }
 
-    /// Writes and reports the outcomes of a job a worker encoded.
+    /// Writes and reports the outcomes of an encoded job.
     fn encoded<W: Write>(
         &mut self,
         outcomes: &Outcomes,
@@ -463,6 +490,248 @@ impl<'p> Requests<'p> {
     }
 }
 
+/// Where the threads read their jobs from, one at a time and in input order.
+enum Source<R> {
+    /// Blocks of raw lines, split and checked by the thread that encodes them.
+    Blocks(Blocks<R>),
+    /// Lines read (and passed through the rtid memory) by the thread that reads them: what a
+    /// line teaches the memory must be known before the next line is read.
+    Lines(Lines<BufReader<R>>),
+}
+
+impl<R: Read> Source<R> {
+    /// The next job, read into the thread's spare buffers; `None` at the end of input.
+    fn next(
+        &mut self,
+        memory: Option<&RtidMemory>,
+        spare: &mut Spare,
+    ) -> std::io::Result<Option<Job>> {
+        match self {
+            Source::Blocks(blocks) => blocks.next(std::mem::take(&mut spare.block)),
+            Source::Lines(lines) => {
+                let mut chunk = std::mem::take(&mut spare.chunk);
+                chunk.clear();
+                while chunk.spans.len() < CHUNK {
+                    let Some(line) = lines.next_line()? else {
+                        break;
+                    };
+                    let text = line.text.map(|t| remembered(memory, t));
+                    chunk.push(text.as_deref().map_err(Clone::clone));
+                }
+                Ok((!chunk.spans.is_empty()).then_some(Job::Lines(chunk)))
+            }
+        }
+    }
+}
+
+/// A thread's buffers for its next job, kept from one job to the next.
+#[derive(Default)]
+struct Spare {
+    block: Vec<u8>,
+    chunk: Chunk,
+    outcomes: Outcomes,
+}
+
+impl Spare {
+    /// Takes back a reported job's buffers.
+    fn keep(&mut self, job: Job, outcomes: Outcomes) {
+        match job {
+            Job::Block(block) => self.block = block,
+            Job::Lines(chunk) => self.chunk = chunk,
+            Job::Overlong(_) => {}
+        }
+        self.outcomes = outcomes;
+    }
+}
+
+/// The input, read by one thread at a time.
+struct Input<R> {
+    source: Source<R>,
+    /// The number of the next job read.
+    next: u64,
+    done: bool,
+}
+
+/// The reporting side: jobs are reported in input order by whichever thread finishes the
+/// next one (and then the ones that were waiting for it).
+struct Report<'p, W: Write> {
+    requests: Requests<'p>,
+    sink: Sink<W>,
+    /// The number of the next job to report.
+    next: u64,
+    /// Jobs encoded before an earlier one, and their outcomes.
+    waiting: std::collections::BTreeMap<u64, (Job, Outcomes)>,
+    /// Buffers of the waiting jobs once reported, for threads that handed theirs over.
+    spares: Vec<(Job, Outcomes)>,
+}
+
+/// What the threads share.
+struct Shared<'p, R, W: Write> {
+    input: Mutex<Input<R>>,
+    report: Mutex<Report<'p, W>>,
+    /// Signalled when a job is reported (or the run stops).
+    reported: Condvar,
+    /// Set when a thread fails: the others stop.
+    stop: AtomicBool,
+    error: Mutex<Option<String>>,
+    /// Jobs out at once (read and not yet reported) at most, which bounds memory.
+    in_flight_limit: u64,
+}
+
+impl<R, W: Write> Shared<'_, R, W> {
+    /// Stops every thread, keeping the first error.
+    fn fail(&self, e: String) {
+        if let Ok(mut error) = self.error.lock() {
+            error.get_or_insert(e);
+        }
+        self.stop.store(true, Ordering::SeqCst);
+        // Taken so that no thread misses the signal between its check and its wait.
+        drop(self.report.lock());
+        self.reported.notify_all();
+    }
+}
+
+/// Stops the other threads if this one panics.
+struct StopOnPanic<'s, 'p, R, W: Write>(&'s Shared<'p, R, W>);
+
+impl<R, W: Write> Drop for StopOnPanic<'_, '_, R, W> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.fail("a thread panicked".to_owned());
+        }
+    }
+}
+
+/// One of the threads: reads the next job (the input is read in order, one thread at a time),
+/// encodes it, and reports it if it is the next in input order; otherwise leaves it for the
+/// thread whose job comes before it. Each thread reads, splits and encodes in its own
+/// buffers, so a line and its batch stay on one core (and in its cache) until reported.
+fn work<R: Read, W: Write>(
+    shared: &Shared<'_, R, W>,
+    encoder: &Encoder,
+    memory: Option<&RtidMemory>,
+) -> Result<(), String> {
+    let _guard = StopOnPanic(shared);
+    let mut spare = Spare::default();
+    loop {
+        if shared.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let (seq, job) = {
+            let mut input = shared.input.lock().map_err(|_| "poisoned")?;
+            if input.done {
+                return Ok(());
+            }
+            let seq = input.next;
+            // Wait for room: while one thread is held up, the others cannot run ahead
+            // without bound. (The job that frees room is being encoded by a thread that
+            // needs only the report lock to report it.)
+            {
+                let mut report = shared.report.lock().map_err(|_| "poisoned")?;
+                while seq >= report.next + shared.in_flight_limit {
+                    if shared.stop.load(Ordering::SeqCst) {
+                        return Ok(());
+                    }
+                    report = shared.reported.wait(report).map_err(|_| "poisoned")?;
+                }
+            }
+            match input.source.next(memory, &mut spare) {
+                Ok(Some(job)) => {
+                    input.next += 1;
+                    (seq, job)
+                }
+                Ok(None) => {
+                    input.done = true;
+                    return Ok(());
+                }
+                Err(e) => {
+                    input.done = true;
+                    return Err(format!("read error: {e}"));
+                }
+            }
+        };
+        let mut outcomes = std::mem::take(&mut spare.outcomes);
+        encoder.encode_job(&job, &mut outcomes);
+        let mut report = shared.report.lock().map_err(|_| "poisoned")?;
+        if report.next != seq {
+            report.waiting.insert(seq, (job, outcomes));
+            if let Some((job, outcomes)) = report.spares.pop() {
+                spare.keep(job, outcomes);
+            }
+            continue;
+        }
+        let report = &mut *report;
+        let written = report.requests.encoded(&outcomes, &mut report.sink);
+        spare.keep(job, outcomes);
+        written.map_err(|e| e.to_string())?;
+        report.next += 1;
+        while let Some((job, outcomes)) = report.waiting.remove(&report.next) {
+            let written = report.requests.encoded(&outcomes, &mut report.sink);
+            report.spares.push((job, outcomes));
+            written.map_err(|e| e.to_string())?;
+            report.next += 1;
+        }
+        shared.reported.notify_all();
+    }
+}
+
+/// `--threads N` above 1: N threads (this one among them) each read a job, encode it and
+/// report it in input order, until the input ends. Returns the tally.
+fn threaded<R: Read + Send, W: Write + Send>(
+    encoder: &Encoder,
+    memory: Option<&RtidMemory>,
+    source: Source<R>,
+    requests: Requests<'_>,
+    sink: Sink<W>,
+    threads: usize,
+) -> Result<Tally, String> {
+    let shared = Shared {
+        input: Mutex::new(Input {
+            source,
+            next: 0,
+            done: false,
+        }),
+        report: Mutex::new(Report {
+            requests,
+            sink,
+            next: 0,
+            waiting: Default::default(),
+            spares: Vec::new(),
+        }),
+        reported: Condvar::new(),
+        stop: AtomicBool::new(false),
+        error: Mutex::new(None),
+        in_flight_limit: 4 * threads as u64,
+    };
+    std::thread::scope(|scope| {
+        let shared = &shared;
+        for _ in 1..threads {
+            scope.spawn(move || {
+                if let Err(e) = work(shared, encoder, memory) {
+                    shared.fail(e);
+                }
+            });
+        }
+        if let Err(e) = work(shared, encoder, memory) {
+            shared.fail(e);
+        }
+    });
+    if let Some(e) = shared.error.into_inner().map_err(|_| "poisoned")? {
+        return Err(e);
+    }
+    let input = shared.input.into_inner().map_err(|_| "poisoned")?;
+    let report = shared.report.into_inner().map_err(|_| "poisoned")?;
+    if report.next != input.next || !report.waiting.is_empty() {
+        return Err("a job was not reported".to_owned());
+    }
+    let Report {
+        requests, mut sink, ..
+    } = report;
+    requests.finish(&mut sink).map_err(|e| e.to_string())?;
+    sink.out.flush().map_err(|e| e.to_string())?;
+    Ok(sink.tally)
+}
+
 fn run() -> Result<(), String> {
     let args = parse_args()?;
     let mut builder = Pipeline::builder()
@@ -484,20 +753,19 @@ fn run() -> Result<(), String> {
         Some(t) => Some(Trigger::parse(t).map_err(|e| format!("--trigger: {e}"))?),
         None => None,
     };
-    let input: Box<dyn Read> = match &args.file {
+    let input: Box<dyn Read + Send> = match &args.file {
         Some(f) => Box::new(std::fs::File::open(f).map_err(|e| format!("cannot open {f}: {e}"))?),
         None => Box::new(std::io::stdin()),
     };
-    let stdout = std::io::stdout();
     let encoder = Encoder { pipeline, trigger };
-    let mut sink = Sink {
-        quiet: args.quiet,
-        out: std::io::BufWriter::with_capacity(1 << 20, stdout.lock()),
-        tally: Tally::default(),
-    };
-    let mut requests = Requests::new(&encoder.pipeline, args.batch);
     let started = Instant::now();
-    if args.threads == 1 {
+    let tally = if args.threads == 1 {
+        let mut sink = Sink {
+            quiet: args.quiet,
+            out: std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock()),
+            tally: Tally::default(),
+        };
+        let mut requests = Requests::new(&encoder.pipeline, args.batch);
         // Each batch is written straight into the body that carries it.
         let mut lines = Lines::new(BufReader::with_capacity(1 << 20, input));
         while let Some(line) = lines.next_line().map_err(|e| format!("read error: {e}"))? {
@@ -506,146 +774,25 @@ fn run() -> Result<(), String> {
                 .line(&encoder, text.as_deref().map_err(Clone::clone), &mut sink)
                 .map_err(|e| e.to_string())?;
         }
+        requests.finish(&mut sink).map_err(|e| e.to_string())?;
+        sink.out.flush().map_err(|e| e.to_string())?;
+        sink.tally
     } else {
-        // Pipelined: this thread reads the input into jobs and hands each to whichever worker
-        // is free, and reports the encoded jobs in input order as they come back, so reading
-        // and writing overlap the encoding and no worker waits for another to finish a job.
-        // A job is a block of raw lines, which the worker splits and checks; with the rtid
-        // memory, lines this thread has read and enriched (in input order: what a line
-        // teaches the memory must be known before the next line is read). At most
-        // `in_flight_limit` jobs are out at once (read and not yet reported), which bounds
-        // memory.
-        let in_flight_limit = 4 * args.threads;
-        // This thread is one of the N: N - 1 workers take jobs from a short queue, and when
-        // it is full this thread encodes the job it has just read itself. So N threads run on
-        // N cores, none waiting for a core while another holds it.
-        let workers = args.threads - 1;
-        let (jobs, queue) = std::sync::mpsc::sync_channel::<(u64, Job, Outcomes)>(2 * workers);
-        let queue = std::sync::Mutex::new(queue);
-        let (done, finished) = std::sync::mpsc::channel::<(u64, Job, Outcomes)>();
-        let (mut lines, mut blocks) = match memory {
-            Some(_) => (
-                Some(Lines::new(BufReader::with_capacity(1 << 20, input))),
-                None,
-            ),
-            None => {
-                let carry = Vec::new();
-                (
-                    None,
-                    Some(Blocks {
-                        input,
-                        carry,
-                        eof: false,
-                    }),
-                )
-            }
+        let source = match memory {
+            Some(_) => Source::Lines(Lines::new(BufReader::with_capacity(1 << 20, input))),
+            None => Source::Blocks(Blocks::new(input, block_size())),
         };
-        std::thread::scope(|scope| -> Result<(), String> {
-            for _ in 0..workers {
-                let (queue, done, encoder) = (&queue, done.clone(), &encoder);
-                scope.spawn(move || {
-                    loop {
-                        // The lock is held only to take the next job.
-                        let job = queue.lock().map(|q| q.recv());
-                        let Ok(Ok((seq, job, mut outcomes))) = job else {
-                            return;
-                        };
-                        encoder.encode_job(&job, &mut outcomes);
-                        if done.send((seq, job, outcomes)).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-            // Dropped on every way out of this closure, which ends the workers.
-            let (jobs, done) = (jobs, done);
-            drop(done);
-            let mut spare_chunks: Vec<Chunk> = Vec::new();
-            let mut spare_blocks: Vec<Vec<u8>> = Vec::new();
-            let mut spare_outcomes: Vec<Outcomes> = Vec::new();
-            let mut waiting = std::collections::BTreeMap::new();
-            let (mut sent, mut reported) = (0u64, 0u64);
-            let mut eof = false;
-            while !eof || reported < sent {
-                if !eof {
-                    let job = match (&mut blocks, &mut lines) {
-                        (Some(blocks), _) => blocks
-                            .next(spare_blocks.pop().unwrap_or_default())
-                            .map_err(|e| format!("read error: {e}"))?,
-                        (None, Some(lines)) => {
-                            let mut chunk = spare_chunks.pop().unwrap_or_default();
-                            while chunk.spans.len() < CHUNK {
-                                let Some(line) =
-                                    lines.next_line().map_err(|e| format!("read error: {e}"))?
-                                else {
-                                    break;
-                                };
-                                let text = line.text.map(|t| remembered(memory, t));
-                                chunk.push(text.as_deref().map_err(Clone::clone));
-                            }
-                            (!chunk.spans.is_empty()).then_some(Job::Lines(chunk))
-                        }
-                        (None, None) => None,
-                    };
-                    match job {
-                        Some(job) => {
-                            let outcomes = spare_outcomes.pop().unwrap_or_default();
-                            match jobs.try_send((sent, job, outcomes)) {
-                                Ok(()) => {}
-                                Err(TrySendError::Full((seq, job, mut outcomes))) => {
-                                    encoder.encode_job(&job, &mut outcomes);
-                                    waiting.insert(seq, (job, outcomes));
-                                }
-                                Err(TrySendError::Disconnected(_)) => {
-                                    return Err("a worker thread stopped".to_owned());
-                                }
-                            }
-                            sent += 1;
-                        }
-                        None => eof = true,
-                    }
-                }
-                // Report what is done, in order; wait for a job only when enough are out (or
-                // all are read). Jobs encoded but waiting for an earlier one count as out:
-                // while one thread is held up, the others cannot run ahead without bound.
-                loop {
-                    while let Some((job, outcomes)) = waiting.remove(&reported) {
-                        requests
-                            .encoded(&outcomes, &mut sink)
-                            .map_err(|e| e.to_string())?;
-                        match job {
-                            Job::Lines(mut chunk) => {
-                                chunk.clear();
-                                spare_chunks.push(chunk);
-                            }
-                            Job::Block(block) => spare_blocks.push(block),
-                            Job::Overlong(_) => {}
-                        }
-                        spare_outcomes.push(outcomes);
-                        reported += 1;
-                    }
-                    let out = sent - reported;
-                    let must_wait = out > 0 && (eof || out >= in_flight_limit as u64);
-                    let next = match must_wait {
-                        true => finished.recv().ok(),
-                        false => finished.try_recv().ok(),
-                    };
-                    let Some((seq, job, outcomes)) = next else {
-                        if must_wait {
-                            return Err("a worker thread stopped".to_owned());
-                        }
-                        break;
-                    };
-                    waiting.insert(seq, (job, outcomes));
-                }
-            }
-            Ok(())
-        })?;
-    }
-    requests.finish(&mut sink).map_err(|e| e.to_string())?;
-    sink.out.flush().map_err(|e| e.to_string())?;
+        let sink = Sink {
+            quiet: args.quiet,
+            // Not locked for the run: whichever thread reports writes.
+            out: std::io::BufWriter::with_capacity(1 << 20, std::io::stdout()),
+            tally: Tally::default(),
+        };
+        let requests = Requests::new(&encoder.pipeline, args.batch);
+        threaded(&encoder, memory, source, requests, sink, args.threads)?
+    };
     let secs = started.elapsed().as_secs_f64();
-    let t = &sink.tally;
+    let t = &tally;
     if args.quiet {
         eprintln!(
             "events: {}, sent: {}, rejected: {}, skipped: {}, requests: {}, {:.3} s, {:.0} events/s",

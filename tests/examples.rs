@@ -32,6 +32,7 @@ fn command(exe: &Path) -> Command {
         .env_remove("ROKT_API_SECRET")
         .env_remove("ROKT_ENDPOINT")
         .env_remove("FORWARDER_TOKEN")
+        .env_remove("PREVIEW_BLOCK_BYTES")
         .env_remove("RUST_LOG");
     cmd
 }
@@ -684,8 +685,19 @@ async fn replay_dead_letters_failures_after_retries() {
 
 /// Runs the preview over `input` with `args`, returning its stdout.
 fn preview(exe: &Path, args: &[&str], input: impl AsRef<[u8]>) -> String {
+    preview_with(exe, args, &[], input)
+}
+
+/// [`preview`] with variables set in its environment.
+fn preview_with(
+    exe: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    input: impl AsRef<[u8]>,
+) -> String {
     let mut child = command(exe)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -761,6 +773,65 @@ fn the_preview_reports_the_same_outcomes_in_the_same_order_on_any_number_of_thre
         for threads in ["2", "3"] {
             let many = preview(&exe, &[args, &["--threads", threads]].concat(), &input);
             assert!(one == many, "--threads {threads} differs with {args:?}");
+        }
+    }
+}
+
+/// With `--threads` above 1 the input is read in blocks cut at their last newline, and the
+/// lines are split inside each block: however small the blocks (so that every kind of line
+/// straddles block ends, and lines longer than a block make it grow up to the size limit), the
+/// outcomes are those of one thread reading line by line.
+#[test]
+fn the_preview_splits_lines_the_same_way_at_any_block_size() {
+    let Some(exe) = example("preview") else {
+        return;
+    };
+    let bundled = std::fs::read_to_string(bundled()).unwrap();
+    let limit = rokt_capi::ndjson::DEFAULT_MAX_LINE;
+    let mut input: Vec<u8> = Vec::new();
+    for i in 0..16 {
+        input.extend_from_slice(bundled.as_bytes());
+        match i {
+            0 => input.extend_from_slice(b"\n  \t\r\n\r\n\n"),
+            1 => input.extend_from_slice(b"{\"type\":\"track\",\"event\":\"\xff\"}\r\n"),
+            2 => input.extend_from_slice(b"not json\n  {\"type\":\"identify\"}  \r\n"),
+            3 => {
+                input.extend_from_slice(b"{\"type\":\"track\",\"event\":\"");
+                input.extend(std::iter::repeat_n(b'x', 5000));
+                input.extend_from_slice(b"\"}\n");
+            }
+            // One byte over the size limit; then far over it (passed over as it is read), a
+            // short line read with its end, and a line at the limit (with its `\r`, which
+            // counts).
+            4 => {
+                input.extend(std::iter::repeat_n(b' ', limit - 1));
+                input.extend_from_slice(b"{}\n");
+                input.extend(std::iter::repeat_n(b' ', limit + 10_000));
+                input.extend_from_slice(b"{}\n{\"type\":\"track\"}\n");
+                input.extend(std::iter::repeat_n(b' ', limit - 3));
+                input.extend_from_slice(b"{}\r\n");
+            }
+            _ => {}
+        }
+    }
+    // Over the limit, without a newline.
+    input.extend(std::iter::repeat_n(b'y', limit + 1));
+    let args = ["--batch", "7"];
+    let one = preview(&exe, &args, &input);
+    assert!(one.contains("over the limit"), "{one}");
+    for block in ["5", "300", "4096"] {
+        for threads in ["2", "3"] {
+            let env = [("PREVIEW_BLOCK_BYTES", block)];
+            let many = preview_with(
+                &exe,
+                &[&args[..], &["--threads", threads]].concat(),
+                &env,
+                &input,
+            );
+            assert!(
+                one == many,
+                "--threads {threads} differs with blocks of {block} bytes"
+            );
         }
     }
 }
