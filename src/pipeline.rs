@@ -223,12 +223,7 @@ impl Encoded {
 
     /// An encoded batch and its routing, checked against the per-batch size limit.
     fn checked(body: Bytes, routing: Routing, limits: &Limits) -> Result<Encoded, Error> {
-        if body.len() > limits.max_item_bytes {
-            return Err(Error::TooLarge {
-                bytes: body.len(),
-                limit: limits.max_item_bytes,
-            });
-        }
+        limits.check_item(body.len())?;
         Ok(Encoded {
             body,
             newest_ms: routing.newest_ms,
@@ -275,13 +270,7 @@ impl BulkWriter<'_> {
     /// [`Pipeline::encode_into`], perhaps on another thread): its bytes are copied in. Bytes
     /// over the per-batch limit are refused as `encode` refuses them.
     pub fn push_encoded(&mut self, batch: &[u8]) -> Result<Option<Request>, Error> {
-        let limit = self.pipeline.limits().max_item_bytes;
-        if batch.len() > limit {
-            return Err(Error::TooLarge {
-                bytes: batch.len(),
-                limit,
-            });
-        }
+        self.pipeline.limits().check_item(batch.len())?;
         self.append(|_, body| {
             body.extend_from_slice(batch);
             Ok(())
@@ -302,10 +291,9 @@ impl BulkWriter<'_> {
             self.body.truncate(mark);
             return Err(e);
         }
-        let limits = self.pipeline.limits();
         // With its closing bracket, as `plan_bulk` counts.
         let bytes = self.body.len() + 1;
-        if self.items > 0 && (self.items >= limits.max_items || bytes > limits.max_request_bytes) {
+        if self.pipeline.limits().starts_new_request(self.items, bytes) {
             let mut next = self.open_body(mark);
             next.extend_from_slice(&self.body[start..]);
             self.body.truncate(mark);
@@ -451,41 +439,31 @@ impl Pipeline {
 
     /// The batch for one event, encoded as JSON and checked against the per-batch size limit.
     pub fn encode(&self, event: impl AsEvent) -> Result<Bytes, Error> {
-        self.encode_event(event, false).map(|e| e.body)
+        crate::rokt::arena_bytes(|out| self.encode_into(event, out))
     }
 
-    /// The event's batch encoded for sending, with what the client routes it by.
+    /// The event's batch encoded for sending, with what the client routes it by (which costs
+    /// an allocation per event that bytes alone do not need): the bytes
+    /// [`encode_into`](Self::encode_into) writes, by the same two paths.
     pub(crate) fn encoded(&self, event: impl AsEvent) -> Result<Encoded, Error> {
-        self.encode_event(event, true)
-    }
-
-    /// The one place an event becomes what is sent: its batch's bytes, written by the direct
-    /// plan when it is sure of the event, else by the general path (the same bytes either way),
-    /// and checked against the per-batch size limit. The routing is worked out only when
-    /// `routed` (it costs an allocation per event, which bytes alone do not need).
-    fn encode_event(&self, event: impl AsEvent, routed: bool) -> Result<Encoded, Error> {
         let limits = self.limits();
         event.with_json(|doc| {
-            let direct = self.inner.direct.as_ref().and_then(|plan| match routed {
-                true => plan.encode_routed(doc),
-                false => plan.encode(doc).map(|body| (body, Routing::NONE)),
-            });
-            match direct {
+            match self
+                .inner
+                .direct
+                .as_ref()
+                .and_then(|plan| plan.encode_routed(doc))
+            {
                 Some((body, routing)) => Encoded::checked(body, routing, limits),
-                None => self.with_batch(doc, |batch| {
-                    let routing = if routed {
-                        Routing::of(batch)
-                    } else {
-                        Routing::NONE
-                    };
-                    Encoded::checked(batch.to_bytes(), routing, limits)
-                }),
+                None => self.with_batch(doc, |batch| Encoded::of_batch(batch, limits)),
             }
         })
     }
 
-    /// Appends the event's batch to `out`: the bytes [`encode`](Self::encode) gives, written
-    /// in place (no allocation of its own). On error `out` is as it was.
+    /// Appends the event's batch to `out` (no allocation of its own), checked against the
+    /// per-batch size limit. The one place an event becomes what is sent: its batch's bytes,
+    /// written by the direct plan when it is sure of the event, else by the general path (the
+    /// same bytes either way). On error `out` is as it was.
     ///
     /// ```
     /// use rokt_capi::{Pipeline, mapping::Preset};
@@ -514,12 +492,7 @@ impl Pipeline {
                 Ok(())
             })
         });
-        let size = out.len() - start;
-        let limit = self.limits().max_item_bytes;
-        let written = written.and_then(|()| match size > limit {
-            true => Err(Error::TooLarge { bytes: size, limit }),
-            false => Ok(()),
-        });
+        let written = written.and_then(|()| self.limits().check_item(out.len() - start));
         if written.is_err() {
             out.truncate(start);
         }
@@ -540,7 +513,7 @@ impl Pipeline {
     /// ] {
     ///     match writer.push(line) {
     ///         Ok(full) => requests.extend(full),
-    ///         Err(e) => eprintln!("rejected: {e}"),
+    ///         Err(e) => assert!(e.to_string().contains("malformed JSON")),
     ///     }
     ///     requests.extend(writer.take_full());
     /// }

@@ -46,6 +46,24 @@ impl Limits {
         self.max_items = n.clamp(1, 100);
         self
     }
+
+    /// A batch of `bytes` within the per-batch limit, or the error that says it is not.
+    pub(crate) fn check_item(&self, bytes: usize) -> Result<(), crate::Error> {
+        match bytes > self.max_item_bytes {
+            true => Err(crate::Error::TooLarge {
+                bytes,
+                limit: self.max_item_bytes,
+            }),
+            false => Ok(()),
+        }
+    }
+
+    /// Whether a batch must open a new request rather than join a body that holds `items`
+    /// batches and would, with it (commas and brackets counted), be `bytes` long. A first
+    /// batch always stays.
+    pub(crate) fn starts_new_request(&self, items: usize, bytes: usize) -> bool {
+        items > 0 && (items >= self.max_items || bytes > self.max_request_bytes)
+    }
 }
 
 /// An mParticle data pod, for accounts that are not on Rokt's inbound host.
@@ -436,8 +454,7 @@ pub fn plan_bulk(sizes: &[usize], limits: &Limits) -> Vec<std::ops::Range<usize>
     let mut bytes = 2; // the brackets
     for (i, &size) in sizes.iter().enumerate() {
         let added = size + usize::from(i > start);
-        if i > start && (i - start >= limits.max_items || bytes + added > limits.max_request_bytes)
-        {
+        if limits.starts_new_request(i - start, bytes + added) {
             ranges.push(start..i);
             start = i;
             bytes = 2 + size;

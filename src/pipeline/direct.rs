@@ -259,12 +259,6 @@ pub(crate) struct Routing {
 }
 
 impl Routing {
-    /// No routing: for bytes that are not sent by the client.
-    pub(crate) const NONE: Routing = Routing {
-        newest_ms: None,
-        message_id: None,
-    };
-
     /// A typed batch's routing.
     pub(crate) fn of<S: crate::text::Text>(batch: &crate::rokt::Batch<S>) -> Routing {
         Routing {
@@ -399,17 +393,13 @@ impl DirectPlan {
         })
     }
 
-    /// The event's encoded batch, or `None` when the general path must encode it.
-    pub(crate) fn encode(&self, doc: &Json<'_>) -> Option<Bytes> {
-        self.encode_routed(doc).map(|(bytes, _)| bytes)
-    }
-
-    /// [`encode`](Self::encode), with what the client routes the batch by.
+    /// The event's encoded batch with what the client routes it by, or `None` when the
+    /// general path must encode it.
     pub(crate) fn encode_routed(&self, doc: &Json<'_>) -> Option<(Bytes, Routing)> {
         crate::segment::check_mappable(doc).ok()?;
         let mut slots = [[0u8; 64]; 5];
         let batch = self.batch(doc, &mut slots).ok()?;
-        let bytes = crate::rokt::arena_bytes(|out| batch.write(out))?;
+        let bytes = crate::rokt::arena_bytes(|out| batch.write(out).ok_or(())).ok()?;
         let has_events = batch.audience.is_some() || batch.conversion.is_some();
         let routing = Routing {
             newest_ms: has_events.then_some(batch.timestamp),
@@ -418,8 +408,8 @@ impl DirectPlan {
         Some((bytes, routing))
     }
 
-    /// Appends the event's batch to `out`, as [`encode`](Self::encode) would encode it;
-    /// `None` (with whatever it appended) when the general path must write it.
+    /// Appends the event's batch to `out`; `None` (with whatever it appended) when the general
+    /// path must write it.
     pub(crate) fn write(&self, doc: &Json<'_>, out: &mut Vec<u8>) -> Option<()> {
         crate::segment::check_mappable(doc).ok()?;
         let mut slots = [[0u8; 64]; 5];

@@ -104,11 +104,11 @@ impl<S: Text> Batch<S> {
     /// The wire bytes as shared [`bytes::Bytes`], cut from a per-thread arena (see
     /// [`arena_bytes`]).
     pub(crate) fn to_bytes(&self) -> bytes::Bytes {
-        arena_bytes(|out| {
+        let Ok(bytes) = arena_bytes(|out| {
             self.write_json(out);
-            Some(())
-        })
-        .unwrap_or_else(|| bytes::Bytes::from(self.to_json_bytes()))
+            Ok::<(), std::convert::Infallible>(())
+        });
+        bytes
     }
 
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
@@ -127,9 +127,11 @@ impl<S: Text> Batch<S> {
 /// What `write` writes, as shared [`bytes::Bytes`] cut from a per-thread arena: encoding a
 /// stream of batches then allocates once per [`ARENA_BLOCK`] instead of once per batch (each
 /// batch is just over a kilobyte, where malloc's slow path starts). A returned value keeps its
-/// block alive until it is dropped, so at most one block per live batch is held. `None` when
-/// `write` gives up (what it wrote is discarded).
-pub(crate) fn arena_bytes(write: impl FnOnce(&mut Vec<u8>) -> Option<()>) -> Option<bytes::Bytes> {
+/// block alive until it is dropped, so at most one block per live batch is held. `write`'s
+/// error when it gives up (what it wrote is discarded).
+pub(crate) fn arena_bytes<E>(
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<bytes::Bytes, E> {
     thread_local! {
         static ARENA: std::cell::RefCell<(Vec<u8>, bytes::BytesMut)> =
             std::cell::RefCell::new((Vec::new(), bytes::BytesMut::new()));
@@ -138,7 +140,7 @@ pub(crate) fn arena_bytes(write: impl FnOnce(&mut Vec<u8>) -> Option<()>) -> Opt
         let Ok(mut guard) = cell.try_borrow_mut() else {
             let mut out = Vec::with_capacity(1024);
             write(&mut out)?;
-            return Some(bytes::Bytes::from(out));
+            return Ok(bytes::Bytes::from(out));
         };
         let (scratch, arena) = &mut *guard;
         scratch.clear();
@@ -148,13 +150,13 @@ pub(crate) fn arena_bytes(write: impl FnOnce(&mut Vec<u8>) -> Option<()>) -> Opt
             if scratch.capacity() > SCRATCH_KEPT {
                 *scratch = Vec::new();
             }
-            return Some(out);
+            return Ok(out);
         }
         if arena.capacity() < scratch.len() {
             *arena = bytes::BytesMut::with_capacity(ARENA_BLOCK);
         }
         arena.extend_from_slice(scratch);
-        Some(arena.split().freeze())
+        Ok(arena.split().freeze())
     })
 }
 
