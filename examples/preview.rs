@@ -119,35 +119,26 @@ type Encoded = Result<Option<Range<usize>>, Error>;
 type Written = Result<Option<Option<Request>>, Error>;
 
 impl Encoder {
-    /// The document of a line the trigger matches; `None` when it does not.
-    fn matched<'t>(&self, trigger: &Trigger, text: &'t str) -> Result<Option<Json<'t>>, Error> {
+    /// The line's document, `None` when the trigger skips it.
+    fn document<'t>(&self, text: &'t str) -> Result<Option<Json<'t>>, Error> {
         let doc = Json::parse(text).map_err(|e| Error::from(EventError::from_json(&e)))?;
-        rokt_capi::segment::check_mappable(&doc)?;
-        Ok(trigger.matches(&doc).then_some(doc))
+        if let Some(trigger) = &self.trigger {
+            rokt_capi::segment::check_mappable(&doc)?;
+            if !trigger.matches(&doc) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(doc))
     }
 
     /// Appends the line's batch to `out`.
     fn encode_into(&self, text: &str, out: &mut Vec<u8>) -> Encoded {
         let start = out.len();
-        match &self.trigger {
-            None => self.pipeline.encode_into(text, out)?,
-            Some(trigger) => match self.matched(trigger, text)? {
-                Some(doc) => self.pipeline.encode_into(&doc, out)?,
-                None => return Ok(None),
-            },
-        }
+        let Some(doc) = self.document(text)? else {
+            return Ok(None);
+        };
+        self.pipeline.encode_into(&doc, out)?;
         Ok(Some(start..out.len()))
-    }
-
-    /// Writes the line's batch into `writer`'s open body.
-    fn write(&self, writer: &mut BulkWriter<'_>, text: &str) -> Written {
-        match &self.trigger {
-            None => writer.push(text).map(Some),
-            Some(trigger) => match self.matched(trigger, text)? {
-                Some(doc) => writer.push(&doc).map(Some),
-                None => Ok(None),
-            },
-        }
     }
 
     /// Encodes a job's lines in order into `out`.
@@ -419,16 +410,14 @@ impl<'p> Requests<'p> {
         text: Result<&str, Error>,
         sink: &mut Sink<W>,
     ) -> std::io::Result<()> {
-        let outcome = text.and_then(|text| match self {
-            Requests::Single(pipeline) => Ok(match &encoder.trigger {
-                None => Some(pipeline.request(text)?),
-                Some(trigger) => match encoder.matched(trigger, text)? {
-                    Some(doc) => Some(pipeline.request(&doc)?),
-                    None => None,
-                },
+        let outcome = text.and_then(|text| {
+            let Some(doc) = encoder.document(text)? else {
+                return Ok(None);
+            };
+            match self {
+                Requests::Single(pipeline) => pipeline.request(&doc).map(|r| Some(Some(r))),
+                Requests::Bulk(writer) => writer.push(&doc).map(Some),
             }
-            .map(Some)),
-            Requests::Bulk(writer) => encoder.write(writer, text),
         });
         self.report(outcome, sink)
     }
