@@ -9,12 +9,15 @@
 
 mod common;
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BatchSize, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main,
+};
 use rokt_capi::hashing::sha256_hex;
 use rokt_capi::mapping::{Preset, SendMapping};
 use rokt_capi::payload::SendPayload;
 use rokt_capi::request::RequestKind;
-use rokt_capi::segment::Event;
+use rokt_capi::segment::{AsEvent, Event};
 use rokt_capi::{Json, Pipeline};
 use std::hint::black_box;
 
@@ -141,45 +144,9 @@ fn stages(c: &mut Criterion) {
     const FRESH: usize = 50;
     let mut g = c.benchmark_group("typed_fresh");
     g.throughput(Throughput::Elements(FRESH as u64));
-    g.bench_function("bytes (&str)", |b| {
-        let mut at = 0;
-        b.iter_batched(
-            || fresh(&lines, &mut at, FRESH),
-            |part| {
-                for l in &part {
-                    black_box(pipeline.encode(l.as_str()).ok());
-                }
-                part
-            },
-            BatchSize::PerIteration,
-        )
-    });
-    g.bench_function("serde_json::Value", |b| {
-        let mut at = 0;
-        b.iter_batched(
-            || fresh(&values, &mut at, FRESH),
-            |part| {
-                for v in &part {
-                    black_box(pipeline.encode(v).ok());
-                }
-                part
-            },
-            BatchSize::PerIteration,
-        )
-    });
-    g.bench_function("segment::Event", |b| {
-        let mut at = 0;
-        b.iter_batched(
-            || fresh(&events, &mut at, FRESH),
-            |part| {
-                for e in &part {
-                    black_box(pipeline.encode(e).ok());
-                }
-                part
-            },
-            BatchSize::PerIteration,
-        )
-    });
+    fresh_row(&mut g, "bytes (&str)", &pipeline, &lines, FRESH);
+    fresh_row(&mut g, "serde_json::Value", &pipeline, &values, FRESH);
+    fresh_row(&mut g, "segment::Event", &pipeline, &events, FRESH);
     g.finish();
 
     let mut g = c.benchmark_group("end_to_end");
@@ -214,6 +181,29 @@ fn stages(c: &mut Criterion) {
 }
 
 /// The next `count` items of `all` (cycling), cloned: new allocations, just written.
+/// A `typed_fresh` row: `count` of `all`, cloned anew (untimed) before each round, encoded.
+fn fresh_row<T: Clone + AsEvent>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    pipeline: &Pipeline,
+    all: &[T],
+    count: usize,
+) {
+    g.bench_function(name, |b| {
+        let mut at = 0;
+        b.iter_batched(
+            || fresh(all, &mut at, count),
+            |part| {
+                for item in &part {
+                    black_box(pipeline.encode(item).ok());
+                }
+                part
+            },
+            BatchSize::PerIteration,
+        )
+    });
+}
+
 fn fresh<T: Clone>(all: &[T], at: &mut usize, count: usize) -> Vec<T> {
     let part: Vec<T> = all.iter().cycle().skip(*at).take(count).cloned().collect();
     *at = (*at + count) % all.len().max(1);
