@@ -7,6 +7,8 @@ use crate::mapping::{Preset, SendMapping};
 use crate::payload::SendPayload;
 use crate::request::{Endpoint, Limits, Request, RequestKind, plan_bulk};
 use crate::rokt::Batch;
+use crate::json::DocValue;
+use crate::segment::sealed::Reader;
 use crate::segment::{AsEvent, check_mappable};
 use bytes::Bytes;
 use std::borrow::Cow;
@@ -446,18 +448,21 @@ impl Pipeline {
     /// an allocation per event that bytes alone do not need): the bytes
     /// [`encode_into`](Self::encode_into) writes, by the same two paths.
     pub(crate) fn encoded(&self, event: impl AsEvent) -> Result<Encoded, Error> {
-        let limits = self.limits();
-        event.with_json(|doc| {
-            match self
-                .inner
-                .direct
-                .as_ref()
-                .and_then(|plan| plan.encode_routed(doc))
-            {
-                Some((body, routing)) => Encoded::checked(body, routing, limits),
-                None => self.with_batch(doc, |batch| Encoded::of_batch(batch, limits)),
+        /// The direct plan's bytes and routing, else the general path's.
+        struct Routed<'p>(&'p Pipeline);
+        impl Reader for Routed<'_> {
+            type Output = Result<Encoded, Error>;
+            fn direct<'d>(&mut self, event: impl DocValue<'d>) -> Option<Self::Output> {
+                let (body, routing) = self.0.inner.direct.as_ref()?.encode_routed(event)?;
+                Some(Encoded::checked(body, routing, self.0.limits()))
             }
-        })
+            fn general(self, doc: &Json<'_>) -> Result<Self::Output, Error> {
+                Ok(self
+                    .0
+                    .with_batch(doc, |batch| Encoded::of_batch(batch, self.0.limits())))
+            }
+        }
+        event.read(Routed(self))?
     }
 
     /// Appends the event's batch to `out` (no allocation of its own), checked against the
@@ -476,21 +481,33 @@ impl Pipeline {
     /// assert_eq!(&out[9..], &pipeline.encode(event).unwrap()[..]);
     /// ```
     pub fn encode_into(&self, event: impl AsEvent, out: &mut Vec<u8>) -> Result<(), Error> {
-        let start = out.len();
-        let written = event.with_json(|doc| {
-            let direct = self
-                .inner
-                .direct
-                .as_ref()
-                .and_then(|plan| plan.write(doc, out));
-            if direct.is_some() {
-                return Ok(());
+        /// Appends the direct plan's bytes, else the general path's.
+        struct Append<'p, 'o> {
+            pipeline: &'p Pipeline,
+            out: &'o mut Vec<u8>,
+            start: usize,
+        }
+        impl Reader for Append<'_, '_> {
+            type Output = ();
+            fn direct<'d>(&mut self, event: impl DocValue<'d>) -> Option<()> {
+                let written = self.pipeline.inner.direct.as_ref()?.write(event, self.out);
+                if written.is_none() {
+                    self.out.truncate(self.start);
+                }
+                written
             }
-            out.truncate(start);
-            self.with_batch(doc, |batch| {
-                batch.write_json(out);
-                Ok(())
-            })
+            fn general(self, doc: &Json<'_>) -> Result<(), Error> {
+                self.pipeline.with_batch(doc, |batch| {
+                    batch.write_json(self.out);
+                    Ok(())
+                })
+            }
+        }
+        let start = out.len();
+        let written = event.read(Append {
+            pipeline: self,
+            out: &mut *out,
+            start,
         });
         let written = written.and_then(|()| self.limits().check_item(out.len() - start));
         if written.is_err() {

@@ -13,6 +13,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;
 use std::fmt;
 
+pub(crate) use node::{DocValue, View};
+
+mod node;
 mod parse;
 #[cfg(test)]
 mod parse_tests;

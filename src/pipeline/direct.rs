@@ -15,6 +15,7 @@
 //! corpus runs through both, and the tests hold the two to the same bytes.
 
 use crate::Json;
+use crate::json::DocValue;
 use crate::hashing::{Cleaning, DigestSlots, plain_or_digest};
 use crate::mapping::presets::{Builtin, DeviceIdSource};
 use crate::mapping::{Field, Member, Node, PrefixId, Prefixes, SendMapping};
@@ -191,28 +192,28 @@ impl Fanout {
 
 /// What a prefix holds in one event.
 #[derive(Clone, Copy)]
-enum Slot<'r, 'a> {
+enum Slot<N> {
     Missing,
-    Value(&'r Json<'a>),
+    Value(N),
     /// The walk met something other than an object on the way (`obj && obj[key]` through a
     /// falsy value, a string or an array): only the general path evaluates that exactly.
     Unsure,
 }
 
 /// One event's prefix lookups.
-struct Lookups<'r, 'a> {
-    slots: [Slot<'r, 'a>; MAX_PREFIXES],
+struct Lookups<N> {
+    slots: [Slot<N>; MAX_PREFIXES],
 }
 
 /// Plans with more prefixes than this are left to the general path; the presets have about
 /// fifty, and an event's slots live on the stack.
 const MAX_PREFIXES: usize = 96;
 
-impl<'r, 'a> Lookups<'r, 'a> {
+impl<'d, N: DocValue<'d>> Lookups<N> {
     /// Every prefix looked up, parents first. Each object on the way is walked once, its
     /// members sorted into the prefixes they are (the last of repeated keys wins, as in
     /// [`Json::get`]).
-    fn new(fanouts: &[Fanout], root: &'r Json<'a>) -> Self {
+    fn new(fanouts: &[Fanout], root: N) -> Self {
         let mut slots = [Slot::Missing; MAX_PREFIXES];
         for fanout in fanouts {
             let parent = match fanout.parent {
@@ -220,12 +221,12 @@ impl<'r, 'a> Lookups<'r, 'a> {
                 None => Slot::Value(root),
             };
             match parent {
-                Slot::Value(Json::Object(pairs)) => {
-                    for (key, value) in pairs {
+                Slot::Value(object) if object.is_object() => {
+                    object.for_each_member(|key, value| {
                         if let Some(id) = fanout.child(key) {
                             slots[id as usize] = Slot::Value(value);
                         }
-                    }
+                    });
                 }
                 Slot::Value(_) | Slot::Unsure => {
                     for &(_, id) in &fanout.children {
@@ -238,12 +239,12 @@ impl<'r, 'a> Lookups<'r, 'a> {
         Lookups { slots }
     }
 
-    fn slot(&self, id: PrefixId) -> Slot<'r, 'a> {
+    fn slot(&self, id: PrefixId) -> Slot<N> {
         self.slots[id as usize]
     }
 
     /// The prefix as a chain of [`Json::get`] finds it (what the built-ins read).
-    fn get(&self, id: PrefixId) -> Option<&'r Json<'a>> {
+    fn get(&self, id: PrefixId) -> Option<N> {
         match self.slot(id) {
             Slot::Value(v) => Some(v),
             _ => None,
@@ -273,12 +274,14 @@ impl Routing {
 }
 
 /// A value found for an event.
-enum Found<'r, 'a> {
+enum Found<'r, N> {
     /// Undefined, or null.
     None,
-    Ref(&'r Json<'a>),
+    Ref(N),
+    /// A constant of the mapping.
+    Const(&'r Json<'static>),
     /// A string a built-in made.
-    Made(Cow<'a, str>),
+    Made(Cow<'r, str>),
 }
 
 /// Why the plan does not answer: the general path will.
@@ -395,8 +398,11 @@ impl DirectPlan {
 
     /// The event's encoded batch with what the client routes it by, or `None` when the
     /// general path must encode it.
-    pub(crate) fn encode_routed(&self, doc: &Json<'_>) -> Option<(Bytes, Routing)> {
-        crate::segment::check_mappable(doc).ok()?;
+    pub(crate) fn encode_routed<'d>(&self, doc: impl DocValue<'d>) -> Option<(Bytes, Routing)> {
+        // What is not an object is no event: the general path says so.
+        if !doc.is_object() {
+            return None;
+        }
         let mut slots = [[0u8; 64]; 5];
         let batch = self.batch(doc, &mut slots).ok()?;
         let bytes = crate::rokt::arena_bytes(|out| batch.write(out).ok_or(())).ok()?;
@@ -410,8 +416,10 @@ impl DirectPlan {
 
     /// Appends the event's batch to `out`; `None` (with whatever it appended) when the general
     /// path must write it.
-    pub(crate) fn write(&self, doc: &Json<'_>, out: &mut Vec<u8>) -> Option<()> {
-        crate::segment::check_mappable(doc).ok()?;
+    pub(crate) fn write<'d>(&self, doc: impl DocValue<'d>, out: &mut Vec<u8>) -> Option<()> {
+        if !doc.is_object() {
+            return None;
+        }
         let mut slots = [[0u8; 64]; 5];
         let batch = self.batch(doc, &mut slots).ok()?;
         batch.write(out)
@@ -422,9 +430,9 @@ impl DirectPlan {
     }
 
     /// What the batch holds, validated as the general path validates it.
-    fn batch<'r, 'a: 'r>(
+    fn batch<'r, 'd: 'r, N: DocValue<'d>>(
         &'r self,
-        doc: &'r Json<'a>,
+        doc: N,
         slots: &'r mut [[u8; 64]; 5],
     ) -> Sure<DirectBatch<'r>> {
         let ev = Lookups::new(&self.fanouts, doc);
@@ -443,7 +451,7 @@ impl DirectPlan {
         let traits = match &self.traits_or_props {
             TraitsOrProps::Event(source) => match ev.find(source)? {
                 Found::None => None,
-                Found::Ref(object @ Json::Object(_)) => Some(object),
+                Found::Ref(object) if object.is_object() => Some(object),
                 _ => return Err(Defer),
             },
             TraitsOrProps::Mapping if engage_name.is_some() && action.is_some() => {
@@ -455,10 +463,7 @@ impl DirectPlan {
         let custom_member = boolean(ev.find(self.source(Member::CustomAudienceMembership))?)?;
         let audience = audience_update(
             engage_name.filter(|_| action.is_some()),
-            |name| match traits?.get(name) {
-                Some(Json::Bool(member)) => Some(*member),
-                _ => None,
-            },
+            |name| traits?.get(name)?.as_bool(),
             custom_name.zip(custom_member),
         );
 
@@ -543,14 +548,17 @@ impl DirectPlan {
     }
 }
 
-impl<'r, 'a> Lookups<'r, 'a> {
+impl<'d, N: DocValue<'d>> Lookups<N> {
     /// The value `source` gives for the event; `Err` for what only the general path evaluates
     /// exactly.
     #[inline(always)]
-    fn find(&self, source: &'r Source) -> Sure<Found<'r, 'a>> {
+    fn find<'r>(&self, source: &'r Source) -> Sure<Found<'r, N>>
+    where
+        'd: 'r,
+    {
         match source {
             Source::Absent => Ok(Found::None),
-            Source::Const(v) => Ok(Found::Ref(v)),
+            Source::Const(v) => Ok(Found::Const(v)),
             Source::Paths(paths, otherwise) => {
                 for &path in paths {
                     match self.slot(path) {
@@ -559,22 +567,39 @@ impl<'r, 'a> Lookups<'r, 'a> {
                         _ => {}
                     }
                 }
-                Ok(otherwise.as_ref().map_or(Found::None, Found::Ref))
+                Ok(otherwise.as_ref().map_or(Found::None, Found::Const))
             }
             Source::Device {
                 id,
                 kind,
                 device_type,
             } => {
-                let (id, kind) = (self.get(*id), self.get(*kind));
+                // The built-ins read documents: a value held in another form is copied for them.
+                let (mut id_held, mut kind_held) = (None, None);
+                let id = match self.get(*id) {
+                    Some(v) => Some(v.json(&mut id_held)),
+                    None => None,
+                };
+                let kind = match self.get(*kind) {
+                    Some(v) => Some(v.json(&mut kind_held)),
+                    None => None,
+                };
                 match crate::mapping::presets::device_id(id, kind, device_type) {
                     crate::mapping::Val::Owned(Json::Str(s)) => Ok(Found::Made(s)),
                     _ => Err(Defer),
                 }
             }
             Source::Rtid { plugin, page } => {
-                let plugin = self.get(*plugin);
-                let rtid = crate::rtid::from_parts(plugin, || self.get(*page));
+                let (mut plugin_held, mut page_held) = (None, None);
+                let plugin = match self.get(*plugin) {
+                    Some(v) => Some(v.json(&mut plugin_held)),
+                    None => None,
+                };
+                let page_held = &mut page_held;
+                let rtid = crate::rtid::from_parts(plugin, move || {
+                    let page = self.get(*page)?;
+                    Some(page.json(page_held))
+                });
                 Ok(rtid.map_or(Found::None, Found::Made))
             }
         }
@@ -584,38 +609,66 @@ impl<'r, 'a> Lookups<'r, 'a> {
 /// A string field's value, not yet finished (see [`Finish`]). Only strings are taken; the
 /// general path coerces or rejects the rest.
 #[inline(always)]
-fn string<'r, 'a: 'r>(found: Found<'r, 'a>) -> Sure<Option<Cow<'r, str>>> {
+fn string<'r, 'd: 'r, N: DocValue<'d>>(found: Found<'r, N>) -> Sure<Option<Cow<'r, str>>> {
+    #[inline(always)]
+    fn of<'r>(v: impl DocValue<'r>) -> Sure<Option<Cow<'r, str>>> {
+        match v.as_str() {
+            Some(s) => Ok(Some(Cow::Borrowed(s))),
+            None if v.is_null() => Ok(None),
+            None => Err(Defer),
+        }
+    }
     match found {
-        Found::None | Found::Ref(Json::Null) => Ok(None),
-        Found::Ref(Json::Str(s)) => Ok(Some(Cow::Borrowed(s))),
+        Found::None => Ok(None),
+        Found::Ref(v) => of(v),
+        Found::Const(v) => of(v),
         Found::Made(s) => Ok(Some(s)),
-        Found::Ref(_) => Err(Defer),
     }
 }
 
-fn number(found: Found<'_, '_>) -> Sure<Option<Amount>> {
+fn number<'r, 'd: 'r, N: DocValue<'d>>(found: Found<'r, N>) -> Sure<Option<Amount>> {
+    fn of<'r>(v: impl DocValue<'r>) -> Sure<Option<Amount>> {
+        match v.as_number() {
+            Some(n) => Ok(Some(Amount::Number(n.clone()))),
+            None if v.is_null() => Ok(None),
+            None => Err(Defer),
+        }
+    }
     match found {
-        Found::None | Found::Ref(Json::Null) => Ok(None),
-        Found::Ref(Json::Number(n)) => Ok(Some(Amount::Number(n.clone()))),
-        _ => Err(Defer),
+        Found::None => Ok(None),
+        Found::Ref(v) => of(v),
+        Found::Const(v) => of(v),
+        Found::Made(_) => Err(Defer),
     }
 }
 
-fn boolean(found: Found<'_, '_>) -> Sure<Option<bool>> {
+fn boolean<'r, 'd: 'r, N: DocValue<'d>>(found: Found<'r, N>) -> Sure<Option<bool>> {
+    fn of<'r>(v: impl DocValue<'r>) -> Sure<Option<bool>> {
+        match v.as_bool() {
+            Some(b) => Ok(Some(b)),
+            None if v.is_null() => Ok(None),
+            None => Err(Defer),
+        }
+    }
     match found {
-        Found::None | Found::Ref(Json::Null) => Ok(None),
-        Found::Ref(Json::Bool(b)) => Ok(Some(*b)),
-        _ => Err(Defer),
+        Found::None => Ok(None),
+        Found::Ref(v) => of(v),
+        Found::Const(v) => of(v),
+        Found::Made(_) => Err(Defer),
     }
 }
 
 /// The required event timestamp, when it is readable.
-fn timestamp(found: Found<'_, '_>) -> Sure<i64> {
-    match found {
-        Found::Ref(v) => match read_timestamp(v) {
+fn timestamp<'r, 'd: 'r, N: DocValue<'d>>(found: Found<'r, N>) -> Sure<i64> {
+    fn of<'r>(v: impl DocValue<'r>) -> Sure<i64> {
+        match read_timestamp(v.json(&mut None)) {
             Timestamp::Ms(ms) => Ok(ms),
             _ => Err(Defer),
-        },
+        }
+    }
+    match found {
+        Found::Ref(v) => of(v),
+        Found::Const(v) => of(v),
         _ => Err(Defer),
     }
 }

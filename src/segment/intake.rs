@@ -258,7 +258,11 @@ impl std::fmt::Debug for Message {
     }
 }
 
-impl super::sealed::Sealed for Message {}
+impl super::sealed::Sealed for Message {
+    fn read<R: super::sealed::Reader>(&self, reader: R) -> Result<R::Output, crate::Error> {
+        self.event.read(reader)
+    }
+}
 impl AsEvent for Message {
     fn with_json<R>(
         &self,

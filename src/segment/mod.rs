@@ -18,10 +18,10 @@ mod external;
 pub mod intake;
 
 use crate::Json;
+use crate::json::View;
 use crate::error::{Error, EventError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::borrow::Cow;
 
 /// Any JSON object, for open members such as `properties` and `traits`.
 pub type Object = Map<String, Value>;
@@ -617,8 +617,39 @@ fn check_shape(value: &Value) -> Result<(), EventError> {
 }
 
 pub(crate) mod sealed {
+    use crate::json::DocValue;
+    use crate::{Error, Json};
+
     /// Only the crate's types are events: the crate relies on exactly their behaviour.
-    pub trait Sealed {}
+    pub trait Sealed {
+        /// `reader`'s answer for the event, read in the form it is held in: a `Value` or a
+        /// typed event in place, text once parsed.
+        fn read<R: Reader>(&self, reader: R) -> Result<R::Output, Error>
+        where
+            Self: super::AsEvent,
+        {
+            self.with_json(|doc| reader.parsed(doc))
+        }
+    }
+
+    /// What reads an event in whichever form it is held in (a closure generic over the form).
+    pub trait Reader: Sized {
+        /// The answer.
+        type Output;
+        /// The answer from the event as it is held, or `None` to have [`general`](Self::general)
+        /// read it as a document.
+        fn direct<'d>(&mut self, event: impl DocValue<'d>) -> Option<Self::Output>;
+        /// The answer from the event's document.
+        fn general(self, doc: &Json<'_>) -> Result<Self::Output, Error>;
+        /// The answer for a parsed event: [`direct`](Self::direct), else
+        /// [`general`](Self::general).
+        fn parsed(mut self, doc: &Json<'_>) -> Result<Self::Output, Error> {
+            match self.direct(doc) {
+                Some(answer) => Ok(answer),
+                None => self.general(doc),
+            }
+        }
+    }
 }
 
 /// Anything the pipeline reads one event from: JSON text (`&str`, `String`), a parsed
@@ -650,14 +681,28 @@ impl AsEvent for Json<'_> {
     }
 }
 
-impl sealed::Sealed for Value {}
+impl sealed::Sealed for Value {
+    fn read<R: sealed::Reader>(&self, mut reader: R) -> Result<R::Output, Error> {
+        match reader.direct(View::Value(self)) {
+            Some(answer) => Ok(answer),
+            None => reader.general(&Json::from(self)),
+        }
+    }
+}
 impl AsEvent for Value {
     fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> Result<R, Error>) -> Result<R, Error> {
         f(&Json::from(self))
     }
 }
 
-impl sealed::Sealed for Event {}
+impl sealed::Sealed for Event {
+    fn read<R: sealed::Reader>(&self, mut reader: R) -> Result<R::Output, Error> {
+        match view(self, |event| reader.direct(event)) {
+            Some(answer) => Ok(answer),
+            None => reader.general(&document(self)),
+        }
+    }
+}
 impl AsEvent for Event {
     fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> Result<R, Error>) -> Result<R, Error> {
         f(&document(self))
@@ -665,20 +710,65 @@ impl AsEvent for Event {
 }
 
 /// The event as the document [`Event::to_value`] gives, its strings borrowed from the event.
-///
-/// Building a `Value` allocates a string and a map entry for every member; this allocates
-/// only the objects' pair vectors. It follows the types' serde derives: the `type` tag first,
-/// then the fields in declaration order (absent ones skipped), a flattened `extra` in the
-/// place of its struct, and where a key comes twice (an `extra` member named like a field)
-/// the last value in the first one's place, as a `Map` keeps it.
-/// `typed_events_read_as_their_value_does` holds the two together.
 fn document(event: &Event) -> Json<'_> {
-    let mut top = Members::default();
+    view(event, |event| event.to_json())
+}
+
+/// Calls `f` with the event as the tree [`Event::to_value`] gives, read in place: its maps and
+/// strings borrowed, its typed structs gathered into short member lists.
+///
+/// Building a `Value` allocates a string and a map entry for every member; this allocates one
+/// list per typed struct. It follows the types' serde derives: the `type` tag first, then the
+/// fields in declaration order (absent ones skipped), a flattened `extra` in the place of its
+/// struct, and where a key comes twice (an `extra` member named like a field) the last value
+/// in the first one's place, as a `Map` keeps it. `typed_events_read_as_their_value_does`
+/// holds the two together.
+pub(crate) fn view<'a, R>(event: &'a Event, f: impl for<'s> FnOnce(View<'s, 'a>) -> R) -> R {
     let common = event.common();
-    top.put("type", Json::Str(Cow::Borrowed(event.kind().name())));
+    // The nested structs first: their parents' members point at them.
+    let (mut device, mut page, mut personas) = (Vec::new(), Vec::new(), Vec::new());
+    let mut context = Vec::new();
+    if let Some(c) = &common.context {
+        if let Some(d) = &c.device {
+            let mut m = Members::with_capacity(3 + d.extra.len());
+            m.string("id", &d.id);
+            m.string("advertisingId", &d.advertising_id);
+            m.string("type", &d.device_type);
+            device = m.extra(&d.extra);
+        }
+        if let Some(p) = &c.page {
+            let mut m = Members::with_capacity(2 + p.extra.len());
+            m.string("url", &p.url);
+            m.string("search", &p.search);
+            page = m.extra(&p.extra);
+        }
+        if let Some(p) = &c.personas {
+            let mut m = Members::with_capacity(2 + p.extra.len());
+            m.string("computation_key", &p.computation_key);
+            m.string("computation_class", &p.computation_class);
+            personas = m.extra(&p.extra);
+        }
+        let mut m = Members::with_capacity(6 + c.extra.len());
+        m.string("ip", &c.ip);
+        m.string("userAgent", &c.user_agent);
+        m.object("traits", &c.traits);
+        if c.device.is_some() {
+            m.put("device", View::Object(&device));
+        }
+        if c.page.is_some() {
+            m.put("page", View::Object(&page));
+        }
+        if c.personas.is_some() {
+            m.put("personas", View::Object(&personas));
+        }
+        context = m.extra(&c.extra);
+    }
+
+    let mut top = Members::with_capacity(10 + common.extra.len());
+    top.put("type", View::Str(event.kind().name()));
     match event {
         Event::Track(t) => {
-            top.put("event", str_json(&t.event));
+            top.put("event", View::Str(&t.event));
             top.object("properties", &t.properties);
         }
         Event::Identify(i) => top.object("traits", &i.traits),
@@ -701,96 +791,59 @@ fn document(event: &Event) -> Json<'_> {
     top.id("anonymousId", &common.anonymous_id);
     top.string("messageId", &common.message_id);
     if let Some(timestamp) = &common.timestamp {
-        top.put("timestamp", Json::from(timestamp));
+        top.put("timestamp", View::Value(timestamp));
     }
-    if let Some(context) = &common.context {
-        top.put("context", context_document(context));
+    if common.context.is_some() {
+        top.put("context", View::Object(&context));
     }
     top.object("integrations", &common.integrations);
-    top.extra(&common.extra)
-}
-
-/// `context` as [`document`] reads it.
-fn context_document(context: &Context) -> Json<'_> {
-    let mut members = Members::default();
-    members.string("ip", &context.ip);
-    members.string("userAgent", &context.user_agent);
-    members.object("traits", &context.traits);
-    if let Some(device) = &context.device {
-        let mut d = Members::default();
-        d.string("id", &device.id);
-        d.string("advertisingId", &device.advertising_id);
-        d.string("type", &device.device_type);
-        members.put("device", d.extra(&device.extra));
-    }
-    if let Some(page) = &context.page {
-        let mut p = Members::default();
-        p.string("url", &page.url);
-        p.string("search", &page.search);
-        members.put("page", p.extra(&page.extra));
-    }
-    if let Some(personas) = &context.personas {
-        let mut p = Members::default();
-        p.string("computation_key", &personas.computation_key);
-        p.string("computation_class", &personas.computation_class);
-        members.put("personas", p.extra(&personas.extra));
-    }
-    members.extra(&context.extra)
-}
-
-fn str_json(s: &str) -> Json<'_> {
-    Json::Str(Cow::Borrowed(s))
+    let top = top.extra(&common.extra);
+    f(View::Object(&top))
 }
 
 /// An object's members as a `Map` collects them.
-#[derive(Default)]
-struct Members<'a>(Vec<(Cow<'a, str>, Json<'a>)>);
+struct Members<'s, 'a>(Vec<(&'a str, View<'s, 'a>)>);
 
-impl<'a> Members<'a> {
+impl<'s, 'a> Members<'s, 'a> {
+    fn with_capacity(members: usize) -> Self {
+        Members(Vec::with_capacity(members))
+    }
+
     /// A member, in the place of an earlier one with the same key if there is one.
-    fn put(&mut self, key: &'a str, value: Json<'a>) {
+    fn put(&mut self, key: &'a str, value: View<'s, 'a>) {
         match self.0.iter_mut().find(|(k, _)| crate::json::key_eq(k, key)) {
             Some((_, slot)) => *slot = value,
-            None => self.0.push((Cow::Borrowed(key), value)),
+            None => self.0.push((key, value)),
         }
     }
 
     fn string(&mut self, key: &'a str, value: &'a Option<String>) {
         if let Some(s) = value {
-            self.put(key, str_json(s));
+            self.put(key, View::Str(s));
         }
     }
 
     fn id(&mut self, key: &'a str, value: &'a Option<Id>) {
         match value {
-            Some(Id::String(s)) => self.put(key, str_json(s)),
-            Some(Id::Number(n)) => self.put(key, Json::Number(n.clone())),
+            Some(Id::String(s)) => self.put(key, View::Str(s)),
+            Some(Id::Number(n)) => self.put(key, View::Number(n)),
             None => {}
         }
     }
 
     fn object(&mut self, key: &'a str, value: &'a Option<Object>) {
         if let Some(map) = value {
-            self.put(key, object_json(map));
+            self.put(key, View::Map(map));
         }
     }
 
-    /// The members of a flattened `extra`, then the whole object.
-    fn extra(mut self, extra: &'a Object) -> Json<'a> {
-        self.0.reserve(extra.len());
+    /// The members of a flattened `extra`, then the whole list.
+    fn extra(mut self, extra: &'a Object) -> Vec<(&'a str, View<'s, 'a>)> {
         for (key, value) in extra {
-            self.put(key, Json::from(value));
+            self.put(key, View::Value(value));
         }
-        Json::Object(self.0)
+        self.0
     }
-}
-
-fn object_json(map: &Object) -> Json<'_> {
-    Json::Object(
-        map.iter()
-            .map(|(k, v)| (Cow::Borrowed(k.as_str()), Json::from(v)))
-            .collect(),
-    )
 }
 
 impl sealed::Sealed for str {}
@@ -808,7 +861,11 @@ impl AsEvent for String {
     }
 }
 
-impl<T: AsEvent + ?Sized> sealed::Sealed for &T {}
+impl<T: AsEvent + ?Sized> sealed::Sealed for &T {
+    fn read<R: sealed::Reader>(&self, reader: R) -> Result<R::Output, Error> {
+        (**self).read(reader)
+    }
+}
 impl<T: AsEvent + ?Sized> AsEvent for &T {
     fn with_json<R>(&self, f: impl FnOnce(&Json<'_>) -> Result<R, Error>) -> Result<R, Error> {
         (**self).with_json(f)
@@ -919,6 +976,12 @@ mod tests {
             if let Ok(event) = Event::from_value(value) {
                 let value = event.to_value();
                 prop_assert_eq!(document(&event).to_value(), value.clone());
+                let text = value.to_string();
+                for pipeline in pipelines() {
+                    let from_text = pipeline.encode(text.as_str()).ok();
+                    prop_assert_eq!(pipeline.encode(&event).ok(), from_text.clone());
+                    prop_assert_eq!(pipeline.encode(&value).ok(), from_text);
+                }
             }
         }
     }

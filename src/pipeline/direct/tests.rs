@@ -4,6 +4,8 @@
 use super::DirectPlan;
 use crate::mapping::Preset;
 use crate::synthetic::synthetic_event;
+use crate::json::View;
+use crate::segment::Event;
 use crate::{Json, Pipeline};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -27,16 +29,40 @@ fn general(pipeline: &Pipeline, doc: &Json<'_>) -> Option<General> {
 }
 
 /// Encodes `event` both ways; panics when the plan answers differently (bytes or routing).
-/// Returns whether it answered.
+/// Returns whether it answered. The event is also read as the `serde_json::Value` and, where
+/// it is one, the typed `Event` a service holds: the plan must answer for them exactly as for
+/// the text.
 fn agree(pipeline: &Pipeline, plan: &DirectPlan, event: &str) -> bool {
     let doc = Json::parse(event).expect("test events are JSON");
     let expected = general(pipeline, &doc);
-    match plan.encode_routed(&doc) {
-        Some((direct, routing)) => {
-            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let answer = |(direct, routing): (bytes::Bytes, super::Routing)| {
+        (text(&direct), routing.newest_ms, routing.message_id)
+    };
+    let answered = plan.encode_routed(&doc).map(answer);
+    if let Ok(value) = serde_json::from_str::<Value>(event) {
+        assert_eq!(
+            plan.encode_routed(View::Value(&value)).map(answer),
+            answered,
+            "the direct plan reads the Value otherwise for {event}"
+        );
+        if let Ok(typed) = Event::from_value(value) {
+            let typed_text = typed.to_value().to_string();
+            let from_text = plan
+                .encode_routed(&Json::parse(&typed_text).unwrap())
+                .map(answer);
+            let from_typed = crate::segment::view(&typed, |v| plan.encode_routed(v).map(answer));
+            assert_eq!(
+                from_typed, from_text,
+                "the direct plan reads the Event otherwise for {typed_text}"
+            );
+        }
+    }
+    match answered {
+        Some(direct) => {
             let expected = expected.map(|(b, newest, id)| (text(&b), newest, id));
             assert_eq!(
-                Some((text(&direct), routing.newest_ms, routing.message_id)),
+                Some(direct),
                 expected,
                 "the direct plan differs for {event}"
             );
