@@ -3,11 +3,11 @@
 use crate::Json;
 use crate::credentials::Credentials;
 use crate::error::{ConfigError, Error};
+use crate::json::DocValue;
 use crate::mapping::{Preset, SendMapping};
 use crate::payload::SendPayload;
 use crate::request::{Endpoint, Limits, Request, RequestKind, plan_bulk};
 use crate::rokt::Batch;
-use crate::json::DocValue;
 use crate::segment::sealed::Reader;
 use crate::segment::{AsEvent, check_mappable};
 use bytes::Bytes;

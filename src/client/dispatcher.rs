@@ -3,7 +3,6 @@
 use super::stats::{Meter, Stats};
 use super::{Client, Receipt, Slots};
 use crate::error::Error;
-use crate::json::Json;
 use crate::pipeline::Encoded;
 use crate::request::{Limits, RequestKind};
 use crate::rokt::Batch;
@@ -988,7 +987,7 @@ impl Dispatcher {
             Some(Memory::Sync(memory)) => memory.with_observed(event, |doc| {
                 Ok(self.shared.routes.map(&self.shared.client, doc))
             }),
-            _ => event.with_json(|doc| Ok(self.shared.routes.map(&self.shared.client, doc))),
+            _ => Ok(self.shared.routes.map(&self.shared.client, event)),
         };
         routes.unwrap_or_else(|e| vec![(None, Err(e))])
     }
@@ -1189,16 +1188,20 @@ enum Routes {
 }
 
 impl Routes {
-    fn map(&self, client: &Client, doc: &Json<'_>) -> Vec<Route> {
+    /// The event's routes. A pipeline reads the event as it is held (a `Value` or a typed
+    /// event in place); a destination's triggers read its document.
+    fn map(&self, client: &Client, event: impl AsEvent) -> Vec<Route> {
         match self {
-            Routes::Pipeline => vec![(None, client.pipeline().encoded(doc))],
-            Routes::Destination(destination) => match destination.encoded(doc) {
-                Ok(routes) => routes
-                    .into_iter()
-                    .map(|(name, encoded)| (Some(name), encoded))
-                    .collect(),
-                Err(e) => vec![(None, Err(e))],
-            },
+            Routes::Pipeline => vec![(None, client.pipeline().encoded(event))],
+            Routes::Destination(destination) => {
+                match event.with_json(|doc| destination.encoded(doc)) {
+                    Ok(routes) => routes
+                        .into_iter()
+                        .map(|(name, encoded)| (Some(name), encoded))
+                        .collect(),
+                    Err(e) => vec![(None, Err(e))],
+                }
+            }
         }
     }
 }

@@ -210,7 +210,10 @@ mod tests {
         );
         node.for_each_member(|k, v| out.push_str(&format!(" [{k}: {}]", describe(v))));
         for key in ["a", "b", "missing"] {
-            out.push_str(&format!(" get({key})={:?}", node.get(key).map(|v| describe(v))));
+            out.push_str(&format!(
+                " get({key})={:?}",
+                node.get(key).map(|v| describe(v))
+            ));
         }
         out
     }

@@ -15,8 +15,8 @@
 //! corpus runs through both, and the tests hold the two to the same bytes.
 
 use crate::Json;
-use crate::json::DocValue;
 use crate::hashing::{Cleaning, DigestSlots, plain_or_digest};
+use crate::json::DocValue;
 use crate::mapping::presets::{Builtin, DeviceIdSource};
 use crate::mapping::{Field, Member, Node, PrefixId, Prefixes, SendMapping};
 use crate::payload::{
@@ -576,14 +576,8 @@ impl<'d, N: DocValue<'d>> Lookups<N> {
             } => {
                 // The built-ins read documents: a value held in another form is copied for them.
                 let (mut id_held, mut kind_held) = (None, None);
-                let id = match self.get(*id) {
-                    Some(v) => Some(v.json(&mut id_held)),
-                    None => None,
-                };
-                let kind = match self.get(*kind) {
-                    Some(v) => Some(v.json(&mut kind_held)),
-                    None => None,
-                };
+                let id = self.get(*id).map(|v| v.json(&mut id_held));
+                let kind = self.get(*kind).map(|v| v.json(&mut kind_held));
                 match crate::mapping::presets::device_id(id, kind, device_type) {
                     crate::mapping::Val::Owned(Json::Str(s)) => Ok(Found::Made(s)),
                     _ => Err(Defer),
@@ -591,10 +585,7 @@ impl<'d, N: DocValue<'d>> Lookups<N> {
             }
             Source::Rtid { plugin, page } => {
                 let (mut plugin_held, mut page_held) = (None, None);
-                let plugin = match self.get(*plugin) {
-                    Some(v) => Some(v.json(&mut plugin_held)),
-                    None => None,
-                };
+                let plugin = self.get(*plugin).map(|v| v.json(&mut plugin_held));
                 let page_held = &mut page_held;
                 let rtid = crate::rtid::from_parts(plugin, move || {
                     let page = self.get(*page)?;

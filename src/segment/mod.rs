@@ -18,8 +18,8 @@ mod external;
 pub mod intake;
 
 use crate::Json;
-use crate::json::View;
 use crate::error::{Error, EventError};
+use crate::json::View;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

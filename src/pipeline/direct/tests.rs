@@ -2,10 +2,10 @@
 //! general path's, and it must answer for the events real traffic is made of.
 
 use super::DirectPlan;
-use crate::mapping::Preset;
-use crate::synthetic::synthetic_event;
 use crate::json::View;
+use crate::mapping::Preset;
 use crate::segment::Event;
+use crate::synthetic::synthetic_event;
 use crate::{Json, Pipeline};
 use proptest::prelude::*;
 use serde_json::{Value, json};
