@@ -453,8 +453,7 @@ impl Pipeline {
         impl Reader for Routed<'_> {
             type Output = Result<Encoded, Error>;
             fn direct<'d>(&mut self, event: impl DocValue<'d>) -> Option<Self::Output> {
-                let (body, routing) = self.0.inner.direct.as_ref()?.encode_routed(event)?;
-                Some(Encoded::checked(body, routing, self.0.limits()))
+                self.0.encoded_direct(event)
             }
             fn general(self, doc: &Json<'_>) -> Result<Self::Output, Error> {
                 Ok(self
@@ -463,6 +462,16 @@ impl Pipeline {
             }
         }
         event.read(Routed(self))?
+    }
+
+    /// [`encoded`](Self::encoded) by the direct plan alone, for an event in any form; `None`
+    /// when the plan leaves the event to the general path.
+    pub(crate) fn encoded_direct<'d>(
+        &self,
+        event: impl DocValue<'d>,
+    ) -> Option<Result<Encoded, Error>> {
+        let (body, routing) = self.inner.direct.as_ref()?.encode_routed(event)?;
+        Some(Encoded::checked(body, routing, self.limits()))
     }
 
     /// Appends the event's batch to `out` (no allocation of its own), checked against the

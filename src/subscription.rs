@@ -19,10 +19,11 @@
 //! ```
 
 use crate::error::Error;
-use crate::json::Json;
+use crate::json::{DocValue, Json};
 use crate::mapping::{Preset, SendMapping};
 use crate::pipeline::{Encoded, Pipeline};
 use crate::rokt::Batch;
+use crate::segment::sealed::Reader;
 use crate::segment::{AsEvent, check_mappable};
 use crate::trigger::Trigger;
 use serde::{Deserialize, Serialize};
@@ -294,16 +295,42 @@ impl Destination {
     }
 
     /// What the dispatcher queues: [`route`](Self::route) with each batch encoded by its
-    /// subscription's pipeline (the direct path where it applies). `Err` when the document is
-    /// not a Segment event at all.
-    pub(crate) fn encoded(&self, doc: &Json<'_>) -> Result<Vec<EncodedRoute>, Error> {
-        check_mappable(doc)?;
-        Ok(self
-            .compiled
-            .iter()
-            .filter(|(_, t, _)| t.matches(doc))
-            .map(|(name, _, pipeline)| (name.clone(), pipeline.encoded(doc)))
-            .collect())
+    /// subscription's pipeline (the direct path where it applies). `Err` when the event is not
+    /// a Segment event at all. A `Value` or a typed event is read in place, triggers and all,
+    /// when every matching subscription's plan is sure of it; else its document is made once.
+    pub(crate) fn encoded(&self, event: impl AsEvent) -> Result<Vec<EncodedRoute>, Error> {
+        struct Routes<'d>(&'d Destination);
+        impl Reader for Routes<'_> {
+            type Output = Vec<EncodedRoute>;
+            fn direct<'v>(&mut self, event: impl DocValue<'v>) -> Option<Self::Output> {
+                if !event.is_object() {
+                    return None;
+                }
+                let mut routes = Vec::new();
+                for (name, trigger, pipeline) in &self.0.compiled {
+                    if trigger.matches_value(event) {
+                        routes.push((name.clone(), pipeline.encoded_direct(event)?));
+                    }
+                }
+                Some(routes)
+            }
+            fn general(self, doc: &Json<'_>) -> Result<Self::Output, Error> {
+                check_mappable(doc)?;
+                Ok(self
+                    .0
+                    .compiled
+                    .iter()
+                    .filter(|(_, t, _)| t.matches(doc))
+                    .map(|(name, _, pipeline)| (name.clone(), pipeline.encoded(doc)))
+                    .collect())
+            }
+            /// A parsed event goes straight to the general path: each pipeline there still
+            /// tries its direct plan, and the triggers are evaluated once.
+            fn parsed(self, doc: &Json<'_>) -> Result<Self::Output, Error> {
+                self.general(doc)
+            }
+        }
+        event.read(Routes(self))
     }
 }
 

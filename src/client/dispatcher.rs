@@ -1188,20 +1188,18 @@ enum Routes {
 }
 
 impl Routes {
-    /// The event's routes. A pipeline reads the event as it is held (a `Value` or a typed
-    /// event in place); a destination's triggers read its document.
+    /// The event's routes, the event read as it is held (a `Value` or a typed event in
+    /// place, where the plans are sure of it).
     fn map(&self, client: &Client, event: impl AsEvent) -> Vec<Route> {
         match self {
             Routes::Pipeline => vec![(None, client.pipeline().encoded(event))],
-            Routes::Destination(destination) => {
-                match event.with_json(|doc| destination.encoded(doc)) {
-                    Ok(routes) => routes
-                        .into_iter()
-                        .map(|(name, encoded)| (Some(name), encoded))
-                        .collect(),
-                    Err(e) => vec![(None, Err(e))],
-                }
-            }
+            Routes::Destination(destination) => match destination.encoded(event) {
+                Ok(routes) => routes
+                    .into_iter()
+                    .map(|(name, encoded)| (Some(name), encoded))
+                    .collect(),
+                Err(e) => vec![(None, Err(e))],
+            },
         }
     }
 }

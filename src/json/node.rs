@@ -24,6 +24,10 @@ pub trait DocValue<'r>: Copy {
     fn as_number(self) -> Option<&'r Number>;
     /// The boolean, if this is one.
     fn as_bool(self) -> Option<bool>;
+    /// The number of items, if this is an array.
+    fn array_len(self) -> Option<usize>;
+    /// The item at `index` of an array.
+    fn item(self, index: usize) -> Option<Self>;
     /// Calls `f` with each member of an object, in order; nothing for other values.
     fn for_each_member(self, f: impl FnMut(&'r str, Self));
     /// The member `key` of an object (the last one, if the key repeats).
@@ -58,6 +62,14 @@ impl<'r, 'a: 'r> DocValue<'r> for &'r Json<'a> {
     #[inline(always)]
     fn as_bool(self) -> Option<bool> {
         Json::as_bool(self)
+    }
+    #[inline(always)]
+    fn array_len(self) -> Option<usize> {
+        self.as_array().map(<[_]>::len)
+    }
+    #[inline(always)]
+    fn item(self, index: usize) -> Option<Self> {
+        self.as_array()?.get(index)
     }
     #[inline(always)]
     fn for_each_member(self, mut f: impl FnMut(&'r str, Self)) {
@@ -157,6 +169,20 @@ impl<'s, 'a: 's> DocValue<'s> for View<'s, 'a> {
         }
     }
     #[inline]
+    fn array_len(self) -> Option<usize> {
+        match self {
+            View::Value(Value::Array(items)) => Some(items.len()),
+            _ => None,
+        }
+    }
+    #[inline]
+    fn item(self, index: usize) -> Option<Self> {
+        match self {
+            View::Value(Value::Array(items)) => items.get(index).map(View::Value),
+            _ => None,
+        }
+    }
+    #[inline]
     fn for_each_member(self, mut f: impl FnMut(&'s str, Self)) {
         match self {
             View::Value(Value::Object(map)) | View::Map(map) => {
@@ -200,14 +226,21 @@ mod tests {
     fn describe<'r>(node: impl DocValue<'r>) -> String {
         let mut held = None;
         let mut out = format!(
-            "null={} object={} str={:?} number={:?} bool={:?} json={:?}",
+            "null={} object={} str={:?} number={:?} bool={:?} json={:?} len={:?}",
             node.is_null(),
             node.is_object(),
             node.as_str(),
             node.as_number(),
             node.as_bool(),
             node.json(&mut held).to_value(),
+            node.array_len(),
         );
+        for i in 0..node.array_len().unwrap_or(0) + 1 {
+            out.push_str(&format!(
+                " item({i})={:?}",
+                node.item(i).map(|v| describe(v))
+            ));
+        }
         node.for_each_member(|k, v| out.push_str(&format!(" [{k}: {}]", describe(v))));
         for key in ["a", "b", "missing"] {
             out.push_str(&format!(

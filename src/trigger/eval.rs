@@ -6,11 +6,9 @@
 //! strings and arrays have `length` and numeric indexes, and every object inherits
 //! `Object.prototype` members such as `constructor`.
 
-use std::borrow::Cow;
-
 use super::{Condition, Field, Test};
-use crate::Json;
 use crate::js::{ARRAY_PROTO, BOOLEAN_PROTO, NUMBER_PROTO, OBJECT_PROTO, STRING_PROTO};
+use crate::json::DocValue;
 
 /// The reference threw a `TypeError` (reading a field of a `null` event, an empty `()` group,
 /// a path made only of separators). `validate` does not catch it, so the event fails.
@@ -24,71 +22,35 @@ enum JsStr<'a> {
     Unit(u16),
 }
 
-/// A value as the reference sees it while walking an event.
+/// A value as the reference sees it while walking an event (held in any form `N`).
 #[derive(Clone, Copy)]
-enum JsVal<'a, 'j> {
+enum JsVal<'a, N> {
     Undefined,
     Null,
     Bool(bool),
     Num(f64),
     Str(JsStr<'a>),
-    Array(&'a [Json<'j>]),
-    /// A JSON object (the value itself, so that only [`object_member`] reads its entries).
-    Object(&'a Json<'j>),
+    Array(N),
+    /// A JSON object (the value itself, so that only [`member`] reads its entries).
+    Object(N),
     /// A built-in method or prototype object: present, but not a string, number or boolean.
     /// Looking further inside one is not modelled and yields `undefined`.
     Builtin,
 }
 
-fn from_json<'a, 'j>(value: &'a Json<'j>) -> JsVal<'a, 'j> {
-    match value {
-        Json::Null => JsVal::Null,
-        Json::Bool(b) => JsVal::Bool(*b),
-        Json::Number(n) => JsVal::Num(n.as_f64().unwrap_or(f64::NAN)),
-        Json::Str(s) => JsVal::Str(JsStr::Text(s)),
-        Json::Array(items) => JsVal::Array(items),
-        Json::Object(_) => JsVal::Object(value),
-    }
-}
-
-/// One entry of a JSON object, whichever way `crate::Json` stores objects: pairs of borrowed
-/// keys and values (`serde_json_borrow`) or a vector of `(key, value)` tuples. Reading
-/// entries through this keeps the evaluator independent of that choice.
-trait Entry<'a, 'j> {
-    fn key(&self) -> &str;
-    fn value(self) -> &'a Json<'j>;
-}
-
-impl<'a, 'j> Entry<'a, 'j> for (&'a str, &'a Json<'j>) {
-    fn key(&self) -> &str {
-        self.0
-    }
-    fn value(self) -> &'a Json<'j> {
-        self.1
-    }
-}
-
-impl<'a, 'j> Entry<'a, 'j> for &'a (Cow<'j, str>, Json<'j>) {
-    fn key(&self) -> &str {
-        &self.0
-    }
-    fn value(self) -> &'a Json<'j> {
-        &self.1
-    }
-}
-
-/// `object[key]` for an own member. `JSON.parse` keeps the last of duplicate keys.
-fn object_member<'a, 'j>(object: &'a Json<'j>, key: &str) -> Option<&'a Json<'j>> {
-    match object {
-        // A fold rather than `rev().find()`: not every object representation iterates backwards.
-        Json::Object(entries) => entries.iter().fold(None, |last, entry| {
-            if entry.key() == key {
-                Some(entry.value())
-            } else {
-                last
-            }
-        }),
-        _ => None,
+fn from_json<'a, N: DocValue<'a>>(value: N) -> JsVal<'a, N> {
+    if let Some(s) = value.as_str() {
+        JsVal::Str(JsStr::Text(s))
+    } else if let Some(n) = value.as_number() {
+        JsVal::Num(n.as_f64().unwrap_or(f64::NAN))
+    } else if let Some(b) = value.as_bool() {
+        JsVal::Bool(b)
+    } else if value.is_object() {
+        JsVal::Object(value)
+    } else if value.array_len().is_some() {
+        JsVal::Array(value)
+    } else {
+        JsVal::Null
     }
 }
 
@@ -107,7 +69,7 @@ fn inherited(key: &str, proto: &[&str]) -> bool {
     proto.contains(&key) || OBJECT_PROTO.contains(&key)
 }
 
-fn builtin_or_undefined<'a, 'j>(found: bool) -> JsVal<'a, 'j> {
+fn builtin_or_undefined<'a, N>(found: bool) -> JsVal<'a, N> {
     if found {
         JsVal::Builtin
     } else {
@@ -115,8 +77,9 @@ fn builtin_or_undefined<'a, 'j>(found: bool) -> JsVal<'a, 'j> {
     }
 }
 
-/// `base[key]`.
-fn member<'a, 'j>(base: JsVal<'a, 'j>, key: &str) -> Result<JsVal<'a, 'j>, Thrown> {
+/// `base[key]`. An object's own member is the last of its repeated keys, as `JSON.parse`
+/// keeps it.
+fn member<'a, N: DocValue<'a>>(base: JsVal<'a, N>, key: &str) -> Result<JsVal<'a, N>, Thrown> {
     Ok(match base {
         JsVal::Undefined | JsVal::Null => return Err(Thrown),
         JsVal::Bool(_) => builtin_or_undefined(inherited(key, BOOLEAN_PROTO)),
@@ -132,15 +95,16 @@ fn member<'a, 'j>(base: JsVal<'a, 'j>, key: &str) -> Result<JsVal<'a, 'j>, Throw
             }
         }
         JsVal::Array(items) => {
-            if let Some(i) = index(key, items.len()) {
-                items.get(i).map_or(JsVal::Undefined, from_json)
+            let len = items.array_len().unwrap_or(0);
+            if let Some(i) = index(key, len) {
+                items.item(i).map_or(JsVal::Undefined, from_json)
             } else if key == "length" {
-                JsVal::Num(items.len() as f64)
+                JsVal::Num(len as f64)
             } else {
                 builtin_or_undefined(inherited(key, ARRAY_PROTO))
             }
         }
-        JsVal::Object(object) => match object_member(object, key) {
+        JsVal::Object(object) => match object.get(key) {
             Some(value) => from_json(value),
             None => builtin_or_undefined(OBJECT_PROTO.contains(&key)),
         },
@@ -148,7 +112,7 @@ fn member<'a, 'j>(base: JsVal<'a, 'j>, key: &str) -> Result<JsVal<'a, 'j>, Throw
     })
 }
 
-fn truthy(value: JsVal<'_, '_>) -> bool {
+fn truthy<N>(value: JsVal<'_, N>) -> bool {
     match value {
         JsVal::Undefined | JsVal::Null => false,
         JsVal::Bool(b) => b,
@@ -159,7 +123,7 @@ fn truthy(value: JsVal<'_, '_>) -> bool {
 }
 
 /// The reference's `get(object, path)`.
-fn get<'a, 'j>(object: JsVal<'a, 'j>, path: &str) -> Result<JsVal<'a, 'j>, Thrown> {
+fn get<'a, N: DocValue<'a>>(object: JsVal<'a, N>, path: &str) -> Result<JsVal<'a, N>, Thrown> {
     if path.is_empty() {
         return Ok(JsVal::Undefined);
     }
@@ -180,7 +144,7 @@ fn get<'a, 'j>(object: JsVal<'a, 'j>, path: &str) -> Result<JsVal<'a, 'j>, Throw
     Ok(current)
 }
 
-fn field_value<'a, 'j>(event: &'a Json<'j>, field: &Field) -> Result<JsVal<'a, 'j>, Thrown> {
+fn field_value<'a, N: DocValue<'a>>(event: N, field: &Field) -> Result<JsVal<'a, N>, Thrown> {
     let data = from_json(event);
     Ok(match field {
         Field::Type => member(data, "type")?,
@@ -259,7 +223,7 @@ impl JsStr<'_> {
 }
 
 /// `validateValue(actual, operator, expected)`.
-fn check(test: &Test, actual: JsVal<'_, '_>) -> bool {
+fn check<N>(test: &Test, actual: JsVal<'_, N>) -> bool {
     let number = match actual {
         JsVal::Num(n) => Some(n),
         _ => None,
@@ -297,7 +261,7 @@ fn check(test: &Test, actual: JsVal<'_, '_>) -> bool {
 }
 
 /// `validateCondition`; `every`/`some` short-circuit, so a later throw can be skipped.
-pub(super) fn eval(condition: &Condition, event: &Json<'_>) -> Result<bool, Thrown> {
+pub(super) fn eval<'a>(condition: &Condition, event: impl DocValue<'a>) -> Result<bool, Thrown> {
     match condition {
         Condition::And(children) => {
             for child in children {

@@ -37,6 +37,20 @@ mod eval;
 mod lexer;
 mod parser;
 mod strict;
+
+/// Evaluates a condition on the event as it is held (a `Value` or a typed event in place).
+struct Matches<'c>(&'c Condition);
+
+impl crate::segment::sealed::Reader for Matches<'_> {
+    type Output = bool;
+    fn direct<'d>(&mut self, event: impl crate::json::DocValue<'d>) -> Option<bool> {
+        Some(eval::eval(self.0, event).unwrap_or(false))
+    }
+    fn general(mut self, doc: &crate::Json<'_>) -> Result<bool, crate::Error> {
+        Ok(self.direct(doc).unwrap_or(false))
+    }
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -286,9 +300,12 @@ impl Trigger {
     /// Text that is not JSON matches nothing.
     #[must_use]
     pub fn matches(&self, event: impl crate::segment::AsEvent) -> bool {
-        event
-            .with_json(|doc| Ok(eval::eval(&self.inner.condition, doc).unwrap_or(false)))
-            .unwrap_or(false)
+        event.read(Matches(&self.inner.condition)).unwrap_or(false)
+    }
+
+    /// [`matches`](Self::matches) for an event in any form the crate reads.
+    pub(crate) fn matches_value<'d>(&self, event: impl crate::json::DocValue<'d>) -> bool {
+        eval::eval(&self.inner.condition, event).unwrap_or(false)
     }
 
     /// The source text it was parsed from.

@@ -1,4 +1,6 @@
 use super::*;
+use crate::Json;
+use crate::segment::Event;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -54,6 +56,15 @@ struct Corpus {
 }
 
 fn corpus_failures(corpus: &Corpus) -> Vec<String> {
+    let texts: Vec<String> = corpus.events.iter().map(Value::to_string).collect();
+    let forms: Vec<(Json<'_>, Option<Event>)> = texts
+        .iter()
+        .zip(&corpus.events)
+        .map(|(text, event)| {
+            let doc = Json::parse(text).expect("corpus events are JSON");
+            (doc, Event::from_value(event.clone()).ok())
+        })
+        .collect();
     let mut failures = Vec::new();
     for (condition, verdict) in &corpus.cases {
         match (Trigger::parse(condition), verdict.as_str()) {
@@ -61,10 +72,21 @@ fn corpus_failures(corpus: &Corpus) -> Vec<String> {
             (Ok(t), "E") => failures.push(format!("{condition:?} parsed as {:?}", t.condition())),
             (Err(e), _) => failures.push(format!("{condition:?} failed to parse: {e}")),
             (Ok(t), letters) => {
-                for (event, letter) in corpus.events.iter().zip(letters.chars()) {
-                    if t.matches(event) != (letter == 't') {
+                for ((event, forms), letter) in
+                    corpus.events.iter().zip(&forms).zip(letters.chars())
+                {
+                    // The event as a `Value`, as parsed text and (where it is one) as a typed
+                    // event: each form is read in place, and all must agree.
+                    let (doc, typed) = forms;
+                    let verdicts = [
+                        Some(t.matches(event)),
+                        Some(t.matches(doc)),
+                        typed.as_ref().map(|typed| t.matches(typed)),
+                    ];
+                    if verdicts.iter().flatten().any(|&v| v != (letter == 't')) {
                         failures.push(format!(
-                            "{condition:?} on {event}: expected {letter}, parsed as {:?}",
+                            "{condition:?} on {event}: expected {letter}, got {verdicts:?} \
+                             (value, text, typed), parsed as {:?}",
                             t.condition()
                         ));
                     }
