@@ -13,6 +13,7 @@ use crate::segment::{AsEvent, check_mappable};
 use bytes::Bytes;
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod direct;
 
@@ -573,9 +574,9 @@ impl Pipeline {
         })
     }
 
-    /// Encodes many events on `threads` threads (scoped; contiguous chunks keep the results in
-    /// input order). Building is pure CPU work, so this scales with cores; `threads == 1` runs
-    /// on the calling thread.
+    /// Encodes many events on `threads` threads (scoped), the results in input order.
+    /// Building is pure CPU work, so this scales with cores; `threads == 1` runs on the
+    /// calling thread, which is otherwise one of the `threads`.
     ///
     /// ```
     /// use rokt_capi::{Pipeline, mapping::Preset};
@@ -591,30 +592,43 @@ impl Pipeline {
     ) -> Vec<Result<Bytes, Error>> {
         let threads = threads.clamp(1, events.len().max(1));
         if threads == 1 {
-            return events
-                .iter()
-                .map(|e| e.with_json(|doc| self.encode(doc)))
-                .collect();
+            return events.iter().map(|e| self.encode(e)).collect();
         }
-        let encode = |e: &E| e.with_json(|doc| self.encode(doc));
-        let mut parts = events.chunks(events.len().div_ceil(threads));
-        // The calling thread is one of the `threads`: it encodes the first part, straight into
-        // the result, while the others encode theirs.
-        let own = parts.next().unwrap_or_default();
+        // Small chunks, each taken by the next thread free: a core that runs slower (a busy
+        // or throttled virtual CPU, a thread started late) takes fewer, where one fixed part
+        // per thread left the others waiting for it.
+        let size = (events.len() / (threads * 16)).clamp(1, 1024);
+        let chunks: Vec<&[E]> = events.chunks(size).collect();
+        let next = AtomicUsize::new(0);
+        // Each thread's chunks, by index.
+        let work = || {
+            let mut done = Vec::new();
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(chunk) = chunks.get(index) else {
+                    return done;
+                };
+                done.push((index, chunk.iter().map(|e| self.encode(e)).collect::<Vec<_>>()));
+            }
+        };
+        let mut parts: Vec<Vec<Result<Bytes, Error>>> = Vec::new();
+        parts.resize_with(chunks.len(), Vec::new);
         std::thread::scope(|scope| {
-            let handles: Vec<_> = parts
-                .map(|part| scope.spawn(move || part.iter().map(encode).collect::<Vec<_>>()))
-                .collect();
-            let mut encoded = Vec::with_capacity(events.len());
-            encoded.extend(own.iter().map(encode));
+            let handles: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+            let mut place = |done: Vec<(usize, Vec<Result<Bytes, Error>>)>| {
+                for (index, encoded) in done {
+                    parts[index] = encoded;
+                }
+            };
+            place(work());
             for h in handles {
-                encoded.extend(
+                place(
                     h.join()
                         .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
                 );
             }
-            encoded
-        })
+        });
+        parts.into_iter().flatten().collect()
     }
 
     /// `POST /events` for one event, as the reference sends an event alone.
