@@ -2,7 +2,8 @@
 # One benchmark sitting, as BENCHMARKS.md reports them: ROUNDS interleaved rounds of the
 # reference, the preview on one core and two (200,000 and 20,000 events), an earlier build of the
 # preview if BEFORE names one, two one-core previews side by side (what two independent cores
-# give on this machine), and the criterion rows for typed inputs and encode_all (unless NOCRIT).
+# give on this machine), and the criterion rows for typed inputs and encode_all, and the
+# dispatcher's rows for the three forms of one event (unless NOCRIT).
 #
 #   bash benches/sitting.sh            # ROUNDS=5 BEFORE=path/to/older/preview NOCRIT=1 to vary
 #
@@ -15,8 +16,9 @@ DATA=${DATA:-/tmp}
 cargo build --release --example preview >/dev/null 2>&1
 cp target/release/examples/preview "$DATA/preview-sitting"
 if [ -z "${NOCRIT:-}" ]; then
-  cargo bench --bench pipeline --no-run >/dev/null 2>&1
+  cargo bench --bench pipeline --bench dispatcher --no-run >/dev/null 2>&1
   BENCH=$(ls -t target/release/deps/pipeline-* | grep -v '\.d$' | head -1)
+  DISPATCH=$(ls -t target/release/deps/dispatcher-* | grep -v '\.d$' | head -1)
 fi
 PEER=../shared/bench/peer/throughput.js
 preview() { # binary, then the preview's arguments
@@ -44,5 +46,7 @@ for r in $(seq 1 "$ROUNDS"); do
     "$BENCH" --bench --noplot --warm-up-time 1 --measurement-time 4 \
       'typed_fresh|end_to_end/encode \(|end_to_end/encode, s|encode_all' 2>&1 |
       grep -E "^(end_to_end|typed)|^ +time:" | grep -v '%' | paste - - | sed 's/  */ /g; s/^/crit /'
+    "$DISPATCH" --bench --noplot 2>&1 |
+      grep -E "^dispatcher|^ +time:" | grep -v '%' | paste - - | sed 's/  */ /g; s/^/crit /'
   fi
 done

@@ -608,7 +608,10 @@ impl Pipeline {
                 let Some(chunk) = chunks.get(index) else {
                     return done;
                 };
-                done.push((index, chunk.iter().map(|e| self.encode(e)).collect::<Vec<_>>()));
+                done.push((
+                    index,
+                    chunk.iter().map(|e| self.encode(e)).collect::<Vec<_>>(),
+                ));
             }
         };
         let mut parts: Vec<Vec<Result<Bytes, Error>>> = Vec::new();
