@@ -659,6 +659,11 @@ pub(crate) mod sealed {
 /// `type` supplied from the Rust type; a `Message::Batch` is refused as many events). Sealed:
 /// only these.
 ///
+/// Text is parsed once. A `serde_json::Value`, a typed [`Event`] and an intake message are read
+/// in place (by the pipeline's direct plan, the triggers and the dispatcher), with no document
+/// made of them first; only an event the direct plan leaves to the general path, or a mapping
+/// beyond the plan, is turned into a [`Json`] document, once.
+///
 /// ```
 /// use rokt_capi::Pipeline;
 /// let pipeline = Pipeline::builder().build().unwrap();
