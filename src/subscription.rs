@@ -320,7 +320,7 @@ impl Destination {
                     .0
                     .compiled
                     .iter()
-                    .filter(|(_, t, _)| t.matches(doc))
+                    .filter(|(_, t, _)| t.matches_value(doc))
                     .map(|(name, _, pipeline)| (name.clone(), pipeline.encoded(doc)))
                     .collect())
             }

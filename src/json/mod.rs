@@ -214,12 +214,19 @@ impl<'a> From<&'a serde_json::Value> for Json<'a> {
             serde_json::Value::Number(n) => Json::Number(n.clone()),
             serde_json::Value::String(s) => Json::Str(Cow::Borrowed(s)),
             serde_json::Value::Array(items) => Json::Array(items.iter().map(Into::into).collect()),
-            serde_json::Value::Object(map) => Json::Object(
-                map.iter()
-                    .map(|(k, v)| (Cow::Borrowed(k.as_str()), v.into()))
-                    .collect(),
-            ),
+            serde_json::Value::Object(map) => Json::from(map),
         }
+    }
+}
+
+impl<'a> From<&'a serde_json::Map<String, serde_json::Value>> for Json<'a> {
+    /// The object, in the map's order, its strings borrowed.
+    fn from(map: &'a serde_json::Map<String, serde_json::Value>) -> Self {
+        Json::Object(
+            map.iter()
+                .map(|(k, v)| (Cow::Borrowed(k.as_str()), v.into()))
+                .collect(),
+        )
     }
 }
 

@@ -113,7 +113,7 @@ impl<'a> View<'_, 'a> {
     pub(crate) fn to_json(self) -> Json<'a> {
         match self {
             View::Value(v) => Json::from(v),
-            View::Map(map) => map_json(map),
+            View::Map(map) => Json::from(map),
             View::Str(s) => Json::Str(Cow::Borrowed(s)),
             View::Number(n) => Json::Number(n.clone()),
             View::Object(members) => Json::Object(
@@ -124,14 +124,6 @@ impl<'a> View<'_, 'a> {
             ),
         }
     }
-}
-
-fn map_json(map: &Map<String, Value>) -> Json<'_> {
-    Json::Object(
-        map.iter()
-            .map(|(k, v)| (Cow::Borrowed(k.as_str()), Json::from(v)))
-            .collect(),
-    )
 }
 
 impl<'s, 'a: 's> DocValue<'s> for View<'s, 'a> {

@@ -399,30 +399,35 @@ impl DirectPlan {
     /// The event's encoded batch with what the client routes it by, or `None` when the
     /// general path must encode it.
     pub(crate) fn encode_routed<'d>(&self, doc: impl DocValue<'d>) -> Option<(Bytes, Routing)> {
-        // What is not an object is no event: the general path says so.
-        if !doc.is_object() {
-            return None;
-        }
-        let mut slots = [[0u8; 64]; 5];
-        let batch = self.batch(doc, &mut slots).ok()?;
-        let bytes = crate::rokt::arena_bytes(|out| batch.write(out).ok_or(())).ok()?;
-        let has_events = batch.audience.is_some() || batch.conversion.is_some();
-        let routing = Routing {
-            newest_ms: has_events.then_some(batch.timestamp),
-            message_id: has_events.then(|| batch.source_message_id.into_owned()),
-        };
-        Some((bytes, routing))
+        self.with_batch(doc, |batch| {
+            let bytes = crate::rokt::arena_bytes(|out| batch.write(out).ok_or(())).ok()?;
+            let has_events = batch.audience.is_some() || batch.conversion.is_some();
+            let routing = Routing {
+                newest_ms: has_events.then_some(batch.timestamp),
+                message_id: has_events.then(|| batch.source_message_id.to_string()),
+            };
+            Some((bytes, routing))
+        })
     }
 
     /// Appends the event's batch to `out`; `None` (with whatever it appended) when the general
     /// path must write it.
     pub(crate) fn write<'d>(&self, doc: impl DocValue<'d>, out: &mut Vec<u8>) -> Option<()> {
+        self.with_batch(doc, |batch| batch.write(out))
+    }
+
+    /// `f` of the event's batch, when the plan is sure of the event.
+    fn with_batch<'d, T>(
+        &self,
+        doc: impl DocValue<'d>,
+        f: impl FnOnce(&DirectBatch<'_>) -> Option<T>,
+    ) -> Option<T> {
+        // What is not an object is no event: the general path says so.
         if !doc.is_object() {
             return None;
         }
         let mut slots = [[0u8; 64]; 5];
-        let batch = self.batch(doc, &mut slots).ok()?;
-        batch.write(out)
+        f(&self.batch(doc, &mut slots).ok()?)
     }
 
     fn source(&self, member: Member) -> &Source {

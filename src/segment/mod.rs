@@ -702,10 +702,10 @@ impl AsEvent for Value {
 
 impl sealed::Sealed for Event {
     fn read<R: sealed::Reader>(&self, mut reader: R) -> Result<R::Output, Error> {
-        match view(self, |event| reader.direct(event)) {
+        view(self, |event| match reader.direct(event) {
             Some(answer) => Ok(answer),
-            None => reader.general(&document(self)),
-        }
+            None => reader.general(&event.to_json()),
+        })
     }
 }
 impl AsEvent for Event {

@@ -38,19 +38,6 @@ mod lexer;
 mod parser;
 mod strict;
 
-/// Evaluates a condition on the event as it is held (a `Value` or a typed event in place).
-struct Matches<'c>(&'c Condition);
-
-impl crate::segment::sealed::Reader for Matches<'_> {
-    type Output = bool;
-    fn direct<'d>(&mut self, event: impl crate::json::DocValue<'d>) -> Option<bool> {
-        Some(eval::eval(self.0, event).unwrap_or(false))
-    }
-    fn general(mut self, doc: &crate::Json<'_>) -> Result<bool, crate::Error> {
-        Ok(self.direct(doc).unwrap_or(false))
-    }
-}
-
 #[cfg(test)]
 mod tests;
 
@@ -300,7 +287,7 @@ impl Trigger {
     /// Text that is not JSON matches nothing.
     #[must_use]
     pub fn matches(&self, event: impl crate::segment::AsEvent) -> bool {
-        event.read(Matches(&self.inner.condition)).unwrap_or(false)
+        event.read(Matches(self)).unwrap_or(false)
     }
 
     /// [`matches`](Self::matches) for an event in any form the crate reads.
@@ -342,6 +329,19 @@ impl Trigger {
                 ]),
             }),
         }
+    }
+}
+
+/// A trigger's verdict on an event as it is held (a `Value` or a typed event in place).
+struct Matches<'t>(&'t Trigger);
+
+impl crate::segment::sealed::Reader for Matches<'_> {
+    type Output = bool;
+    fn direct<'d>(&mut self, event: impl crate::json::DocValue<'d>) -> Option<bool> {
+        Some(self.0.matches_value(event))
+    }
+    fn general(self, doc: &crate::Json<'_>) -> Result<bool, crate::Error> {
+        Ok(self.0.matches_value(doc))
     }
 }
 
